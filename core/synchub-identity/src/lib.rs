@@ -1,0 +1,18 @@
+//! Identity resolution for synchub: one person, one contact.
+//!
+//! - [`normalize`]: emails, phones (E.164), names (CJK and romanizations,
+//!   nicknames, honorifics), addresses and companies;
+//! - [`keys`]: the deterministic tier the sync engine uses on every pull
+//!   ([`match_keys`], [`names_compatible`], [`normalize_contact`]).
+//!
+//! Everything here is pure: no database, no network.
+
+pub mod keys;
+pub mod normalize;
+
+pub use keys::{match_keys, names_compatible, normalize_contact, person_name};
+pub use normalize::address::{address_key, normalize_address_line, normalize_postal_code};
+pub use normalize::company::normalize_company;
+pub use normalize::email::{normalize_email, normalize_email_with, EmailRules};
+pub use normalize::name::{normalize_name, NameLevel, PersonName};
+pub use normalize::phone::normalize_phone;

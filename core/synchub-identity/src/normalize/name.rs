@@ -1,0 +1,376 @@
+//! Person names: NFKC and case folding, honorifics and titles, nicknames,
+//! CJK names written with no space between family and given name, and
+//! romanized Chinese names in either order. [`PersonName`] is the parsed form
+//! the matcher compares; [`normalize_name`] is the plain comparison string.
+
+use serde::{Deserialize, Serialize};
+
+use super::romanize::{
+    compound_surname_id, han_id, is_surname_spelling, segment, syllable_ids, SyllableId,
+};
+use super::{fold, is_han};
+
+const HONORIFICS: &[&str] = &[
+    "mr", "mrs", "ms", "miss", "mx", "dr", "prof", "sir", "madam", "mme", "jr", "sr", "ii", "iii",
+    "phd", "md", "esq", "先生", "小姐", "女士", "太太", "博士", "教授", "醫生", "医生", "經理",
+    "经理",
+];
+
+const NICKNAMES: &[(&str, &str)] = &[
+    ("bill", "william"),
+    ("billy", "william"),
+    ("will", "william"),
+    ("willy", "william"),
+    ("bob", "robert"),
+    ("bobby", "robert"),
+    ("rob", "robert"),
+    ("robbie", "robert"),
+    ("liz", "elizabeth"),
+    ("lizzie", "elizabeth"),
+    ("beth", "elizabeth"),
+    ("betty", "elizabeth"),
+    ("eliza", "elizabeth"),
+    ("jim", "james"),
+    ("jimmy", "james"),
+    ("mike", "michael"),
+    ("mick", "michael"),
+    ("kate", "katherine"),
+    ("katie", "katherine"),
+    ("kathy", "katherine"),
+    ("cathy", "katherine"),
+    ("catherine", "katherine"),
+    ("tom", "thomas"),
+    ("tommy", "thomas"),
+    ("dick", "richard"),
+    ("rick", "richard"),
+    ("ricky", "richard"),
+    ("tony", "anthony"),
+    ("jenny", "jennifer"),
+    ("jen", "jennifer"),
+    ("peggy", "margaret"),
+    ("maggie", "margaret"),
+    ("meg", "margaret"),
+    ("sue", "susan"),
+    ("susie", "susan"),
+    ("chris", "christopher"),
+    ("dave", "david"),
+    ("dan", "daniel"),
+    ("danny", "daniel"),
+    ("joe", "joseph"),
+    ("joey", "joseph"),
+    ("sam", "samuel"),
+    ("alex", "alexander"),
+    ("andy", "andrew"),
+    ("drew", "andrew"),
+    ("ben", "benjamin"),
+    ("nick", "nicholas"),
+    ("matt", "matthew"),
+    ("steve", "stephen"),
+    ("steven", "stephen"),
+    ("ed", "edward"),
+    ("eddie", "edward"),
+    ("ted", "edward"),
+    ("pat", "patricia"),
+    ("patty", "patricia"),
+    ("debbie", "deborah"),
+    ("vicky", "victoria"),
+    ("jon", "jonathan"),
+    ("johnny", "john"),
+    ("jack", "john"),
+    ("larry", "lawrence"),
+    ("charlie", "charles"),
+    ("chuck", "charles"),
+    ("greg", "gregory"),
+    ("jeff", "jeffrey"),
+    ("ken", "kenneth"),
+    ("kenny", "kenneth"),
+    ("tim", "timothy"),
+    ("fred", "frederick"),
+    ("abby", "abigail"),
+    ("mandy", "amanda"),
+    ("becky", "rebecca"),
+    ("jess", "jessica"),
+];
+
+/// How closely two name parts agree, best first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NameLevel {
+    /// The same after normalization.
+    Exact,
+    /// Equivalent spellings: a nickname, or the same Chinese name romanized differently.
+    Equivalent,
+    /// A likely typo (Jaro–Winkler similarity of at least 0.9).
+    Close,
+    /// One side is an initial of the other.
+    Initial,
+    /// Disagree.
+    Different,
+    /// One side is empty.
+    Missing,
+}
+
+/// One part of a name (given or family) in comparison form.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NamePart {
+    /// Folded text with no spaces or punctuation; nicknames mapped to the full name.
+    pub compact: String,
+    /// Candidate romanization-table rows per syllable, when every syllable is known.
+    pub syllables: Option<Vec<Vec<SyllableId>>>,
+}
+
+impl NamePart {
+    fn new(tokens: &[String], given: bool) -> Self {
+        let joined: String = tokens.concat();
+        let compact = match (given, tokens) {
+            (true, [one]) => canonical_given(one).to_string(),
+            _ => joined.clone(),
+        };
+        NamePart {
+            compact,
+            syllables: syllables_of(tokens),
+        }
+    }
+
+    /// True when the part is empty.
+    pub fn is_empty(&self) -> bool {
+        self.compact.is_empty()
+    }
+
+    /// First character, for blocking and initials.
+    pub fn initial(&self) -> Option<char> {
+        self.compact.chars().next()
+    }
+}
+
+/// A parsed person name.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PersonName {
+    /// Given name(s).
+    pub given: NamePart,
+    /// Family name.
+    pub family: NamePart,
+}
+
+impl PersonName {
+    /// Parse from the structured parts when present, else from the full name.
+    pub fn parse(given: Option<&str>, family: Option<&str>, full: Option<&str>) -> Self {
+        let g = given.map(name_tokens).unwrap_or_default();
+        let f = family.map(name_tokens).unwrap_or_default();
+        if !g.is_empty() || !f.is_empty() {
+            return PersonName {
+                given: NamePart::new(&g, true),
+                family: NamePart::new(&f, false),
+            };
+        }
+        let Some(full) = full else {
+            return PersonName::default();
+        };
+        let (g, f) = split_full_name(full);
+        PersonName {
+            given: NamePart::new(&g, true),
+            family: NamePart::new(&f, false),
+        }
+    }
+
+    /// True when there is no name at all.
+    pub fn is_empty(&self) -> bool {
+        self.given.is_empty() && self.family.is_empty()
+    }
+
+    /// Compare with another name, trying both orders (first/last swapped);
+    /// returns `(given, family, swapped)`.
+    pub fn compare(&self, other: &PersonName) -> (NameLevel, NameLevel, bool) {
+        let straight = (
+            compare_parts(&self.given, &other.given),
+            compare_parts(&self.family, &other.family),
+        );
+        let swapped = (
+            compare_parts(&self.given, &other.family),
+            compare_parts(&self.family, &other.given),
+        );
+        let rank = |(g, f): (NameLevel, NameLevel)| g as u8 + f as u8;
+        if rank(swapped) < rank(straight) {
+            (swapped.0, swapped.1, true)
+        } else {
+            (straight.0, straight.1, false)
+        }
+    }
+}
+
+/// The comparison form of a whole name: folded, honorifics and punctuation
+/// removed, single spaces; CJK names lose their inner spaces (`陳 大文` → `陳大文`).
+pub fn normalize_name(raw: &str) -> String {
+    let tokens = name_tokens(raw);
+    if tokens.iter().all(|t| t.chars().all(is_han)) {
+        tokens.concat()
+    } else {
+        tokens.join(" ")
+    }
+}
+
+/// Folded name tokens with honorifics, titles and punctuation removed. A run
+/// of Han characters is one token.
+pub fn name_tokens(raw: &str) -> Vec<String> {
+    let folded = fold(raw);
+    let mut tokens = Vec::new();
+    let mut cur = String::new();
+    for c in folded.chars() {
+        if c.is_alphanumeric() {
+            if !cur.is_empty() && is_han(c) != cur.chars().last().is_some_and(is_han) {
+                tokens.push(std::mem::take(&mut cur));
+            }
+            cur.push(c);
+        } else if c == '\'' || c == '’' {
+            continue;
+        } else if !cur.is_empty() {
+            tokens.push(std::mem::take(&mut cur));
+        }
+    }
+    if !cur.is_empty() {
+        tokens.push(cur);
+    }
+    let mut out: Vec<String> = Vec::with_capacity(tokens.len());
+    for t in tokens {
+        let t = strip_han_honorific(&t);
+        if !t.is_empty() && !HONORIFICS.contains(&t.as_str()) {
+            out.push(t);
+        }
+    }
+    // Han tokens separated by a space are one name (陳 大文).
+    if out.len() > 1 && out.iter().all(|t| t.chars().all(is_han)) {
+        return vec![out.concat()];
+    }
+    out
+}
+
+fn strip_han_honorific(t: &str) -> String {
+    for h in HONORIFICS.iter().filter(|h| !h.is_ascii()) {
+        if let Some(rest) = t.strip_suffix(h) {
+            return rest.to_string();
+        }
+    }
+    t.to_string()
+}
+
+/// Split a full name into (given, family) tokens: `陳大文` → (大文, 陳);
+/// `Chan Tai Man` → (tai man, chan); `Jane Doe` → (jane, doe); `Doe, Jane` → (jane, doe).
+pub fn split_full_name(full: &str) -> (Vec<String>, Vec<String>) {
+    if let Some((family, given)) = full.split_once(',') {
+        return (name_tokens(given), name_tokens(family));
+    }
+    let tokens = name_tokens(full);
+    match tokens.as_slice() {
+        [] => (vec![], vec![]),
+        [one] if one.chars().all(is_han) => {
+            let chars: Vec<char> = one.chars().collect();
+            let cut = if chars.len() >= 3
+                && compound_surname_id(&one.chars().take(2).collect::<String>()).is_some()
+            {
+                2
+            } else {
+                1
+            };
+            let family: String = chars[..cut.min(chars.len())].iter().collect();
+            let given: String = chars[cut.min(chars.len())..].iter().collect();
+            (
+                if given.is_empty() {
+                    vec![]
+                } else {
+                    vec![given]
+                },
+                vec![family],
+            )
+        }
+        [one] => (vec![one.clone()], vec![]),
+        [first, rest @ ..] => {
+            let last = &tokens[tokens.len() - 1];
+            let family_first = is_surname_spelling(first)
+                && (!is_surname_spelling(last)
+                    || (tokens.len() >= 3 && tokens.iter().all(|t| !syllable_ids(t).is_empty())));
+            if family_first {
+                (rest.to_vec(), vec![first.clone()])
+            } else {
+                (tokens[..tokens.len() - 1].to_vec(), vec![last.clone()])
+            }
+        }
+    }
+}
+
+fn canonical_given(token: &str) -> &str {
+    NICKNAMES
+        .iter()
+        .find(|(n, _)| *n == token)
+        .map_or(token, |(_, c)| c)
+}
+
+fn syllables_of(tokens: &[String]) -> Option<Vec<Vec<SyllableId>>> {
+    let mut out = Vec::new();
+    for t in tokens {
+        if t.chars().all(is_han) {
+            let chars: Vec<char> = t.chars().collect();
+            let mut i = 0;
+            while i < chars.len() {
+                if i + 1 < chars.len() {
+                    let pair: String = chars[i..i + 2].iter().collect();
+                    if let Some(id) = compound_surname_id(&pair) {
+                        out.push(vec![id]);
+                        i += 2;
+                        continue;
+                    }
+                }
+                out.push(vec![han_id(chars[i])?]);
+                i += 1;
+            }
+        } else if !syllable_ids(t).is_empty() {
+            out.push(syllable_ids(t).to_vec());
+        } else {
+            for piece in segment(t)? {
+                out.push(syllable_ids(piece).to_vec());
+            }
+        }
+    }
+    (!out.is_empty()).then_some(out)
+}
+
+/// Compare two name parts.
+pub fn compare_parts(a: &NamePart, b: &NamePart) -> NameLevel {
+    if a.is_empty() || b.is_empty() {
+        return NameLevel::Missing;
+    }
+    if a.compact == b.compact {
+        return NameLevel::Exact;
+    }
+    if let (Some(sa), Some(sb)) = (&a.syllables, &b.syllables) {
+        if sa.len() == sb.len()
+            && sa
+                .iter()
+                .zip(sb)
+                .all(|(x, y)| x.iter().any(|i| y.contains(i)))
+        {
+            return NameLevel::Equivalent;
+        }
+    }
+    let (ca, cb) = (a.compact.chars().count(), b.compact.chars().count());
+    if ca == 1 || cb == 1 {
+        return if a.initial() == b.initial() {
+            NameLevel::Initial
+        } else {
+            NameLevel::Different
+        };
+    }
+    if ca.min(cb) >= 3 && strsim::jaro_winkler(&a.compact, &b.compact) >= 0.9 {
+        return NameLevel::Close;
+    }
+    if ca.min(cb) == 2
+        && strsim::damerau_levenshtein(&a.compact, &b.compact) <= 1
+        && a.initial() == b.initial()
+    {
+        return NameLevel::Close;
+    }
+    NameLevel::Different
+}
+
+#[cfg(test)]
+#[path = "name_tests.rs"]
+mod tests;

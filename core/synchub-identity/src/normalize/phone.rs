@@ -1,0 +1,161 @@
+//! Phone normalization to E.164 with the `phonenumber` crate (libphonenumber
+//! metadata), plus the ways numbers are really written in Taiwan, Hong Kong and
+//! mainland China: full-width digits, `0086`/`00886` prefixes (the `00`
+//! international prefix is not the IDD of every region), a country code
+//! written without `+` (`86-138 0013 8000`), and a trunk zero kept after the
+//! country code (`+886 0912 345 678`).
+
+use phonenumber::{country, Mode};
+
+use super::clean_text;
+
+/// Normalize a phone number to E.164 (`+886912345678`). `default_region` is an
+/// ISO 3166-1 alpha-2 code used for numbers written without a country code.
+/// `None` when the text is not a valid number.
+pub fn normalize_phone(raw: &str, default_region: Option<&str>) -> Option<String> {
+    let cleaned = clean_text(raw);
+    // Cut extensions: "x123", "ext. 12", "#12", "轉12".
+    let main = cut_extension(&cleaned);
+    let plus = main.trim_start().starts_with('+');
+    let digits: String = main.chars().filter(char::is_ascii_digit).collect();
+    if digits.len() < 6 || digits.len() > 17 {
+        return None;
+    }
+    let region =
+        default_region.and_then(|r| r.trim().to_ascii_uppercase().parse::<country::Id>().ok());
+    if plus {
+        return parse_valid(None, &format!("+{digits}"));
+    }
+    if let Some(intl) = digits.strip_prefix("00") {
+        if let Some(n) = parse_valid(None, &format!("+{intl}")) {
+            return Some(n);
+        }
+    }
+    if region.is_some() {
+        if let Some(n) = parse_valid(region, &digits) {
+            return Some(n);
+        }
+    }
+    // A country code written without "+", e.g. "86-138 0013 8000" or "852 9123 4567".
+    if !digits.starts_with('0') {
+        return parse_valid(None, &format!("+{digits}"));
+    }
+    None
+}
+
+fn cut_extension(s: &str) -> &str {
+    let lower_idx = ["ext", "x", "#", "轉", "分機"]
+        .iter()
+        .filter_map(|m| find_ascii_ci(s, m))
+        .min();
+    match lower_idx {
+        Some(i) if i > 0 => &s[..i],
+        _ => s,
+    }
+}
+
+fn find_ascii_ci(hay: &str, needle: &str) -> Option<usize> {
+    if needle.is_ascii() {
+        hay.to_ascii_lowercase().find(needle)
+    } else {
+        hay.find(needle)
+    }
+}
+
+fn parse_valid(region: Option<country::Id>, text: &str) -> Option<String> {
+    let number = phonenumber::parse(region, text).ok()?;
+    phonenumber::is_valid(&number).then(|| number.format().mode(Mode::E164).to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(raw: &str, region: Option<&str>) -> Option<String> {
+        normalize_phone(raw, region)
+    }
+
+    #[test]
+    fn taiwan_numbers() {
+        assert_eq!(
+            p("０９１２-３４５-６７８", Some("TW")).as_deref(),
+            Some("+886912345678")
+        );
+        assert_eq!(
+            p("(02) 2345-6789", Some("TW")).as_deref(),
+            Some("+886223456789")
+        );
+        assert_eq!(
+            p("+886 0912 345 678", None).as_deref(),
+            Some("+886912345678")
+        );
+        assert_eq!(
+            p("+886-912-345-678", Some("HK")).as_deref(),
+            Some("+886912345678")
+        );
+        assert_eq!(
+            p("00886 912 345 678", Some("HK")).as_deref(),
+            Some("+886912345678")
+        );
+        assert_eq!(p("886912345678", None).as_deref(), Some("+886912345678"));
+    }
+
+    #[test]
+    fn hong_kong_numbers() {
+        assert_eq!(p("+852 9123 4567", None).as_deref(), Some("+85291234567"));
+        assert_eq!(p("9123 4567", Some("HK")).as_deref(), Some("+85291234567"));
+        assert_eq!(
+            p("(852) 9123-4567", Some("TW")).as_deref(),
+            Some("+85291234567")
+        );
+    }
+
+    #[test]
+    fn mainland_numbers() {
+        assert_eq!(
+            p("86-138 0013 8000", None).as_deref(),
+            Some("+8613800138000")
+        );
+        assert_eq!(
+            p("86-138 0013 8000", Some("CN")).as_deref(),
+            Some("+8613800138000")
+        );
+        assert_eq!(
+            p("0086 138 0013 8000", Some("TW")).as_deref(),
+            Some("+8613800138000")
+        );
+        assert_eq!(
+            p("0086 138 0013 8000", Some("CN")).as_deref(),
+            Some("+8613800138000")
+        );
+        assert_eq!(
+            p("138-0013-8000", Some("CN")).as_deref(),
+            Some("+8613800138000")
+        );
+    }
+
+    #[test]
+    fn extensions_are_cut() {
+        assert_eq!(
+            p("+1 650-253-0000 ext. 12", None).as_deref(),
+            Some("+16502530000")
+        );
+        assert_eq!(
+            p("(02) 2345-6789 轉 301", Some("TW")).as_deref(),
+            Some("+886223456789")
+        );
+    }
+
+    #[test]
+    fn garbage_is_none() {
+        assert_eq!(p("", Some("TW")), None);
+        assert_eq!(p("n/a", Some("TW")), None);
+        assert_eq!(p("12345", Some("TW")), None);
+        assert_eq!(
+            p("0912-345-678", None),
+            None,
+            "national number without a region"
+        );
+        assert_eq!(p("+886 12", None), None);
+    }
+}
