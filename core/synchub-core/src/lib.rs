@@ -3,6 +3,7 @@
 
 pub mod connector;
 pub mod error;
+pub mod merge;
 pub mod model;
 
 pub use connector::{

@@ -1,0 +1,145 @@
+//! The synchub store: one API over SQLite (the embedded default) and
+//! PostgreSQL (production), through sqlx's `Any` driver. This crate is the
+//! only code that speaks SQL; every statement here is written once, in the
+//! common dialect of both (`$1` placeholders, `ON CONFLICT … DO UPDATE`).
+//!
+//! All state that describes a page — records, identity links with their
+//! snapshots, outbox rows, dead letters, conflicts and the stream cursor — is
+//! written through a [`Tx`], so a page is applied whole or not at all.
+
+mod connect;
+pub mod conflicts;
+pub mod cursors;
+pub mod dead_letters;
+pub mod links;
+pub mod outbox;
+pub mod records;
+pub mod runs;
+
+use sqlx::AnyPool;
+
+pub use connect::{redact_url, Backend};
+
+/// A database transaction; commit it with [`Tx::commit`].
+pub type Tx = sqlx::Transaction<'static, sqlx::Any>;
+
+/// An error from the store. Messages never contain a password.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The URL is not one we support.
+    #[error("unsupported database URL `{url}`: use sqlite://PATH or postgres://USER@HOST/DB (set --database-url or SYNCHUB_DATABASE_URL)")]
+    BadUrl {
+        /// The URL, password removed.
+        url: String,
+    },
+    /// The database could not be opened or reached.
+    #[error("cannot open database {url}: {message}")]
+    Connect {
+        /// The URL, password removed.
+        url: String,
+        /// What the driver said.
+        message: String,
+    },
+    /// Migrations failed.
+    #[error("cannot migrate database {url}: {message}")]
+    Migrate {
+        /// The URL, password removed.
+        url: String,
+        /// What went wrong.
+        message: String,
+    },
+    /// A query failed.
+    #[error("database error while {context}: {source}")]
+    Query {
+        /// What the store was doing.
+        context: &'static str,
+        /// The driver error.
+        source: sqlx::Error,
+    },
+    /// A stored value could not be decoded.
+    #[error("corrupt stored value while {context}: {message}")]
+    Corrupt {
+        /// What the store was doing.
+        context: &'static str,
+        /// What was wrong.
+        message: String,
+    },
+}
+
+pub(crate) trait QueryContext<T> {
+    fn ctx(self, context: &'static str) -> Result<T, StoreError>;
+}
+
+impl<T> QueryContext<T> for Result<T, sqlx::Error> {
+    fn ctx(self, context: &'static str) -> Result<T, StoreError> {
+        self.map_err(|source| StoreError::Query { context, source })
+    }
+}
+
+pub(crate) fn corrupt(context: &'static str, e: impl std::fmt::Display) -> StoreError {
+    StoreError::Corrupt {
+        context,
+        message: e.to_string(),
+    }
+}
+
+/// UTC now in the fixed-width text form every timestamp column uses.
+pub fn now_text() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+}
+
+/// The store: a pool plus the backend it talks to.
+#[derive(Clone)]
+pub struct Store {
+    pool: AnyPool,
+    backend: Backend,
+    url: String,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("backend", &self.backend)
+            .field("url", &redact_url(&self.url))
+            .finish()
+    }
+}
+
+impl Store {
+    /// Opens (creating a SQLite file on first use) and migrates the store.
+    pub async fn connect(url: &str) -> Result<Store, StoreError> {
+        let (pool, backend) = connect::open(url).await?;
+        let store = Store {
+            pool,
+            backend,
+            url: url.to_string(),
+        };
+        connect::migrate(&store).await?;
+        Ok(store)
+    }
+
+    /// The backend in use.
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// The URL, password removed.
+    pub fn display_url(&self) -> String {
+        redact_url(&self.url)
+    }
+
+    /// The pool, for modules of this crate added by other features.
+    pub fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+
+    /// Starts a transaction.
+    pub async fn begin(&self) -> Result<Tx, StoreError> {
+        self.pool.begin().await.ctx("starting a transaction")
+    }
+
+    /// Closes the pool, waiting for connections to finish.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}

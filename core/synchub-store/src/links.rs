@@ -1,0 +1,187 @@
+//! The identity map: (connection, object, external id) → CRM id, with the
+//! last-synced snapshot of the remote record (the base of three-way merges)
+//! and the remote version (to recognise echoes of our own writes).
+
+use std::collections::HashMap;
+
+use serde_json::{Map, Value};
+use sqlx::{AnyConnection, QueryBuilder, Row};
+use synchub_core::ObjectKind;
+
+use crate::records::CHUNK;
+use crate::{corrupt, now_text, QueryContext, Store, StoreError};
+
+/// One identity link.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Link {
+    /// Connection (pipeline connector instance) name.
+    pub connection: String,
+    /// Object kind.
+    pub object: ObjectKind,
+    /// Id in the remote system.
+    pub external_id: String,
+    /// CRM id.
+    pub crm_id: String,
+    /// Remote version at the last sync.
+    pub remote_version: Option<String>,
+    /// Remote updated-at at the last sync (RFC 3339).
+    pub remote_updated_at: Option<String>,
+    /// The record's fields as last synced (both sides agreed on this).
+    pub snapshot: Option<Map<String, Value>>,
+    /// Hash of the snapshot.
+    pub snapshot_hash: Option<String>,
+    /// The remote record is deleted.
+    pub deleted: bool,
+}
+
+const SELECT: &str = "SELECT connection, object, external_id, crm_id, remote_version, \
+     remote_updated_at, snapshot, snapshot_hash, deleted FROM id_link";
+
+fn decode(row: &sqlx::any::AnyRow) -> Result<Link, StoreError> {
+    const CTX: &str = "reading an identity link";
+    let object: String = row.try_get("object").ctx(CTX)?;
+    let snapshot: Option<String> = row.try_get("snapshot").ctx(CTX)?;
+    let snapshot = match snapshot {
+        Some(text) => Some(serde_json::from_str(&text).map_err(|e| corrupt(CTX, e))?),
+        None => None,
+    };
+    Ok(Link {
+        connection: row.try_get("connection").ctx(CTX)?,
+        object: ObjectKind::parse(&object).ok_or_else(|| corrupt(CTX, object.clone()))?,
+        external_id: row.try_get("external_id").ctx(CTX)?,
+        crm_id: row.try_get("crm_id").ctx(CTX)?,
+        remote_version: row.try_get("remote_version").ctx(CTX)?,
+        remote_updated_at: row.try_get("remote_updated_at").ctx(CTX)?,
+        snapshot,
+        snapshot_hash: row.try_get("snapshot_hash").ctx(CTX)?,
+        deleted: row.try_get::<i64, _>("deleted").ctx(CTX)? != 0,
+    })
+}
+
+/// Links for these external ids of one connection and object.
+pub async fn by_external_ids(
+    conn: &mut AnyConnection,
+    connection: &str,
+    object: ObjectKind,
+    external_ids: &[String],
+) -> Result<HashMap<String, Link>, StoreError> {
+    let mut out = HashMap::with_capacity(external_ids.len());
+    for chunk in external_ids.chunks(CHUNK) {
+        let mut qb = QueryBuilder::new(SELECT);
+        qb.push(" WHERE connection = ").push_bind(connection.to_string());
+        qb.push(" AND object = ").push_bind(object.as_str());
+        qb.push(" AND external_id IN (");
+        let mut sep = qb.separated(", ");
+        for id in chunk {
+            sep.push_bind(id.clone());
+        }
+        qb.push(")");
+        let rows = qb.build().fetch_all(&mut *conn).await.ctx("loading identity links")?;
+        for row in &rows {
+            let link = decode(row)?;
+            out.insert(link.external_id.clone(), link);
+        }
+    }
+    Ok(out)
+}
+
+/// Links of these CRM ids (all connections), grouped by CRM id.
+pub async fn by_crm_ids(
+    conn: &mut AnyConnection,
+    crm_ids: &[String],
+) -> Result<HashMap<String, Vec<Link>>, StoreError> {
+    let mut out: HashMap<String, Vec<Link>> = HashMap::new();
+    for chunk in crm_ids.chunks(CHUNK) {
+        let mut qb = QueryBuilder::new(SELECT);
+        qb.push(" WHERE crm_id IN (");
+        let mut sep = qb.separated(", ");
+        for id in chunk {
+            sep.push_bind(id.clone());
+        }
+        qb.push(") ORDER BY connection, external_id");
+        let rows = qb.build().fetch_all(&mut *conn).await.ctx("loading identity links")?;
+        for row in &rows {
+            let link = decode(row)?;
+            out.entry(link.crm_id.clone()).or_default().push(link);
+        }
+    }
+    Ok(out)
+}
+
+/// Inserts or replaces links.
+pub async fn upsert_many(conn: &mut AnyConnection, links: &[Link]) -> Result<(), StoreError> {
+    let now = now_text();
+    for chunk in links.chunks(CHUNK) {
+        let mut qb = QueryBuilder::new(
+            "INSERT INTO id_link (connection, object, external_id, crm_id, remote_version, \
+             remote_updated_at, snapshot, snapshot_hash, deleted, updated_at) ",
+        );
+        qb.push_values(chunk, |mut b, l| {
+            let snapshot = l
+                .snapshot
+                .as_ref()
+                .map(|s| serde_json::to_string(s).unwrap_or_default());
+            b.push_bind(l.connection.clone())
+                .push_bind(l.object.as_str())
+                .push_bind(l.external_id.clone())
+                .push_bind(l.crm_id.clone())
+                .push_bind(l.remote_version.clone())
+                .push_bind(l.remote_updated_at.clone())
+                .push_bind(snapshot)
+                .push_bind(l.snapshot_hash.clone())
+                .push_bind(i64::from(l.deleted))
+                .push_bind(now.clone());
+        });
+        qb.push(
+            " ON CONFLICT (connection, object, external_id) DO UPDATE SET crm_id = excluded.crm_id, \
+             remote_version = excluded.remote_version, remote_updated_at = excluded.remote_updated_at, \
+             snapshot = excluded.snapshot, snapshot_hash = excluded.snapshot_hash, \
+             deleted = excluded.deleted, updated_at = excluded.updated_at",
+        );
+        qb.build().execute(&mut *conn).await.ctx("writing identity links")?;
+    }
+    Ok(())
+}
+
+/// Points every link of `from` at `to` (after a merge of two CRM records).
+pub async fn repoint(conn: &mut AnyConnection, from: &str, to: &str) -> Result<u64, StoreError> {
+    let done = sqlx::query("UPDATE id_link SET crm_id = $1, updated_at = $2 WHERE crm_id = $3")
+        .bind(to)
+        .bind(now_text())
+        .bind(from)
+        .execute(conn)
+        .await
+        .ctx("re-pointing identity links")?;
+    Ok(done.rows_affected())
+}
+
+impl Store {
+    /// All links of one CRM record.
+    pub async fn links_of(&self, crm_id: &str) -> Result<Vec<Link>, StoreError> {
+        let mut conn = self.pool.acquire().await.ctx("acquiring a connection")?;
+        Ok(by_crm_ids(&mut conn, &[crm_id.to_string()])
+            .await?
+            .remove(crm_id)
+            .unwrap_or_default())
+    }
+
+    /// Number of links per connection.
+    pub async fn link_counts(&self) -> Result<Vec<(String, String, i64)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT connection, object, COUNT(*) AS n FROM id_link GROUP BY connection, object \
+             ORDER BY connection, object",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .ctx("counting identity links")?;
+        rows.iter()
+            .map(|r| {
+                Ok((
+                    r.try_get("connection").ctx("counting links")?,
+                    r.try_get("object").ctx("counting links")?,
+                    r.try_get("n").ctx("counting links")?,
+                ))
+            })
+            .collect()
+    }
+}

@@ -1,0 +1,234 @@
+//! CRM records and their exact-match keys.
+
+use std::collections::HashMap;
+
+use sqlx::{AnyConnection, QueryBuilder, Row};
+use synchub_core::{ObjectKind, Record};
+
+use crate::{corrupt, now_text, QueryContext, Store, StoreError};
+
+/// Rows per multi-row statement; well under both backends' bind limits.
+pub(crate) const CHUNK: usize = 500;
+
+/// A CRM record as stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredRecord {
+    /// CRM id.
+    pub id: String,
+    /// Object kind.
+    pub kind: ObjectKind,
+    /// The record.
+    pub record: Record,
+    /// Content hash of `record`.
+    pub hash: String,
+    /// Bumped on every change.
+    pub version: i64,
+    /// Deleted (tombstoned) in the CRM.
+    pub deleted: bool,
+    /// Set when the dedup engine merged this record into another.
+    pub merged_into: Option<String>,
+    /// When the CRM record last changed (RFC 3339, UTC).
+    pub updated_at: String,
+}
+
+/// A record to insert or replace.
+#[derive(Debug, Clone)]
+pub struct RecordWrite {
+    /// CRM id.
+    pub id: String,
+    /// The record.
+    pub record: Record,
+    /// New version.
+    pub version: i64,
+    /// Tombstone.
+    pub deleted: bool,
+}
+
+fn decode_row(row: &sqlx::any::AnyRow) -> Result<StoredRecord, StoreError> {
+    const CTX: &str = "reading a crm record";
+    let kind_text: String = row.try_get("kind").ctx(CTX)?;
+    let kind = ObjectKind::parse(&kind_text).ok_or_else(|| corrupt(CTX, kind_text.clone()))?;
+    let data: String = row.try_get("data").ctx(CTX)?;
+    let record: Record = serde_json::from_str(&data).map_err(|e| corrupt(CTX, e))?;
+    Ok(StoredRecord {
+        id: row.try_get("id").ctx(CTX)?,
+        kind,
+        record,
+        hash: row.try_get("hash").ctx(CTX)?,
+        version: row.try_get("version").ctx(CTX)?,
+        deleted: row.try_get::<i64, _>("deleted").ctx(CTX)? != 0,
+        merged_into: row.try_get("merged_into").ctx(CTX)?,
+        updated_at: row.try_get("updated_at").ctx(CTX)?,
+    })
+}
+
+const SELECT: &str =
+    "SELECT id, kind, data, hash, version, deleted, merged_into, updated_at FROM crm_record";
+
+/// Loads the records with these ids.
+pub async fn get_many(
+    conn: &mut AnyConnection,
+    ids: &[String],
+) -> Result<HashMap<String, StoredRecord>, StoreError> {
+    let mut out = HashMap::with_capacity(ids.len());
+    for chunk in ids.chunks(CHUNK) {
+        let mut qb = QueryBuilder::new(SELECT);
+        qb.push(" WHERE id IN (");
+        let mut sep = qb.separated(", ");
+        for id in chunk {
+            sep.push_bind(id.clone());
+        }
+        qb.push(")");
+        let rows = qb.build().fetch_all(&mut *conn).await.ctx("loading crm records")?;
+        for row in &rows {
+            let rec = decode_row(row)?;
+            out.insert(rec.id.clone(), rec);
+        }
+    }
+    Ok(out)
+}
+
+/// Inserts or replaces records.
+pub async fn upsert_many(conn: &mut AnyConnection, rows: &[RecordWrite]) -> Result<(), StoreError> {
+    let now = now_text();
+    for chunk in rows.chunks(CHUNK) {
+        let mut qb = QueryBuilder::new(
+            "INSERT INTO crm_record (id, kind, data, hash, version, deleted, created_at, updated_at) ",
+        );
+        qb.push_values(chunk, |mut b, row| {
+            let data = serde_json::to_string(&row.record).unwrap_or_default();
+            b.push_bind(row.id.clone())
+                .push_bind(row.record.kind().as_str())
+                .push_bind(data)
+                .push_bind(row.record.content_hash())
+                .push_bind(row.version)
+                .push_bind(i64::from(row.deleted))
+                .push_bind(now.clone())
+                .push_bind(now.clone());
+        });
+        qb.push(
+            " ON CONFLICT (id) DO UPDATE SET data = excluded.data, hash = excluded.hash, \
+             version = excluded.version, deleted = excluded.deleted, updated_at = excluded.updated_at",
+        );
+        qb.build().execute(&mut *conn).await.ctx("writing crm records")?;
+    }
+    Ok(())
+}
+
+/// Marks `loser` as merged into `survivor` (and deleted).
+pub async fn mark_merged(
+    conn: &mut AnyConnection,
+    loser: &str,
+    survivor: &str,
+) -> Result<(), StoreError> {
+    sqlx::query("UPDATE crm_record SET merged_into = $1, deleted = 1, updated_at = $2 WHERE id = $3")
+        .bind(survivor)
+        .bind(now_text())
+        .bind(loser)
+        .execute(conn)
+        .await
+        .ctx("marking a merged record")?;
+    Ok(())
+}
+
+/// Finds CRM ids by exact-match keys (`email:…`, `phone:…`).
+pub async fn find_by_keys(
+    conn: &mut AnyConnection,
+    kind: ObjectKind,
+    keys: &[String],
+) -> Result<Vec<(String, String)>, StoreError> {
+    let mut out = Vec::new();
+    for chunk in keys.chunks(CHUNK) {
+        let mut qb = QueryBuilder::new("SELECT key, crm_id FROM match_key WHERE kind = ");
+        qb.push_bind(kind.as_str());
+        qb.push(" AND key IN (");
+        let mut sep = qb.separated(", ");
+        for k in chunk {
+            sep.push_bind(k.clone());
+        }
+        qb.push(")");
+        let rows = qb.build().fetch_all(&mut *conn).await.ctx("looking up match keys")?;
+        for row in rows {
+            out.push((
+                row.try_get("key").ctx("reading a match key")?,
+                row.try_get("crm_id").ctx("reading a match key")?,
+            ));
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// Replaces the match keys of the given records.
+pub async fn set_keys(
+    conn: &mut AnyConnection,
+    kind: ObjectKind,
+    keys: &[(String, Vec<String>)],
+) -> Result<(), StoreError> {
+    for chunk in keys.chunks(CHUNK) {
+        let mut qb = QueryBuilder::new("DELETE FROM match_key WHERE crm_id IN (");
+        let mut sep = qb.separated(", ");
+        for (id, _) in chunk {
+            sep.push_bind(id.clone());
+        }
+        qb.push(")");
+        qb.build().execute(&mut *conn).await.ctx("clearing match keys")?;
+        let mut pairs: Vec<(&str, &str)> = chunk
+            .iter()
+            .flat_map(|(id, ks)| ks.iter().map(move |k| (id.as_str(), k.as_str())))
+            .collect();
+        pairs.sort_unstable();
+        pairs.dedup();
+        for part in pairs.chunks(CHUNK) {
+            let mut qb = QueryBuilder::new("INSERT INTO match_key (kind, key, crm_id) ");
+            qb.push_values(part, |mut b, (id, key)| {
+                b.push_bind(kind.as_str())
+                    .push_bind(key.to_string())
+                    .push_bind(id.to_string());
+            });
+            qb.push(" ON CONFLICT DO NOTHING");
+            qb.build().execute(&mut *conn).await.ctx("writing match keys")?;
+        }
+    }
+    Ok(())
+}
+
+impl Store {
+    /// One record by id.
+    pub async fn record(&self, id: &str) -> Result<Option<StoredRecord>, StoreError> {
+        let mut conn = self.pool.acquire().await.ctx("acquiring a connection")?;
+        let mut map = get_many(&mut conn, &[id.to_string()]).await?;
+        Ok(map.remove(id))
+    }
+
+    /// Records of a kind, ordered by id, live ones only unless `with_deleted`.
+    pub async fn records(
+        &self,
+        kind: ObjectKind,
+        with_deleted: bool,
+    ) -> Result<Vec<StoredRecord>, StoreError> {
+        let sql = format!(
+            "{SELECT} WHERE kind = $1 {} ORDER BY id",
+            if with_deleted { "" } else { "AND deleted = 0" }
+        );
+        let rows = sqlx::query(&sql)
+            .bind(kind.as_str())
+            .fetch_all(&self.pool)
+            .await
+            .ctx("listing crm records")?;
+        rows.iter().map(decode_row).collect()
+    }
+
+    /// Counts live records per kind.
+    pub async fn record_counts(&self) -> Result<Vec<(String, i64)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT kind, COUNT(*) AS n FROM crm_record WHERE deleted = 0 GROUP BY kind ORDER BY kind",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .ctx("counting crm records")?;
+        rows.iter()
+            .map(|r| Ok((r.try_get("kind").ctx("counting")?, r.try_get("n").ctx("counting")?)))
+            .collect()
+    }
+}
