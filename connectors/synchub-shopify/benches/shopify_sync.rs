@@ -1,0 +1,2 @@
+//! Pull benchmark.
+fn main() {}

@@ -1,0 +1,224 @@
+//! [`ShopifyConnector`]: the `Connector` implementation. Customers and orders
+//! are read page by page (incremental on `updatedAt` with an exactly
+//! de-duplicated overlap); contacts are written back with `customerCreate` /
+//! `customerUpdate`, `userErrors` becoming per-record errors.
+
+use async_trait::async_trait;
+use chrono::Duration;
+use serde_json::{json, Value};
+use synchub_core::{
+    Change, ChangeOp, Connector, ConnectorError, Cursor, ObjectKind, ObjectSpec, Page,
+    PushOutcome, Record, RemoteRecord, Written,
+};
+
+use crate::client::ShopifyClient;
+use crate::config::ShopifyConfig;
+use crate::cursor::StreamCursor;
+use crate::error::ShopifyError;
+use std::sync::Arc;
+
+use synchub_http::webhook::{MemoryReplayGuard, ReplayGuard};
+
+use crate::webhook::{handle_webhook, WebhookError, WebhookOutcome};
+use crate::{bulk, map, queries};
+
+/// A Shopify shop as a synchub connector.
+///
+/// Build it with [`ShopifyConnector::new`] or [`ShopifyConnector::from_value`].
+pub struct ShopifyConnector {
+    pub(crate) cfg: ShopifyConfig,
+    pub(crate) client: ShopifyClient,
+    replay: Arc<dyn ReplayGuard>,
+    pub(crate) bulk: bulk::BulkReaders,
+}
+
+impl ShopifyConnector {
+    /// The connector kind.
+    pub const KIND: &'static str = "shopify";
+
+    /// Validates the config and builds the connector (no IO).
+    pub fn new(cfg: ShopifyConfig) -> Result<Self, ShopifyError> {
+        cfg.validate()?;
+        let client = ShopifyClient::new(&cfg)?;
+        // Shopify retries a delivery for 4 hours: remember ids a little longer.
+        let replay = Arc::new(MemoryReplayGuard::new(std::time::Duration::from_secs(5 * 3600), 100_000));
+        Ok(ShopifyConnector { cfg, client, replay, bulk: Default::default() })
+    }
+
+    /// Builds from a pipeline file's table (any serde format, e.g. TOML).
+    pub fn from_value(table: Value) -> Result<Self, ShopifyError> {
+        let cfg: ShopifyConfig = serde_json::from_value(table)
+            .map_err(|e| ShopifyError::Config(e.to_string()))?;
+        Self::new(cfg)
+    }
+
+    /// The config this instance runs with.
+    pub fn config(&self) -> &ShopifyConfig {
+        &self.cfg
+    }
+
+    /// Replaces the in-memory replay guard (e.g. with one the store persists).
+    pub fn with_replay_guard(mut self, guard: Arc<dyn ReplayGuard>) -> Self {
+        self.replay = guard;
+        self
+    }
+
+    /// Verifies, de-duplicates and classifies a webhook delivery with this
+    /// instance's secrets; the daemon then syncs `WebhookOutcome::Sync.object`.
+    pub async fn handle_webhook(
+        &self,
+        headers: &http::HeaderMap,
+        body: &[u8],
+    ) -> Result<WebhookOutcome, WebhookError> {
+        handle_webhook(&self.cfg.webhook_secrets, headers, body, self.replay.as_ref()).await
+    }
+
+    fn overlap(&self) -> Duration {
+        Duration::seconds(i64::from(self.cfg.overlap_seconds))
+    }
+
+    async fn pull_page(&self, object: ObjectKind, from: Option<&Cursor>) -> Result<Page, ShopifyError> {
+        let (root, doc, cost, lines) = match object {
+            ObjectKind::Contact => ("customers", queries::CUSTOMERS, 2 + self.cfg.customers_page_size * 2, None),
+            ObjectKind::Order => {
+                let per = self.cfg.line_items_per_order;
+                ("orders", queries::ORDERS, 2 + self.cfg.orders_page_size * (4 + 2 * per), Some(per))
+            }
+            other => return Err(ShopifyError::Config(format!("shopify has no {other} stream"))),
+        };
+        let first = if lines.is_some() { self.cfg.orders_page_size } else { self.cfg.customers_page_size };
+        let mut cursor = StreamCursor::from_cursor(from)?;
+        let overlap = self.overlap();
+        let req = cursor.next_request(overlap);
+        let mut vars = json!({"first": first, "after": req.after, "query": req.query});
+        if let Some(per) = lines {
+            vars["lines"] = json!(per);
+        }
+        let data = self.client.graphql(doc, vars, cost, true).await?;
+        let conn = &data[root];
+        let nodes = conn["nodes"]
+            .as_array()
+            .ok_or_else(|| ShopifyError::Protocol(format!("{root} answer has no nodes")))?;
+        let mut page = Page::default();
+        for (i, node) in nodes.iter().enumerate() {
+            let id = node.get("id").and_then(Value::as_str);
+            let at = node.get("updatedAt").and_then(Value::as_str).and_then(map::parse_time);
+            if let (Some(id), Some(at)) = (id, at) {
+                if !cursor.admit(id, at, overlap) {
+                    continue;
+                }
+            }
+            let mapped =
+                if lines.is_some() { map::order_to_remote(node) } else { map::customer_to_remote(node) };
+            match mapped {
+                Ok(rec) => page.records.push(rec),
+                Err(mut rejected) => {
+                    rejected.location = Some(format!("{root} item {i}"));
+                    page.rejected.push(rejected);
+                }
+            }
+        }
+        let has_next = conn["pageInfo"]["hasNextPage"].as_bool().unwrap_or(false);
+        let end = conn["pageInfo"]["endCursor"].as_str().map(String::from);
+        cursor.end_page(&req, end, has_next);
+        page.done = cursor.pass.is_none();
+        page.next = Some(cursor.to_cursor());
+        Ok(page)
+    }
+
+    async fn push_one(&self, change: &Change) -> Result<Result<Written, String>, ShopifyError> {
+        let Record::Contact(contact) = &change.record else {
+            return Ok(Err(format!("shopify cannot write a {}", change.record.kind())));
+        };
+        let (mutation, doc, id) = match change.op {
+            ChangeOp::Create => ("customerCreate", queries::CUSTOMER_CREATE, None),
+            ChangeOp::Update => match change.external_id.as_deref() {
+                Some(id) => ("customerUpdate", queries::CUSTOMER_UPDATE, Some(id)),
+                None => return Ok(Err("update without a shopify customer id".into())),
+            },
+            ChangeOp::Delete => {
+                return Ok(Err("shopify customers are not deleted by synchub (customers with \
+                               orders cannot be deleted); archive them in the CRM"
+                    .into()))
+            }
+        };
+        let input = map::contact_to_customer_input(contact, id);
+        // customerUpdate is a sparse update: repeating it changes nothing more.
+        let retry_safe = change.op == ChangeOp::Update;
+        let data = self.client.graphql(doc, json!({"input": input}), 10, retry_safe).await?;
+        let payload = &data[mutation];
+        if let Some(errors) = payload["userErrors"].as_array().filter(|e| !e.is_empty()) {
+            return Ok(Err(user_errors(errors)));
+        }
+        let customer = &payload["customer"];
+        let rec: RemoteRecord = map::customer_to_remote(customer)
+            .map_err(|r| ShopifyError::Protocol(format!("{mutation} answer: {}", r.reason)))?;
+        Ok(Ok(Written { external_id: rec.external_id, version: rec.version, record: rec.record }))
+    }
+}
+
+/// `email: Email has already been taken; phone: Phone is invalid`.
+pub fn user_errors(errors: &[Value]) -> String {
+    errors
+        .iter()
+        .map(|e| {
+            let field: Vec<&str> = e["field"].as_array().into_iter().flatten().filter_map(Value::as_str).collect();
+            let message = e["message"].as_str().unwrap_or("rejected");
+            if field.is_empty() {
+                message.to_string()
+            } else {
+                format!("{}: {message}", field.join("."))
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+#[async_trait]
+impl Connector for ShopifyConnector {
+    fn kind(&self) -> &'static str {
+        Self::KIND
+    }
+
+    fn objects(&self) -> Vec<ObjectSpec> {
+        vec![
+            ObjectSpec { kind: ObjectKind::Contact, can_read: true, incremental: true, can_write: true },
+            ObjectSpec { kind: ObjectKind::Order, can_read: true, incremental: true, can_write: false },
+        ]
+    }
+
+    async fn check(&self) -> Result<(), ConnectorError> {
+        self.client.graphql(queries::SHOP, json!({}), 1, true).await?;
+        Ok(())
+    }
+
+    async fn pull(&self, object: ObjectKind, from: Option<&Cursor>) -> Result<Page, ConnectorError> {
+        if self.cfg.bulk_backfill && bulk::wants_bulk(from) {
+            return Ok(self.bulk_page(object, from).await?);
+        }
+        Ok(self.pull_page(object, from).await?)
+    }
+
+    async fn push(&self, object: ObjectKind, changes: &[Change]) -> Result<Vec<PushOutcome>, ConnectorError> {
+        if object != ObjectKind::Contact {
+            return Err(ConnectorError::Unsupported(format!("shopify cannot write {object}")));
+        }
+        let mut outcomes = Vec::with_capacity(changes.len());
+        for change in changes {
+            let result = match self.push_one(change).await {
+                Ok(result) => result,
+                // nothing written yet: let the engine retry the whole batch
+                Err(e) if outcomes.is_empty() => return Err(e.into()),
+                Err(e) => Err(format!("not written: {}", ConnectorError::from(e))),
+            };
+            outcomes.push(PushOutcome { crm_id: change.crm_id.clone(), result });
+        }
+        Ok(outcomes)
+    }
+}
+
+impl std::fmt::Debug for ShopifyConnector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ShopifyConnector").field("shop", &self.cfg.shop_url()).finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,256 @@
+//! The `/admin/api/{version}/graphql.json` endpoint: authentication, query
+//! cost and the THROTTLED / MAX_COST_EXCEEDED shapes, connections with
+//! keyset cursors and `updated_at` search filters, and the customer mutations.
+
+use std::sync::{Arc, Mutex};
+
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use base64::Engine as _;
+use chrono::{DateTime, NaiveDateTime, Utc};
+use serde_json::{json, Map, Value};
+
+use super::data::{CustomerRow, OrderRow};
+use super::state::ShopState;
+use super::table::Position;
+use super::{gql, mutate, render};
+
+/// Shared state of the running sandbox.
+pub type Shared = Arc<Mutex<ShopState>>;
+
+/// The single query cost ceiling.
+const MAX_COST: u64 = 1000;
+
+/// `POST /admin/api/{version}/graphql.json`.
+pub async fn graphql(
+    State(shared): State<Shared>,
+    Path(version): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let mut shop = match shared.lock() {
+        Ok(guard) => guard,
+        Err(poisoned) => poisoned.into_inner(),
+    };
+    let token = headers.get("x-shopify-access-token").and_then(|v| v.to_str().ok());
+    if token != Some(shop.access_token.as_str()) {
+        let body = json!({"errors": "[API] Invalid API key or access token (unrecognized login or wrong password)"});
+        return (StatusCode::UNAUTHORIZED, Json(body)).into_response();
+    }
+    let Ok(req) = serde_json::from_slice::<Value>(&body) else {
+        let body = json!({"errors": {"query": "Required parameter missing or invalid"}});
+        return (StatusCode::BAD_REQUEST, Json(body)).into_response();
+    };
+    let query = req.get("query").and_then(Value::as_str).unwrap_or_default().to_string();
+    let vars = req.get("variables").and_then(Value::as_object).cloned().unwrap_or_default();
+    shop.requests += 1;
+    let root = gql::root_field(&query).unwrap_or_default();
+    let requested = requested_cost(&root, &query, &vars);
+    let answer = if requested > MAX_COST {
+        max_cost_exceeded(requested, &mut shop)
+    } else if let Some(throttled) = throttle(requested, &mut shop) {
+        throttled
+    } else {
+        let (result, actual) = execute(&root, &query, &vars, &mut shop);
+        let mut out = result;
+        out["extensions"] = cost(&mut shop, requested, Some(actual));
+        out
+    };
+    let mut response = Json(answer).into_response();
+    if let Ok(v) = version.parse() {
+        response.headers_mut().insert("x-shopify-api-version", v);
+    }
+    response
+}
+
+fn requested_cost(root: &str, query: &str, vars: &Map<String, Value>) -> u64 {
+    let first = |field: &str| {
+        gql::field_args(query, field, vars).get("first").and_then(Value::as_u64).unwrap_or(0)
+    };
+    match root {
+        "customers" => 2 + first("customers") * 2,
+        "orders" => 2 + first("orders") * (4 + 2 * first("lineItems")),
+        "customerCreate" | "customerUpdate" | "bulkOperationRunQuery" => 10,
+        _ => 1,
+    }
+}
+
+fn cost(shop: &mut ShopState, requested: u64, actual: Option<u64>) -> Value {
+    let (max, available, rate) = match &mut shop.bucket {
+        Some(b) => {
+            if let Some(a) = actual {
+                b.available = (b.available - a as f64).max(0.0);
+            }
+            (b.maximum, b.available, b.restore_rate)
+        }
+        None => (2000.0, 2000.0, 100.0),
+    };
+    json!({"cost": {
+        "requestedQueryCost": requested,
+        "actualQueryCost": actual,
+        "throttleStatus": {"maximumAvailable": max, "currentlyAvailable": available.floor() as u64, "restoreRate": rate},
+    }})
+}
+
+fn throttle(requested: u64, shop: &mut ShopState) -> Option<Value> {
+    let bucket = shop.bucket.as_mut()?;
+    bucket.refill();
+    if bucket.available >= requested as f64 {
+        return None;
+    }
+    shop.throttled += 1;
+    let extensions = cost(shop, requested, None);
+    Some(json!({
+        "errors": [{"message": "Throttled", "extensions": {
+            "code": "THROTTLED", "documentation": "https://shopify.dev/api/usage/rate-limits"}}],
+        "extensions": extensions,
+    }))
+}
+
+fn max_cost_exceeded(requested: u64, shop: &mut ShopState) -> Value {
+    let message = format!(
+        "Query cost is {requested}, which exceeds the single query max cost limit ({MAX_COST}).\n\n\
+         See https://shopify.dev/concepts/about-apis/rate-limits for more information on how the\n\
+         cost of a query is calculated.\n\nTo query larger amounts of data with fewer limits, bulk \
+         operations should be used instead.\nSee https://shopify.dev/tutorials/perform-bulk-operations-with-admin-api for usage details.\n"
+    );
+    let extensions = cost(shop, requested, None);
+    json!({
+        "errors": [{"message": message, "extensions": {"code": "MAX_COST_EXCEEDED", "cost": requested, "maxCost": MAX_COST}}],
+        "extensions": extensions,
+    })
+}
+
+fn execute(root: &str, query: &str, vars: &Map<String, Value>, shop: &mut ShopState) -> (Value, u64) {
+    match root {
+        "shop" => (json!({"data": {"shop": {"name": "synchub sandbox", "myshopifyDomain": shop.shop_domain}}}), 1),
+        "customers" | "orders" => match connection(root, query, vars, shop) {
+            Ok((data, n)) => (json!({"data": {root: data}}), n),
+            Err(message) => (graphql_error(&message, root), 1),
+        },
+        "customerCreate" | "customerUpdate" => {
+            let input = gql::field_args(query, root, vars).remove("input").unwrap_or(Value::Null);
+            (json!({"data": {root: mutate::customer_write(shop, root, &input)}}), 10)
+        }
+        "bulkOperationRunQuery" | "currentBulkOperation" => {
+            (super::bulk::graphql(shop, root, query, vars), 10)
+        }
+        other => (undefined_field(other), 1),
+    }
+}
+
+/// Lists one page of a connection in `(updatedAt, id)` order.
+fn connection(
+    root: &str,
+    query: &str,
+    vars: &Map<String, Value>,
+    shop: &ShopState,
+) -> Result<(Value, u64), String> {
+    let args = gql::field_args(query, root, vars);
+    let Some(first) = args.get("first").and_then(Value::as_u64) else {
+        return Err("you must provide one of first or last".into());
+    };
+    if first > 250 {
+        return Err(format!("The 'first' argument on '{root}' can't be more than 250."));
+    }
+    let limit = usize::try_from(first).unwrap_or(250);
+    let after = match args.get("after").and_then(Value::as_str) {
+        Some(c) => Some(decode_cursor(c).ok_or("Invalid cursor for current pagination sort.")?),
+        None => None,
+    };
+    let filter = parse_search(args.get("query").and_then(Value::as_str).unwrap_or_default());
+    let (nodes, more, last) = if root == "customers" {
+        let (rows, more) = shop.customers.list(after, filter.since, filter.until, limit);
+        let last = rows.last().map(|r: &CustomerRow| (r.updated_at, r.id));
+        let nodes: Vec<Value> = rows.iter().map(|c| render::customer_node(c, 0, Default::default())).collect();
+        (nodes, more, last)
+    } else {
+        let line_first = gql::field_args(query, "lineItems", vars).get("first").and_then(Value::as_u64).unwrap_or(10);
+        let (rows, more) = shop.orders.list(after, filter.since, filter.until, limit);
+        let last = rows.last().map(|r: &OrderRow| (r.updated_at, r.id));
+        let nodes: Vec<Value> = rows
+            .iter()
+            .map(|o| {
+                let buyer = o.customer_id.and_then(|id| shop.customers.get(id));
+                render::order_node(o, buyer.as_ref(), usize::try_from(line_first).unwrap_or(10))
+            })
+            .collect();
+        (nodes, more, last)
+    };
+    let n = nodes.len() as u64;
+    let data = json!({
+        "pageInfo": {"hasNextPage": more, "endCursor": last.map(encode_cursor)},
+        "nodes": nodes,
+    });
+    Ok((data, 2 + n * 2))
+}
+
+/// The `updated_at` bounds of a search query.
+#[derive(Debug, Default, PartialEq)]
+pub struct SearchFilter {
+    /// Lower bound and whether it is inclusive.
+    pub since: Option<(DateTime<Utc>, bool)>,
+    /// Exclusive upper bound.
+    pub until: Option<DateTime<Utc>>,
+}
+
+/// Parses `updated_at:>'…' AND updated_at:<'…'`; other terms are ignored.
+pub fn parse_search(q: &str) -> SearchFilter {
+    let mut f = SearchFilter::default();
+    for term in q.split(" AND ").flat_map(|t| t.split(" and ")) {
+        let Some(rest) = term.trim().strip_prefix("updated_at:") else { continue };
+        let (op, value) = if let Some(v) = rest.strip_prefix(">=") {
+            (">=", v)
+        } else if let Some(v) = rest.strip_prefix('>') {
+            (">", v)
+        } else if let Some(v) = rest.strip_prefix('<') {
+            ("<", v.trim_start_matches('='))
+        } else {
+            continue;
+        };
+        let value = value.trim().trim_matches(|c| c == '\'' || c == '"');
+        let Some(t) = crate::map::parse_time(value) else { continue };
+        match op {
+            ">=" => f.since = Some((t, true)),
+            ">" => f.since = Some((t, false)),
+            _ => f.until = Some(t),
+        }
+    }
+    f
+}
+
+/// Shopify-like opaque cursor: base64 of `{"last_id":…,"last_value":"…"}`.
+pub fn encode_cursor(pos: Position) -> String {
+    let value = pos.0.format("%Y-%m-%d %H:%M:%S%.6f").to_string();
+    let json = json!({"last_id": pos.1, "last_value": value}).to_string();
+    base64::engine::general_purpose::STANDARD.encode(json)
+}
+
+fn decode_cursor(c: &str) -> Option<Position> {
+    let bytes = base64::engine::general_purpose::STANDARD.decode(c).ok()?;
+    let v: Value = serde_json::from_slice(&bytes).ok()?;
+    let id = v.get("last_id")?.as_u64()?;
+    let t = NaiveDateTime::parse_from_str(v.get("last_value")?.as_str()?, "%Y-%m-%d %H:%M:%S%.f").ok()?;
+    Some((t.and_utc(), id))
+}
+
+fn graphql_error(message: &str, field: &str) -> Value {
+    json!({"errors": [{"message": message, "locations": [{"line": 2, "column": 3}], "path": ["query", field]}]})
+}
+
+fn undefined_field(field: &str) -> Value {
+    json!({"errors": [{
+        "message": format!("Field '{field}' doesn't exist on type 'QueryRoot'"),
+        "locations": [{"line": 1, "column": 3}],
+        "path": ["query", field],
+        "extensions": {"code": "undefinedField", "typeName": "QueryRoot", "fieldName": field},
+    }]})
+}
+
+/// Any other path: REST-style 404.
+pub async fn not_found() -> Response {
+    (StatusCode::NOT_FOUND, Json(json!({"errors": "Not Found"}))).into_response()
+}

@@ -1,0 +1,1 @@
+//! Connector tests against the sandbox and fixture-built wiremock answers.

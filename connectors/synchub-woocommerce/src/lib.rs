@@ -1,0 +1,1 @@
+//! synchub connector for WooCommerce (REST API v3).
