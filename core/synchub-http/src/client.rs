@@ -1,0 +1,491 @@
+//! The HTTP client every connector uses: built once per connector instance
+//! from a base URL, a credential id (which picks the shared quota), limits,
+//! a retry policy and an auth method.
+//!
+//! ```no_run
+//! # async fn demo(token: synchub_http::SecretString) -> Result<(), synchub_http::HttpError> {
+//! use synchub_http::{Auth, HttpClient, QuotaConfig};
+//! let shop = HttpClient::builder("https://example-tw.myshopify.com")
+//!     .credential("shopify:example-tw")
+//!     .quota(QuotaConfig::shopify_rest())
+//!     .auth(Auth::header("X-Shopify-Access-Token", token))
+//!     .build()?;
+//! let page = shop.get("/admin/api/2024-01/customers.json").query(&[("limit", "250")]).send().await?;
+//! # Ok(()) }
+//! ```
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue, AUTHORIZATION};
+use reqwest::{Method, Url};
+
+use crate::error::HttpError;
+use crate::graphql::{is_throttled, CostReport};
+use crate::oauth::TokenManager;
+use crate::quota::{CredentialQuota, QuotaConfig, QuotaRegistry, Refusal};
+use crate::request::{IdempotencyKey, RequestBuilder, Response};
+use crate::retry::{parse_retry_after, RetryPolicy};
+use crate::secret::{redact, register, ExposeSecret, SecretString};
+use crate::throttle::Ticket;
+
+/// How requests authenticate.
+#[derive(Debug, Clone)]
+pub enum Auth {
+    /// No credentials.
+    None,
+    /// A static secret header, e.g. Shopify `X-Shopify-Access-Token`.
+    Header {
+        /// Header name.
+        name: HeaderName,
+        /// Header value.
+        value: SecretString,
+    },
+    /// HTTP Basic, e.g. WooCommerce consumer key / secret.
+    Basic {
+        /// User name (consumer key).
+        user: String,
+        /// Password (consumer secret).
+        password: SecretString,
+    },
+    /// OAuth2 bearer tokens, refreshed before expiry and once on a 401.
+    OAuth(Arc<TokenManager>),
+}
+
+impl Auth {
+    /// A static secret header.
+    pub fn header(name: &'static str, value: SecretString) -> Self {
+        Auth::Header {
+            name: HeaderName::from_static_lower(name),
+            value,
+        }
+    }
+}
+
+trait FromStaticLower {
+    fn from_static_lower(name: &'static str) -> HeaderName;
+}
+
+impl FromStaticLower for HeaderName {
+    fn from_static_lower(name: &'static str) -> HeaderName {
+        HeaderName::try_from(name.to_ascii_lowercase())
+            .unwrap_or_else(|_| HeaderName::from_static("x-invalid-header-name"))
+    }
+}
+
+/// Builds an [`HttpClient`].
+#[derive(Debug)]
+pub struct ClientBuilder {
+    base_url: String,
+    credential: Option<String>,
+    quota: QuotaConfig,
+    retry: RetryPolicy,
+    auth: Auth,
+    headers: HeaderMap,
+    reqwest: Option<reqwest::Client>,
+}
+
+impl ClientBuilder {
+    /// The credential id that keys the shared quota (e.g. `shopify:SHOP`,
+    /// `xero:TENANT_ID`). Defaults to the base URL's host.
+    pub fn credential(mut self, id: impl Into<String>) -> Self {
+        self.credential = Some(id.into());
+        self
+    }
+
+    /// Configured limits (the first client of a credential sets them).
+    pub fn quota(mut self, quota: QuotaConfig) -> Self {
+        self.quota = quota;
+        self
+    }
+
+    /// Retry policy.
+    pub fn retry(mut self, retry: RetryPolicy) -> Self {
+        self.retry = retry;
+        self
+    }
+
+    /// Authentication.
+    pub fn auth(mut self, auth: Auth) -> Self {
+        self.auth = auth;
+        self
+    }
+
+    /// A header sent on every request (e.g. `xero-tenant-id`, `Accept`).
+    pub fn default_header(mut self, name: &str, value: &str) -> Result<Self, HttpError> {
+        let n = HeaderName::try_from(name)
+            .map_err(|_| HttpError::Config(format!("invalid header name `{name}`")))?;
+        let v = HeaderValue::try_from(value)
+            .map_err(|_| HttpError::Config(format!("invalid value for header `{name}`")))?;
+        self.headers.insert(n, v);
+        Ok(self)
+    }
+
+    /// Shares a connection pool with other clients.
+    pub fn reqwest_client(mut self, client: reqwest::Client) -> Self {
+        self.reqwest = Some(client);
+        self
+    }
+
+    /// Builds with the process-wide quota registry.
+    pub fn build(self) -> Result<HttpClient, HttpError> {
+        self.build_in(QuotaRegistry::global())
+    }
+
+    /// Builds with a given quota registry.
+    pub fn build_in(self, registry: &QuotaRegistry) -> Result<HttpClient, HttpError> {
+        let base = Url::parse(&self.base_url)
+            .map_err(|e| HttpError::Config(format!("invalid base URL `{}`: {e}", self.base_url)))?;
+        let host = base
+            .host_str()
+            .ok_or_else(|| HttpError::Config(format!("base URL `{}` has no host", self.base_url)))?
+            .to_string();
+        let host = match base.port() {
+            Some(p) => format!("{host}:{p}"),
+            None => host,
+        };
+        let credential = self.credential.unwrap_or_else(|| host.clone());
+        let quota = registry.get(&credential, &self.quota)?;
+        match &self.auth {
+            Auth::Header { value, .. } => register(value),
+            Auth::Basic { password, .. } => register(password),
+            Auth::None | Auth::OAuth(_) => {}
+        }
+        let http = match self.reqwest {
+            Some(c) => c,
+            None => new_reqwest_client()?,
+        };
+        Ok(HttpClient {
+            inner: Arc::new(Inner {
+                http,
+                base,
+                host,
+                quota,
+                retry: self.retry,
+                auth: self.auth,
+                headers: self.headers,
+            }),
+        })
+    }
+}
+
+/// A new connection pool with synchub's defaults (rustls, gzip, user agent).
+pub fn new_reqwest_client() -> Result<reqwest::Client, HttpError> {
+    reqwest::Client::builder()
+        .user_agent(concat!("synchub/", env!("CARGO_PKG_VERSION")))
+        .connect_timeout(Duration::from_secs(10))
+        .pool_idle_timeout(Duration::from_secs(60))
+        .build()
+        .map_err(|e| HttpError::Config(format!("cannot build HTTP client: {e}")))
+}
+
+#[derive(Debug)]
+struct Inner {
+    http: reqwest::Client,
+    base: Url,
+    host: String,
+    quota: Arc<CredentialQuota>,
+    retry: RetryPolicy,
+    auth: Auth,
+    headers: HeaderMap,
+}
+
+/// A client for one remote API and credential. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct HttpClient {
+    inner: Arc<Inner>,
+}
+
+impl HttpClient {
+    /// Starts building a client for `base_url`.
+    pub fn builder(base_url: impl Into<String>) -> ClientBuilder {
+        ClientBuilder {
+            base_url: base_url.into(),
+            credential: None,
+            quota: QuotaConfig::per_second(10, 10),
+            retry: RetryPolicy::default(),
+            auth: Auth::None,
+            headers: HeaderMap::new(),
+            reqwest: None,
+        }
+    }
+
+    /// The host this client talks to (as named in errors).
+    pub fn host(&self) -> &str {
+        &self.inner.host
+    }
+
+    /// The shared quota of this client's credential.
+    pub fn quota(&self) -> &Arc<CredentialQuota> {
+        &self.inner.quota
+    }
+
+    /// A request; `path` is joined to the base URL (an absolute URL is used as is).
+    pub fn request(&self, method: Method, path: &str) -> RequestBuilder<'_> {
+        let url = self
+            .inner
+            .base
+            .join(path)
+            .map_err(|e| HttpError::Config(format!("invalid path `{}`: {e}", redact(path))));
+        RequestBuilder {
+            client: self,
+            method,
+            url,
+            headers: self.inner.headers.clone(),
+            body: None,
+            idempotent: false,
+            idempotency_key: None,
+            graphql_cost: None,
+            timeout: None,
+        }
+    }
+
+    /// A GET request.
+    pub fn get(&self, path: &str) -> RequestBuilder<'_> {
+        self.request(Method::GET, path)
+    }
+
+    /// A POST request.
+    pub fn post(&self, path: &str) -> RequestBuilder<'_> {
+        self.request(Method::POST, path)
+    }
+
+    /// A PUT request.
+    pub fn put(&self, path: &str) -> RequestBuilder<'_> {
+        self.request(Method::PUT, path)
+    }
+
+    /// A PATCH request.
+    pub fn patch(&self, path: &str) -> RequestBuilder<'_> {
+        self.request(Method::PATCH, path)
+    }
+
+    /// A DELETE request.
+    pub fn delete(&self, path: &str) -> RequestBuilder<'_> {
+        self.request(Method::DELETE, path)
+    }
+
+    fn unavailable(
+        &self,
+        attempts: u32,
+        message: String,
+        retry_after: Option<Duration>,
+    ) -> HttpError {
+        HttpError::Unavailable {
+            host: self.inner.host.clone(),
+            attempts,
+            message: redact(&message).into_owned(),
+            retry_after,
+        }
+    }
+
+    pub(crate) async fn execute(&self, req: RequestBuilder<'_>) -> Result<Response, HttpError> {
+        let inner = &self.inner;
+        let policy = &inner.retry;
+        let safe = req.retry_safe();
+        let mut url = req.url?;
+        if let Some(IdempotencyKey::Query { name, value }) = &req.idempotency_key {
+            url.query_pairs_mut().append_pair(name, value);
+        }
+        let mut headers = req.headers;
+        if let Some(IdempotencyKey::Header { name, value }) = &req.idempotency_key {
+            let v = HeaderValue::try_from(value.as_str())
+                .map_err(|_| HttpError::Config("invalid idempotency key".into()))?;
+            headers.insert(name.clone(), v);
+        }
+        let body = req.body.transpose()?;
+        let ticket = Ticket {
+            graphql_cost: req.graphql_cost,
+        };
+        let timeout = req.timeout.unwrap_or(policy.attempt_timeout);
+        let mut attempt = 0u32;
+        let mut refreshed = false;
+        loop {
+            attempt += 1;
+            let admission = inner.quota.admit(ticket, policy.max_wait).await.map_err(
+                |refusal| match refusal {
+                    Refusal::TooLong(wait) => self.unavailable(
+                        attempt - 1,
+                        format!("rate budget exhausted for {:?}", wait),
+                        Some(wait),
+                    ),
+                    Refusal::DailyCap(wait) => self.unavailable(
+                        attempt - 1,
+                        format!(
+                            "daily request cap of credential {} reached",
+                            inner.quota.id()
+                        ),
+                        Some(wait),
+                    ),
+                },
+            )?;
+            let (slot, reservation) = admission.into_parts();
+            let mut request = inner.http.request(req.method.clone(), url.clone());
+            let mut hs = headers.clone();
+            let generation = self.authorize(&mut hs).await?;
+            request = request.headers(hs).timeout(timeout);
+            if let Some(b) = &body {
+                request = request.body(b.clone());
+            }
+            let sent = async {
+                let resp = request.send().await?;
+                let status = resp.status();
+                let rh = resp.headers().clone();
+                let bytes = resp.bytes().await?;
+                Ok::<_, reqwest::Error>((status, rh, bytes))
+            }
+            .await;
+            let (status, rh, bytes) = match sent {
+                Ok(parts) => parts,
+                Err(e) => {
+                    inner
+                        .quota
+                        .gate
+                        .cancel(tokio::time::Instant::now(), reservation);
+                    let message = describe_transport(&e);
+                    // A refused connection never reached the server: always safe.
+                    let retryable = (safe || e.is_connect())
+                        && (e.is_timeout() || e.is_connect() || e.is_request() || e.is_body());
+                    if !retryable {
+                        let why = if safe {
+                            ""
+                        } else {
+                            "; not retried: the write is not idempotent and its outcome is unknown"
+                        };
+                        return Err(self.unavailable(attempt, format!("{message}{why}"), None));
+                    }
+                    if attempt >= policy.max_attempts {
+                        return Err(self.unavailable(attempt, message, None));
+                    }
+                    let wait = policy.backoff(attempt);
+                    tracing::warn!(host = %inner.host, attempt, wait_ms = wait.as_millis(), error = %message, "request failed; retrying");
+                    tokio::time::sleep(wait).await;
+                    continue;
+                }
+            };
+            let retry_after = parse_retry_after(&rh, SystemTime::now());
+            let (report, throttled) = if ticket.graphql_cost.is_some() {
+                let json: Option<serde_json::Value> = serde_json::from_slice(&bytes).ok();
+                (
+                    json.as_ref().and_then(CostReport::from_body),
+                    json.as_ref().is_some_and(is_throttled),
+                )
+            } else {
+                (None, false)
+            };
+            inner.quota.gate.settle(
+                tokio::time::Instant::now(),
+                reservation,
+                status.as_u16(),
+                &rh,
+                retry_after,
+                report.as_ref(),
+            );
+            drop(slot);
+            if status.as_u16() == 401 && !refreshed {
+                if let (Auth::OAuth(manager), Some(generation)) = (&inner.auth, generation) {
+                    refreshed = true;
+                    attempt -= 1;
+                    tracing::info!(host = %inner.host, "401 from server; refreshing the access token once");
+                    manager.refresh_rejected(generation).await?;
+                    continue;
+                }
+            }
+            let throttled = throttled || status.as_u16() == 429;
+            let transient = matches!(status.as_u16(), 502..=504);
+            if !(throttled || (transient && safe)) {
+                return Ok(Response {
+                    status,
+                    headers: rh,
+                    body: bytes.to_vec(),
+                    host: inner.host.clone(),
+                    attempts: attempt,
+                });
+            }
+            let what = if status.as_u16() == 200 {
+                "throttled (GraphQL THROTTLED)".to_string()
+            } else {
+                format!("HTTP {status}")
+            };
+            if attempt >= policy.max_attempts {
+                return Err(self.unavailable(
+                    attempt,
+                    format!("{what} on every attempt"),
+                    retry_after,
+                ));
+            }
+            // The gate already waits out Retry-After and the cost bucket; add
+            // a backoff only when the server gave no figure.
+            let wait = match (retry_after, status.as_u16(), report.is_some()) {
+                (Some(_), _, _) | (None, 200, true) => Duration::ZERO,
+                (None, 429, _) => policy
+                    .default_throttle_wait
+                    .unwrap_or_else(|| policy.backoff(attempt)),
+                _ => policy.backoff(attempt),
+            };
+            if wait > policy.max_wait {
+                return Err(self.unavailable(attempt, what, Some(wait)));
+            }
+            tracing::warn!(host = %inner.host, status = status.as_u16(), attempt, wait_ms = wait.as_millis(), "{what}; retrying");
+            tokio::time::sleep(wait).await;
+        }
+    }
+
+    /// Adds the auth header; returns the token generation for OAuth.
+    async fn authorize(&self, headers: &mut HeaderMap) -> Result<Option<u64>, HttpError> {
+        let sensitive = |s: &str| {
+            HeaderValue::try_from(s)
+                .map(|mut v| {
+                    v.set_sensitive(true);
+                    v
+                })
+                .map_err(|_| {
+                    HttpError::Config("credential contains invalid header characters".into())
+                })
+        };
+        match &self.inner.auth {
+            Auth::None => Ok(None),
+            Auth::Header { name, value } => {
+                headers.insert(name.clone(), sensitive(value.expose_secret())?);
+                Ok(None)
+            }
+            Auth::Basic { user, password } => {
+                use base64::Engine as _;
+                let raw = format!("{user}:{}", password.expose_secret());
+                let encoded = base64::engine::general_purpose::STANDARD.encode(raw);
+                headers.insert(AUTHORIZATION, sensitive(&format!("Basic {encoded}"))?);
+                Ok(None)
+            }
+            Auth::OAuth(manager) => {
+                let token = manager.access_token().await?;
+                let value = format!("Bearer {}", token.secret.expose_secret());
+                headers.insert(AUTHORIZATION, sensitive(&value)?);
+                Ok(Some(token.generation))
+            }
+        }
+    }
+}
+
+/// Describes a transport error without its URL (which may carry keys).
+fn describe_transport(e: &reqwest::Error) -> String {
+    let kind = if e.is_timeout() {
+        "timed out"
+    } else if e.is_connect() {
+        "connection failed"
+    } else if e.is_body() || e.is_decode() {
+        "connection broken while reading the answer"
+    } else {
+        "request failed"
+    };
+    let mut detail = String::new();
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        detail = s.to_string();
+        source = s.source();
+    }
+    if detail.is_empty() {
+        kind.to_string()
+    } else {
+        format!("{kind}: {}", redact(&detail))
+    }
+}

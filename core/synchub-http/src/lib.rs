@@ -1,0 +1,34 @@
+//! synchub-http: the connector HTTP runtime. The only place an HTTP client
+//! is built. It provides:
+//! - [`HttpClient`]: requests through a per-credential [`quota`] (governor
+//!   rate + burst, concurrency, daily cap) and server-informed [`throttle`]s,
+//!   with [`retry`] (capped exponential backoff, full jitter, `Retry-After`)
+//!   that retries writes only when they are idempotent;
+//! - [`oauth`]: token refresh (single flight, rotation saved before use),
+//!   encrypted persistence, and the PKCE loopback flow behind `synchub auth`;
+//! - [`secret`]: typed secrets, `${ENV}` expansion, log redaction;
+//! - [`webhook`]: per-provider signature verification and replay guard.
+#![warn(missing_docs)]
+
+pub mod client;
+pub mod error;
+pub mod graphql;
+pub mod oauth;
+pub mod quota;
+pub mod request;
+pub mod retry;
+pub mod secret;
+mod throttle;
+pub mod webhook;
+
+pub use client::{new_reqwest_client, Auth, ClientBuilder, HttpClient};
+pub use error::HttpError;
+pub use oauth::flow::{authorize, authorize_and_store, AuthFlowOptions, AuthOutcome, AuthPrompt};
+pub use oauth::vault::{
+    FileTokenStore, MemoryTokenStore, TokenCipher, TokenStore, TokenStoreError, TokenVault,
+};
+pub use oauth::{OAuthConfig, TokenManager, TokenSet, WallClock};
+pub use quota::{QuotaConfig, QuotaRegistry};
+pub use request::{IdempotencyKey, RequestBuilder, Response};
+pub use retry::RetryPolicy;
+pub use secret::{ExposeSecret, SecretString};

@@ -1,0 +1,364 @@
+//! Throttles that listen to the server, one [`Gate`] per credential.
+//!
+//! The gate mirrors what the server has told us about the remaining
+//! allowance and holds requests back until they fit:
+//! - Shopify REST `X-Shopify-Shop-Api-Call-Limit: used/size` drives a mirror
+//!   of the shop's leaky bucket (leak rate scaled from the configured quota);
+//! - Shopify GraphQL `extensions.cost` drives a cost bucket (see [`crate::graphql`]);
+//! - Xero `X-MinLimit-Remaining` / `X-DayLimit-Remaining` and the common
+//!   `X-RateLimit-Remaining` + `X-RateLimit-Reset` drive counting windows;
+//! - `Retry-After` on a 429/503 pauses every request on the credential.
+//!
+//! Every estimate errs on the cautious side: in-flight requests are counted
+//! as spent until the server has reported on them.
+
+use std::sync::Mutex;
+use std::time::{Duration, SystemTime};
+
+use reqwest::header::HeaderMap;
+use tokio::time::Instant;
+
+use crate::graphql::{CostBucket, CostReport};
+
+/// Shopify REST: `used/size`.
+const SHOPIFY_CALL_LIMIT: &str = "x-shopify-shop-api-call-limit";
+/// Requests kept in reserve below the server's REST bucket size.
+const REST_MARGIN: f64 = 1.0;
+/// How long a Xero day-limit exhaustion keeps the credential parked before we probe again.
+const DAY_PROBE: Duration = Duration::from_secs(3600);
+
+/// What one request asks of the gate.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Ticket {
+    /// Estimated GraphQL cost, for cost-throttled endpoints.
+    pub graphql_cost: Option<f64>,
+}
+
+/// What the gate reserved for a request in flight; hand it back in [`Gate::settle`].
+#[derive(Debug, Default)]
+pub(crate) struct Reservation {
+    rest: bool,
+    cost: Option<f64>,
+}
+
+#[derive(Debug)]
+struct Leaky {
+    capacity: f64,
+    level: f64,
+    leak_per_sec: f64,
+    at: Instant,
+    in_flight: u32,
+}
+
+impl Leaky {
+    fn level_at(&self, now: Instant) -> f64 {
+        let elapsed = now.saturating_duration_since(self.at).as_secs_f64();
+        (self.level - elapsed * self.leak_per_sec).max(0.0)
+    }
+}
+
+#[derive(Debug)]
+struct Window {
+    remaining: i64,
+    resets_at: Instant,
+}
+
+#[derive(Debug, Default)]
+struct GateState {
+    paused_until: Option<Instant>,
+    rest: Option<Leaky>,
+    minute: Option<Window>,
+    day: Option<Window>,
+    generic: Option<Window>,
+    cost: Option<CostBucket>,
+    in_flight: u32,
+}
+
+/// The server-informed part of a credential's quota.
+#[derive(Debug)]
+pub(crate) struct Gate {
+    state: Mutex<GateState>,
+    /// Configured requests per second and burst, to scale the REST mirror.
+    rate_per_sec: f64,
+    burst: f64,
+}
+
+impl Gate {
+    pub(crate) fn new(rate_per_sec: f64, burst: f64) -> Self {
+        Self {
+            state: Mutex::new(GateState::default()),
+            rate_per_sec,
+            burst,
+        }
+    }
+
+    /// Reserves room for one request now, or says how long to wait first.
+    pub(crate) fn try_admit(&self, now: Instant, ticket: Ticket) -> Result<Reservation, Duration> {
+        let mut guard = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let s = &mut *guard;
+        let mut wait = Duration::ZERO;
+        if let Some(until) = s.paused_until {
+            if until > now {
+                wait = wait.max(until - now);
+            } else {
+                s.paused_until = None;
+            }
+        }
+        if let Some(rest) = &s.rest {
+            let needed =
+                rest.level_at(now) + f64::from(rest.in_flight) + 1.0 + REST_MARGIN - rest.capacity;
+            if needed > 0.0 {
+                wait = wait.max(Duration::from_secs_f64(needed / rest.leak_per_sec));
+            }
+        }
+        for window in [&mut s.minute, &mut s.day, &mut s.generic] {
+            if let Some(w) = window {
+                if w.resets_at <= now {
+                    *window = None;
+                } else if w.remaining <= 0 {
+                    wait = wait.max(w.resets_at - now);
+                }
+            }
+        }
+        if let Some(cost) = ticket.graphql_cost {
+            let in_flight = s.in_flight;
+            match &mut s.cost {
+                Some(bucket) => wait = wait.max(bucket.wait_for(now, cost)),
+                // Nothing known yet: let one query through to learn the bucket.
+                None if in_flight > 0 => wait = wait.max(Duration::from_millis(50)),
+                None => {}
+            }
+        }
+        if wait > Duration::ZERO {
+            return Err(wait);
+        }
+        let mut reservation = Reservation::default();
+        if let Some(rest) = &mut s.rest {
+            rest.in_flight += 1;
+            reservation.rest = true;
+        }
+        for w in [&mut s.minute, &mut s.day, &mut s.generic]
+            .into_iter()
+            .flatten()
+        {
+            w.remaining -= 1;
+        }
+        if let Some(cost) = ticket.graphql_cost {
+            if let Some(bucket) = &mut s.cost {
+                bucket.reserve(now, cost);
+            }
+            reservation.cost = Some(cost);
+        }
+        s.in_flight += 1;
+        Ok(reservation)
+    }
+
+    /// Releases a reservation whose request never reached the server.
+    pub(crate) fn cancel(&self, now: Instant, reservation: Reservation) {
+        let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        s.in_flight = s.in_flight.saturating_sub(1);
+        if reservation.rest {
+            if let Some(rest) = &mut s.rest {
+                rest.in_flight = rest.in_flight.saturating_sub(1);
+            }
+        }
+        if let (Some(cost), Some(bucket)) = (reservation.cost, &mut s.cost) {
+            bucket.refund(now, cost);
+        }
+    }
+
+    /// Learns from a response: budget headers, cost report, Retry-After.
+    pub(crate) fn settle(
+        &self,
+        now: Instant,
+        reservation: Reservation,
+        status: u16,
+        headers: &HeaderMap,
+        retry_after: Option<Duration>,
+        cost: Option<&CostReport>,
+    ) {
+        let mut guard = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let s = &mut *guard;
+        s.in_flight = s.in_flight.saturating_sub(1);
+        let others = i64::from(s.in_flight);
+        if let Some(ra) = retry_after.filter(|_| status == 429 || status == 503) {
+            let until = now + ra;
+            s.paused_until = Some(s.paused_until.map_or(until, |p| p.max(until)));
+        }
+        self.settle_rest(s, now, &reservation, status, headers);
+        if let Some(v) = header_i64(headers, "x-minlimit-remaining") {
+            s.minute = Some(Window {
+                remaining: v - others,
+                resets_at: now + Duration::from_secs(60),
+            });
+        }
+        if let Some(v) = header_i64(headers, "x-daylimit-remaining") {
+            s.day = Some(Window {
+                remaining: v - others,
+                resets_at: now + DAY_PROBE,
+            });
+        }
+        let remaining = header_i64(headers, "x-ratelimit-remaining")
+            .or_else(|| header_i64(headers, "ratelimit-remaining"));
+        if let Some(v) = remaining {
+            let reset = header_f64(headers, "x-ratelimit-reset")
+                .or_else(|| header_f64(headers, "ratelimit-reset"))
+                .map_or(Duration::from_secs(60), reset_delay);
+            s.generic = Some(Window {
+                remaining: v - others,
+                resets_at: now + reset,
+            });
+        }
+        match (reservation.cost, cost) {
+            (reserved, Some(report)) => {
+                let in_flight = s.in_flight;
+                let bucket = s
+                    .cost
+                    .get_or_insert_with(|| CostBucket::from_report(now, report));
+                bucket.settle(now, reserved, report, in_flight);
+            }
+            (Some(reserved), None) => {
+                if let Some(bucket) = &mut s.cost {
+                    bucket.refund(now, reserved);
+                }
+            }
+            (None, None) => {}
+        }
+    }
+
+    fn settle_rest(
+        &self,
+        s: &mut GateState,
+        now: Instant,
+        reservation: &Reservation,
+        status: u16,
+        headers: &HeaderMap,
+    ) {
+        if reservation.rest {
+            if let Some(rest) = &mut s.rest {
+                rest.in_flight = rest.in_flight.saturating_sub(1);
+            }
+        }
+        let Some((used, size)) = parse_call_limit(headers) else {
+            return;
+        };
+        // Shopify scales the leak rate with the bucket size (40 → 2/s, 80 → 4/s).
+        let leak = if self.burst > 0.0 {
+            self.rate_per_sec * size / self.burst
+        } else {
+            self.rate_per_sec
+        };
+        let used = if status == 429 { size } else { used };
+        let rest = s.rest.get_or_insert(Leaky {
+            capacity: size,
+            level: used,
+            leak_per_sec: leak.max(0.01),
+            at: now,
+            in_flight: 0,
+        });
+        let current = rest.level_at(now);
+        rest.capacity = size;
+        rest.leak_per_sec = leak.max(0.01);
+        rest.level = if rest.in_flight == 0 {
+            used
+        } else {
+            current.max(used)
+        };
+        rest.at = now;
+    }
+}
+
+fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers.get(name)?.to_str().ok().map(str::trim)
+}
+
+fn header_i64(headers: &HeaderMap, name: &str) -> Option<i64> {
+    header_str(headers, name)?.parse().ok()
+}
+
+fn header_f64(headers: &HeaderMap, name: &str) -> Option<f64> {
+    header_str(headers, name)?
+        .parse()
+        .ok()
+        .filter(|v: &f64| v.is_finite())
+}
+
+/// `X-RateLimit-Reset` is either seconds from now or a Unix timestamp.
+fn reset_delay(value: f64) -> Duration {
+    if value > 1_000_000_000.0 {
+        let now = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_secs_f64();
+        Duration::try_from_secs_f64((value - now).max(0.0)).unwrap_or_default()
+    } else {
+        Duration::try_from_secs_f64(value.max(0.0)).unwrap_or_default()
+    }
+}
+
+/// Parses Shopify's `X-Shopify-Shop-Api-Call-Limit: 32/40`.
+pub(crate) fn parse_call_limit(headers: &HeaderMap) -> Option<(f64, f64)> {
+    let (used, size) = header_str(headers, SHOPIFY_CALL_LIMIT)?.split_once('/')?;
+    let used: f64 = used.trim().parse().ok()?;
+    let size: f64 = size.trim().parse().ok()?;
+    (size > 0.0).then_some((used, size))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use reqwest::header::HeaderValue;
+
+    fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.insert(*k, HeaderValue::from_static(v));
+        }
+        h
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn full_shopify_bucket_makes_the_next_request_wait() {
+        let gate = Gate::new(2.0, 40.0);
+        let now = Instant::now();
+        let r = gate.try_admit(now, Ticket::default()).unwrap();
+        let h = headers(&[(SHOPIFY_CALL_LIMIT, "39/40")]);
+        gate.settle(now, r, 200, &h, None, None);
+        let wait = gate.try_admit(now, Ticket::default()).unwrap_err();
+        assert!(wait >= Duration::from_millis(400), "{wait:?}");
+        assert!(gate.try_admit(now + wait, Ticket::default()).is_ok());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn xero_minute_limit_exhausted_waits_for_the_window() {
+        let gate = Gate::new(1.0, 60.0);
+        let now = Instant::now();
+        let r = gate.try_admit(now, Ticket::default()).unwrap();
+        let h = headers(&[
+            ("x-minlimit-remaining", "0"),
+            ("x-daylimit-remaining", "4211"),
+        ]);
+        gate.settle(now, r, 200, &h, None, None);
+        let wait = gate.try_admit(now, Ticket::default()).unwrap_err();
+        assert_eq!(wait, Duration::from_secs(60));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn retry_after_pauses_the_credential() {
+        let gate = Gate::new(10.0, 10.0);
+        let now = Instant::now();
+        let r = gate.try_admit(now, Ticket::default()).unwrap();
+        gate.settle(
+            now,
+            r,
+            429,
+            &HeaderMap::new(),
+            Some(Duration::from_secs(3)),
+            None,
+        );
+        assert_eq!(
+            gate.try_admit(now, Ticket::default()).unwrap_err(),
+            Duration::from_secs(3)
+        );
+    }
+}
