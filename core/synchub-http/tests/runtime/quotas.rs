@@ -1,0 +1,90 @@
+//! A budget that runs dry makes the client wait, not draw a 429.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use synchub_http::{HttpClient, QuotaConfig, QuotaRegistry};
+use wiremock::matchers::{method, path};
+use wiremock::{Mock, MockServer};
+
+use crate::sandbox::{graphql_bucket, rest_bucket, Counters};
+
+#[tokio::test]
+async fn rest_bucket_running_dry_waits_instead_of_429_across_two_pipelines() {
+    // GIVEN a shop whose bucket holds 10 requests and leaks 10/s
+    let server = MockServer::start().await;
+    let counters = Arc::new(Counters::default());
+    Mock::given(method("GET"))
+        .and(path("/customers.json"))
+        .respond_with(rest_bucket(10.0, 10.0, 5, counters.clone()))
+        .mount(&server)
+        .await;
+    // AND two pipelines (clients) on the same credential
+    let registry = QuotaRegistry::new();
+    let make = || {
+        HttpClient::builder(server.uri())
+            .credential("shopify:shared-shop")
+            .quota(QuotaConfig::per_second(10, 10))
+            .retry(crate::fast_retry(1))
+            .build_in(&registry)
+            .unwrap()
+    };
+    let (a, b) = (make(), make());
+    assert!(Arc::ptr_eq(a.quota(), b.quota()));
+    // WHEN both pull 15 pages concurrently (30 requests, 3x the bucket)
+    let start = Instant::now();
+    let run = |c: HttpClient| async move {
+        for _ in 0..15 {
+            let r = c.get("/customers.json").send().await.unwrap();
+            assert_eq!(r.status(), 200);
+            assert_eq!(r.attempts(), 1);
+        }
+    };
+    tokio::join!(run(a), run(b));
+    // THEN nothing was refused and the client paced itself to the leak rate
+    assert_eq!(counters.throttled.load(Ordering::SeqCst), 0);
+    assert_eq!(counters.served.load(Ordering::SeqCst), 30);
+    assert!(
+        start.elapsed() >= Duration::from_millis(1800),
+        "{:?}",
+        start.elapsed()
+    );
+}
+
+#[tokio::test]
+async fn graphql_cost_bucket_waits_for_points_instead_of_throttled() {
+    // GIVEN a cost bucket of 200 points restoring 500/s
+    let server = MockServer::start().await;
+    let counters = Arc::new(Counters::default());
+    Mock::given(method("POST"))
+        .respond_with(graphql_bucket(200.0, 500.0, counters.clone()))
+        .mount(&server)
+        .await;
+    let registry = QuotaRegistry::new();
+    let client = HttpClient::builder(server.uri())
+        .credential("shopify:gql")
+        .quota(QuotaConfig::per_second(1000, 1000).with_max_concurrency(4))
+        .retry(crate::fast_retry(1))
+        .build_in(&registry)
+        .unwrap();
+    // WHEN 4 workers send 20 queries of varying cost (32..152 points)
+    let mut tasks = Vec::new();
+    for w in 0..4u32 {
+        let c = client.clone();
+        tasks.push(tokio::spawn(async move {
+            for i in 0..5u32 {
+                let first = [30, 150, 60, 100][((w + i) % 4) as usize];
+                let body = serde_json::json!({"query": "query($first:Int){customers(first:$first){nodes{id}}}", "variables": {"first": first}});
+                let r = c.post("/graphql.json").json(&body).idempotent().graphql_cost(first + 2).send().await.unwrap();
+                assert_eq!(r.attempts(), 1, "a query was throttled");
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    // THEN no query was throttled
+    assert_eq!(counters.throttled.load(Ordering::SeqCst), 0);
+    assert_eq!(counters.served.load(Ordering::SeqCst), 20);
+}
