@@ -1,0 +1,297 @@
+//! Export-file sources (`salesforce`, `hubspot`, `zoho`, `pipedrive`, `csv`):
+//! a folder of vendor CSV files, or one file, read page by page.
+//!
+//! Cursor: `{"file": "Contact.csv", "row": 12000, "line": 12001, "offset": 3456789}`
+//! — the next row to read. An object fed by several files (contacts from
+//! `Contact.csv` then `Lead.csv`) moves to the next file with
+//! `{"file": "Lead.csv"}` when one ends.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use serde_json::{json, Value};
+use synchub_core::{Connector, ConnectorError, Cursor, ObjectKind, ObjectSpec, Page};
+
+use crate::csvfile::{CsvFile, CsvPos, RawRow};
+use crate::mapping::{glob_match, Compiled, Mapping, Row};
+use crate::{LegacyError, LegacyOptions};
+
+/// One file feeding one object.
+#[derive(Debug, Clone)]
+struct Plan {
+    path: PathBuf,
+    name: String,
+    compiled: Arc<Compiled>,
+}
+
+/// A file opened and its columns resolved against the mapping.
+struct Opened {
+    file: CsvFile,
+    slots: Vec<crate::mapping::Slot>,
+}
+
+/// Reads vendor export files.
+pub(crate) struct ExportSource {
+    kind: &'static str,
+    plans: Vec<(ObjectKind, Vec<Plan>)>,
+    opts: LegacyOptions,
+    opened: Mutex<HashMap<PathBuf, Arc<Opened>>>,
+}
+
+impl ExportSource {
+    /// Matches the mapping's sources against the files at `path`.
+    pub(crate) fn new(
+        kind: &'static str,
+        path: &Path,
+        mapping: &Mapping,
+        opts: LegacyOptions,
+    ) -> Result<ExportSource, LegacyError> {
+        let meta = std::fs::metadata(path).map_err(|e| LegacyError::Path {
+            path: path.display().to_string(),
+            message: format!("{e} (expected an export folder or a .csv file)"),
+        })?;
+        let files: Vec<PathBuf> = if meta.is_dir() {
+            let entries = std::fs::read_dir(path).map_err(|e| LegacyError::Path {
+                path: path.display().to_string(),
+                message: e.to_string(),
+            })?;
+            let mut files: Vec<PathBuf> = entries
+                .filter_map(Result::ok)
+                .map(|e| e.path())
+                .filter(|p| p.is_file())
+                .collect();
+            files.sort();
+            files
+        } else {
+            vec![path.to_path_buf()]
+        };
+        let single = !meta.is_dir();
+        let mut plans: Vec<(ObjectKind, Vec<Plan>)> = Vec::new();
+        let mut taken = Vec::new();
+        for object in &mapping.objects {
+            let compiled = Arc::new(Compiled::new(
+                mapping,
+                object,
+                opts.default_region.as_deref(),
+            ));
+            for file in &files {
+                let name = file
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default();
+                let matches = glob_match(&object.source, &name)
+                    || (single && kind == "csv" && mapping.objects.len() == 1);
+                if !matches || taken.contains(file) {
+                    continue;
+                }
+                taken.push(file.clone());
+                let plan = Plan {
+                    path: file.clone(),
+                    name,
+                    compiled: compiled.clone(),
+                };
+                match plans.iter_mut().find(|(k, _)| *k == object.object) {
+                    Some((_, list)) => list.push(plan),
+                    None => plans.push((object.object, vec![plan])),
+                }
+            }
+        }
+        if plans.is_empty() {
+            let wanted: Vec<&str> = mapping.objects.iter().map(|o| o.source.as_str()).collect();
+            return Err(LegacyError::Path {
+                path: path.display().to_string(),
+                message: format!(
+                    "no {kind} export file found: expected files named {} (or pass --map to name them)",
+                    wanted.join(", ")
+                ),
+            });
+        }
+        Ok(ExportSource {
+            kind,
+            plans,
+            opts,
+            opened: Mutex::new(HashMap::new()),
+        })
+    }
+
+    fn open(&self, plan: &Plan) -> Result<Arc<Opened>, LegacyError> {
+        if let Ok(cache) = self.opened.lock() {
+            if let Some(o) = cache.get(&plan.path) {
+                return Ok(o.clone());
+            }
+        }
+        let file = CsvFile::open(&plan.path, self.opts.encoding)?;
+        if let Some(id) = plan.compiled.id_column() {
+            if !file.headers.iter().any(|h| h.eq_ignore_ascii_case(id)) {
+                return Err(LegacyError::Mapping {
+                    source_name: format!("for {}", plan.name),
+                    message: format!(
+                        "the file has no id column '{id}' (its columns: {}); name the id column in a --map file",
+                        file.headers.join(", ")
+                    ),
+                });
+            }
+        }
+        tracing::info!(file = %plan.name, encoding = %file.detected.encoding.name(), "opened export file");
+        let slots = file.headers.iter().map(|h| plan.compiled.slot(h)).collect();
+        let opened = Arc::new(Opened { file, slots });
+        if let Ok(mut cache) = self.opened.lock() {
+            cache.insert(plan.path.clone(), opened.clone());
+        }
+        Ok(opened)
+    }
+
+    /// Reads one page (blocking IO; run on a blocking thread).
+    fn read(&self, object: ObjectKind, from: Option<&Cursor>) -> Result<Page, LegacyError> {
+        let Some((_, plans)) = self.plans.iter().find(|(k, _)| *k == object) else {
+            return Ok(Page {
+                done: true,
+                ..Page::default()
+            });
+        };
+        let (index, pos) = match from {
+            None => (0, None),
+            Some(cursor) => locate(plans, &cursor.0)?,
+        };
+        let plan = &plans[index];
+        let opened = self.open(plan)?;
+        let mut rows = Vec::with_capacity(self.opts.page_size);
+        let (next, eof) = opened
+            .file
+            .read_page(pos, self.opts.page_size.max(1), &mut rows)?;
+        let mut page = Page::default();
+        for raw in rows {
+            map_one(plan, &opened, raw, &mut page);
+        }
+        if self.opts.skip_deleted {
+            page.records.retain(|r| !r.deleted);
+        }
+        let last = index + 1 == plans.len();
+        page.done = eof && last;
+        page.next = Some(Cursor(if eof && !last {
+            json!({ "file": plans[index + 1].name })
+        } else {
+            json!({ "file": plan.name, "row": next.row, "line": next.line, "offset": next.offset })
+        }));
+        Ok(page)
+    }
+}
+
+fn map_one(plan: &Plan, opened: &Opened, raw: RawRow, page: &mut Page) {
+    let location = format!("{} row {} (line {})", plan.name, raw.row, raw.line);
+    match raw.values {
+        Ok(values) => {
+            let cells = opened
+                .slots
+                .iter()
+                .zip(values.iter().map(String::as_str))
+                .collect();
+            let row = Row {
+                cells,
+                number: raw.row,
+                location,
+            };
+            match plan.compiled.map_row(&row) {
+                Ok(record) => page.records.push(record),
+                Err(rejected) => page.rejected.push(*rejected),
+            }
+        }
+        Err(reason) => {
+            let raw_json: serde_json::Map<String, Value> = opened
+                .file
+                .headers
+                .iter()
+                .cloned()
+                .zip(raw.lossy.into_iter().map(Value::String))
+                .collect();
+            page.rejected.push(synchub_core::Rejected {
+                external_id: None,
+                location: Some(location),
+                reason,
+                raw: Value::Object(raw_json),
+            });
+        }
+    }
+}
+
+/// Finds the file and position a cursor names.
+fn locate(plans: &[Plan], cursor: &Value) -> Result<(usize, Option<CsvPos>), LegacyError> {
+    let bad = |message: &str| LegacyError::Cursor {
+        cursor: cursor.to_string(),
+        message: message.to_string(),
+    };
+    let file = cursor
+        .get("file")
+        .and_then(Value::as_str)
+        .ok_or_else(|| bad("it has no \"file\""))?;
+    let index = plans.iter().position(|p| p.name == file).ok_or_else(|| {
+        bad("that file is not part of this export any more; run without --resume")
+    })?;
+    let pos = match cursor.get("offset") {
+        None | Some(Value::Null) => None,
+        Some(_) => Some(
+            serde_json::from_value::<CsvPos>(cursor.clone()).map_err(|e| bad(&e.to_string()))?,
+        ),
+    };
+    Ok((index, pos))
+}
+
+#[async_trait]
+impl Connector for ExportSourceHandle {
+    fn kind(&self) -> &'static str {
+        self.0.kind
+    }
+
+    fn objects(&self) -> Vec<ObjectSpec> {
+        self.0
+            .plans
+            .iter()
+            .map(|(kind, _)| ObjectSpec {
+                kind: *kind,
+                can_read: true,
+                incremental: false,
+                can_write: false,
+            })
+            .collect()
+    }
+
+    async fn check(&self) -> Result<(), ConnectorError> {
+        let this = self.0.clone();
+        run_blocking(move || {
+            for (_, plans) in &this.plans {
+                for plan in plans {
+                    this.open(plan)?;
+                }
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn pull(
+        &self,
+        object: ObjectKind,
+        from: Option<&Cursor>,
+    ) -> Result<Page, ConnectorError> {
+        let this = self.0.clone();
+        let from = from.cloned();
+        run_blocking(move || this.read(object, from.as_ref())).await
+    }
+}
+
+/// The connector handed out by [`crate::build`]: a cheap handle on the source.
+pub(crate) struct ExportSourceHandle(pub(crate) Arc<ExportSource>);
+
+pub(crate) async fn run_blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, LegacyError> + Send + 'static,
+) -> Result<T, ConnectorError> {
+    match tokio::task::spawn_blocking(f).await {
+        Ok(result) => result.map_err(ConnectorError::from),
+        Err(e) => Err(ConnectorError::Io {
+            path: "export".into(),
+            message: format!("reader task failed: {e}"),
+        }),
+    }
+}

@@ -1,0 +1,1 @@
+//! SuiteCRM on MariaDB.

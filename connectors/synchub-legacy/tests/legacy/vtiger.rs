@@ -1,0 +1,1 @@
+//! vtiger on MariaDB.
