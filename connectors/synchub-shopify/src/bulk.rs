@@ -155,6 +155,10 @@ impl ShopifyConnector {
                 }
                 continue;
             }
+            let mut value = value;
+            if object == ObjectKind::Order && value.get("lineItems").is_none() {
+                value["lineItems"] = json!({"nodes": []});
+            }
             roots.push(value);
             // a root line closes the previous root's children; stop between roots
             if roots.len() > ROOTS_PER_PAGE {
@@ -166,10 +170,7 @@ impl ShopifyConnector {
         if !done {
             reader.pending = roots.pop();
         }
-        for (i, mut node) in roots.into_iter().enumerate() {
-            if object == ObjectKind::Order && node.get("lineItems").is_none() {
-                node["lineItems"] = json!({"nodes": []});
-            }
+        for (i, node) in roots.into_iter().enumerate() {
             let mapped = if object == ObjectKind::Order { map::order_to_remote(&node) } else { map::customer_to_remote(&node) };
             match mapped {
                 Ok(rec) => {

@@ -23,8 +23,10 @@ pub fn root_field(query: &str) -> Option<String> {
 pub fn field_args(query: &str, field: &str, vars: &Map<String, Value>) -> HashMap<String, Value> {
     let mut out = HashMap::new();
     let pattern = format!("{field}(");
-    let Some(start) = query.find(&pattern) else { return out };
-    let rest = &query[start + pattern.len()..];
+    // skip the operation header (`mutation customerUpdate($input: …)`)
+    let body = query.find('{').map_or(query, |i| &query[i..]);
+    let Some(start) = body.find(&pattern) else { return out };
+    let rest = &body[start + pattern.len()..];
     for (name, raw) in split_args(rest) {
         let value = if let Some(var) = raw.strip_prefix('$') {
             vars.get(var).cloned().unwrap_or(Value::Null)
