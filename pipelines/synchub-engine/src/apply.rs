@@ -1,0 +1,516 @@
+//! Applying one page in one transaction.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use chrono::{DateTime, Utc};
+use serde_json::{Map, Value};
+use synchub_core::merge::{merge3, Merged, Side, CRM_SOURCE};
+use synchub_core::model::{Contact, PartyRef};
+use synchub_core::{derive_crm_id, ObjectKind, Page, Record, RemoteRecord};
+use synchub_store::conflicts::NewConflict;
+use synchub_store::dead_letters::DeadLetter;
+use synchub_store::links::Link;
+use synchub_store::records::{RecordWrite, StoredRecord};
+use synchub_store::{conflicts, cursors, dead_letters, links, records, StoreError, Tx};
+
+use crate::local::plan_outbox;
+use crate::report::StreamReport;
+use crate::{Connection, DeletePolicy, Engine, EngineError};
+
+/// The CRM state of one record while a page is applied.
+pub(crate) struct Current {
+    pub record: Record,
+    pub version: i64,
+    pub deleted: bool,
+    pub merged_into: Option<String>,
+    pub changed_at: Option<DateTime<Utc>>,
+}
+
+impl From<StoredRecord> for Current {
+    fn from(s: StoredRecord) -> Current {
+        Current {
+            changed_at: parse_time(&s.updated_at),
+            record: s.record,
+            version: s.version,
+            deleted: s.deleted,
+            merged_into: s.merged_into,
+        }
+    }
+}
+
+pub(crate) fn parse_time(s: &str) -> Option<DateTime<Utc>> {
+    DateTime::parse_from_rfc3339(s).ok().map(|t| t.with_timezone(&Utc))
+}
+
+fn time_text(t: Option<DateTime<Utc>>) -> Option<String> {
+    t.map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true))
+}
+
+/// Everything one page will write, gathered before the writes.
+#[derive(Default)]
+struct Writes {
+    current: HashMap<String, Current>,
+    dirty: BTreeSet<String>,
+    propagate_delete: BTreeSet<String>,
+    push_back: BTreeSet<String>,
+    links: BTreeMap<String, Link>,
+    page_keys: HashMap<String, String>,
+    conflicts: Vec<NewConflict>,
+    dead: Vec<DeadLetter>,
+}
+
+pub(crate) async fn apply_page(
+    engine: &Engine,
+    conn: &Connection,
+    object: ObjectKind,
+    page: &Page,
+    seq: i64,
+    dry_run: bool,
+) -> Result<StreamReport, EngineError> {
+    let mut counts = StreamReport::default();
+    let mut tx = engine.store.begin().await?;
+    let mut w = Writes::default();
+    let region = conn.region.as_deref();
+
+    let ext_ids: Vec<String> = page.records.iter().map(|r| r.external_id.clone()).collect();
+    let known = links::by_external_ids(&mut tx, &conn.name, object, &ext_ids).await?;
+    let ids: Vec<String> = known.values().map(|l| l.crm_id.clone()).collect();
+    load_current(&mut tx, &mut w, &ids).await?;
+    w.links = known.into_iter().collect();
+
+    // Normalize and validate; rejected items become dead letters.
+    let mut prepared: Vec<(&RemoteRecord, Option<Record>)> = Vec::with_capacity(page.records.len());
+    for r in &page.records {
+        if r.deleted {
+            prepared.push((r, None));
+            continue;
+        }
+        match r.record.clone().map(|rec| normalize(rec, region)) {
+            Some(Ok(rec)) => prepared.push((r, Some(rec))),
+            Some(Err(reason)) => w.dead.push(dead_letter(conn, object, r, reason)),
+            None => w.dead.push(dead_letter(conn, object, r, "record has no content and is not a deletion".into())),
+        }
+    }
+    resolve_parties(&mut tx, conn, &mut prepared).await?;
+    preload_candidates(&mut tx, &mut w, &prepared, region).await?;
+
+    counts.read = (page.records.len() + page.rejected.len()) as u64;
+    for (remote, rec) in prepared {
+        match rec {
+            None => apply_delete(engine, object, remote, &mut w, &mut counts),
+            Some(rec) => apply_one(engine, conn, object, remote, rec, &mut w, &mut counts),
+        }
+    }
+    for rej in &page.rejected {
+        w.dead.push(DeadLetter {
+            connection: conn.name.clone(),
+            object,
+            external_id: rej.external_id.clone(),
+            location: rej.location.clone(),
+            reason: rej.reason.clone(),
+            payload: rej.raw.to_string(),
+        });
+    }
+    counts.dead_lettered += w.dead.len() as u64;
+
+    write_all(engine, conn, object, &mut tx, w).await?;
+    if let Some(next) = &page.next {
+        cursors::save(&mut tx, &conn.name, object, Some(next), seq).await?;
+    }
+    let result = if dry_run { tx.rollback().await } else { tx.commit().await };
+    result.map_err(|e| StoreError::Query { context: "committing a page", source: e })?;
+    Ok(counts)
+}
+
+fn dead_letter(conn: &Connection, object: ObjectKind, r: &RemoteRecord, reason: String) -> DeadLetter {
+    DeadLetter {
+        connection: conn.name.clone(),
+        object,
+        external_id: Some(r.external_id.clone()),
+        location: None,
+        reason,
+        payload: r.raw.to_string(),
+    }
+}
+
+async fn load_current(tx: &mut Tx, w: &mut Writes, ids: &[String]) -> Result<(), StoreError> {
+    let missing: Vec<String> = ids.iter().filter(|id| !w.current.contains_key(*id)).cloned().collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    for (id, rec) in records::get_many(tx, &missing).await? {
+        w.current.insert(id, rec.into());
+    }
+    Ok(())
+}
+
+/// Normalizes a record for storage and checks it is usable.
+pub(crate) fn normalize(rec: Record, region: Option<&str>) -> Result<Record, String> {
+    match rec {
+        Record::Contact(mut c) => {
+            synchub_identity::normalize_contact(&mut c, region);
+            if c.display_name().is_none() && c.phones.is_empty() {
+                return Err("contact has no name, email or phone".into());
+            }
+            Ok(Record::Contact(c))
+        }
+        Record::Order(mut o) => {
+            o.currency = o.currency.trim().to_ascii_uppercase();
+            if o.currency.len() != 3 {
+                return Err(format!("order has no valid currency code (got `{}`)", o.currency));
+            }
+            Ok(Record::Order(o))
+        }
+        Record::Invoice(mut i) => {
+            i.currency = i.currency.trim().to_ascii_uppercase();
+            if i.currency.len() != 3 {
+                return Err(format!("invoice has no valid currency code (got `{}`)", i.currency));
+            }
+            Ok(Record::Invoice(i))
+        }
+        Record::Company(c) if c.name.trim().is_empty() => Err("company has no name".into()),
+        other => Ok(other),
+    }
+}
+
+fn party_mut(rec: &mut Record) -> Option<&mut PartyRef> {
+    match rec {
+        Record::Order(o) => o.customer.as_mut(),
+        Record::Invoice(i) => i.customer.as_mut(),
+        _ => None,
+    }
+}
+
+/// Fills `crm_id` of order and invoice customers through the identity map
+/// (same connection), else through an exact email key.
+async fn resolve_parties(
+    tx: &mut Tx,
+    conn: &Connection,
+    prepared: &mut [(&RemoteRecord, Option<Record>)],
+) -> Result<(), StoreError> {
+    let mut ext: Vec<String> = Vec::new();
+    let mut keys: Vec<String> = Vec::new();
+    for (_, rec) in prepared.iter_mut() {
+        if let Some(p) = rec.as_mut().and_then(party_mut) {
+            ext.extend(p.external_id.clone());
+            if let Some(e) = p.email.as_deref().and_then(synchub_identity::normalize_email) {
+                keys.push(format!("email:{e}"));
+            }
+        }
+    }
+    if ext.is_empty() && keys.is_empty() {
+        return Ok(());
+    }
+    let by_ext = links::by_external_ids(tx, &conn.name, ObjectKind::Contact, &ext).await?;
+    let by_key: HashMap<String, String> = records::find_by_keys(tx, ObjectKind::Contact, &keys)
+        .await?
+        .into_iter()
+        .rev()
+        .collect();
+    for (_, rec) in prepared.iter_mut() {
+        if let Some(p) = rec.as_mut().and_then(party_mut) {
+            let via_ext = p.external_id.as_ref().and_then(|e| by_ext.get(e)).map(|l| l.crm_id.clone());
+            let via_email = p
+                .email
+                .as_deref()
+                .and_then(synchub_identity::normalize_email)
+                .and_then(|e| by_key.get(&format!("email:{e}")).cloned());
+            p.crm_id = via_ext.or(via_email);
+        }
+    }
+    Ok(())
+}
+
+async fn preload_candidates(
+    tx: &mut Tx,
+    w: &mut Writes,
+    prepared: &[(&RemoteRecord, Option<Record>)],
+    region: Option<&str>,
+) -> Result<(), StoreError> {
+    let mut keys = Vec::new();
+    for (r, rec) in prepared {
+        if let (false, Some(Record::Contact(c))) = (w.links.contains_key(&r.external_id), rec) {
+            keys.extend(synchub_identity::match_keys(c, region));
+        }
+    }
+    keys.sort();
+    keys.dedup();
+    let hits = records::find_by_keys(tx, ObjectKind::Contact, &keys).await?;
+    let ids: Vec<String> = hits.iter().map(|(_, id)| id.clone()).collect();
+    load_current(tx, w, &ids).await?;
+    for (key, id) in hits {
+        // find_by_keys is sorted, so the smallest id wins deterministically.
+        w.page_keys.entry(key).or_insert(id);
+    }
+    Ok(())
+}
+
+/// Follows merge pointers to the surviving record.
+fn survivor(w: &Writes, mut id: String) -> String {
+    for _ in 0..8 {
+        match w.current.get(&id).and_then(|c| c.merged_into.clone()) {
+            Some(next) => id = next,
+            None => break,
+        }
+    }
+    id
+}
+
+fn find_match(w: &Writes, c: &Contact, region: Option<&str>) -> Option<String> {
+    for key in synchub_identity::match_keys(c, region) {
+        let Some(id) = w.page_keys.get(&key).cloned() else { continue };
+        let id = survivor(w, id);
+        let Some(cur) = w.current.get(&id) else { continue };
+        if cur.deleted {
+            continue;
+        }
+        if key.starts_with("email:") {
+            return Some(id);
+        }
+        if let Record::Contact(existing) = &cur.record {
+            if synchub_identity::names_compatible(existing, c) {
+                return Some(id);
+            }
+        }
+    }
+    None
+}
+
+fn apply_one(
+    engine: &Engine,
+    conn: &Connection,
+    object: ObjectKind,
+    remote: &RemoteRecord,
+    rec: Record,
+    w: &mut Writes,
+    counts: &mut StreamReport,
+) {
+    let remote_fields = rec.to_fields();
+    let remote_hash = rec.content_hash();
+    let link = w.links.get(&remote.external_id).cloned();
+    let region = conn.region.as_deref();
+
+    if let Some(link) = &link {
+        let same_version = link.remote_version.is_some() && link.remote_version == remote.version;
+        if same_version || link.snapshot_hash.as_deref() == Some(remote_hash.as_str()) {
+            counts.unchanged += 1;
+            if !same_version && remote.version.is_some() {
+                let mut l = link.clone();
+                l.remote_version = remote.version.clone();
+                l.remote_updated_at = time_text(remote.updated_at).or(l.remote_updated_at);
+                w.links.insert(remote.external_id.clone(), l);
+            }
+            return;
+        }
+        let stale = |known: Option<DateTime<Utc>>| match (remote.updated_at, known) {
+            (Some(r), Some(k)) => r <= k,
+            (None, _) => true,
+            _ => false,
+        };
+        if link.deleted && stale(link.remote_updated_at.as_deref().and_then(parse_time)) {
+            // A stale read of a record this source already deleted.
+            counts.unchanged += 1;
+            return;
+        }
+    }
+
+    let (crm_id, base, matched) = match &link {
+        Some(l) => (survivor(w, l.crm_id.clone()), l.snapshot.clone(), false),
+        None => match rec.as_contact().and_then(|c| find_match(w, c, region)) {
+            Some(id) => (id, None, true),
+            None => (derive_crm_id(&conn.name, object, &remote.external_id), None, false),
+        },
+    };
+
+    let new_fields: Map<String, Value> = match w.current.get(&crm_id) {
+        Some(cur) if cur.deleted => {
+            if remote.updated_at.is_some_and(|r| cur.changed_at.is_some_and(|d| r > d)) {
+                // An edit made after the CRM delete: keep it deleted, ask a person.
+                w.conflicts.push(NewConflict {
+                    crm_id: crm_id.clone(),
+                    object,
+                    field: "_deleted".into(),
+                    connection: conn.name.clone(),
+                    external_id: remote.external_id.clone(),
+                    base: "false".into(),
+                    local: "true".into(),
+                    remote: "false".into(),
+                });
+                counts.conflicted += 1;
+            } else {
+                counts.unchanged += 1;
+            }
+            set_link(w, conn, object, remote, &crm_id, remote_fields, remote_hash);
+            return;
+        }
+        Some(cur) => {
+            let local_fields = cur.record.to_fields();
+            let merged: Merged = merge3(
+                base.as_ref(),
+                Side { fields: &local_fields, changed_at: cur.changed_at, source: CRM_SOURCE },
+                Side { fields: &remote_fields, changed_at: remote.updated_at, source: &conn.name },
+                &engine.policy,
+            );
+            for c in &merged.conflicts {
+                w.conflicts.push(NewConflict {
+                    crm_id: crm_id.clone(),
+                    object,
+                    field: c.field.clone(),
+                    connection: conn.name.clone(),
+                    external_id: remote.external_id.clone(),
+                    base: c.base.to_string(),
+                    local: c.local.to_string(),
+                    remote: c.remote.to_string(),
+                });
+            }
+            if !merged.conflicts.is_empty() {
+                counts.conflicted += 1;
+            }
+            if matched {
+                counts.merged += 1;
+            } else if merged.changes_local(&local_fields) {
+                counts.updated += 1;
+            } else if merged.conflicts.is_empty() {
+                counts.unchanged += 1;
+            }
+            // While a conflict waits for a person, the remote keeps its value.
+            if merged.conflicts.is_empty() && merged.changes_remote(&remote_fields) && conn.can_push(object) {
+                w.push_back.insert(crm_id.clone());
+            }
+            if !merged.changes_local(&local_fields) {
+                set_link(w, conn, object, remote, &crm_id, remote_fields, remote_hash);
+                return;
+            }
+            merged.fields
+        }
+        None => {
+            counts.created += 1;
+            remote_fields.clone()
+        }
+    };
+    let record = match Record::from_fields(object, new_fields) {
+        Ok(r) => r,
+        Err(e) => {
+            w.dead.push(dead_letter(conn, object, remote, format!("merged record is invalid: {e}")));
+            return;
+        }
+    };
+    let version = w.current.get(&crm_id).map(|c| c.version).unwrap_or(0) + 1;
+    if let Record::Contact(c) = &record {
+        for key in synchub_identity::match_keys(c, region) {
+            w.page_keys.entry(key).or_insert_with(|| crm_id.clone());
+        }
+    }
+    w.current.insert(
+        crm_id.clone(),
+        Current { record, version, deleted: false, merged_into: None, changed_at: Some(Utc::now()) },
+    );
+    w.dirty.insert(crm_id.clone());
+    set_link(w, conn, object, remote, &crm_id, remote_fields, remote_hash);
+}
+
+fn set_link(
+    w: &mut Writes,
+    conn: &Connection,
+    object: ObjectKind,
+    remote: &RemoteRecord,
+    crm_id: &str,
+    snapshot: Map<String, Value>,
+    hash: String,
+) {
+    w.links.insert(
+        remote.external_id.clone(),
+        Link {
+            connection: conn.name.clone(),
+            object,
+            external_id: remote.external_id.clone(),
+            crm_id: crm_id.to_string(),
+            remote_version: remote.version.clone(),
+            remote_updated_at: time_text(remote.updated_at),
+            snapshot: Some(snapshot),
+            snapshot_hash: Some(hash),
+            deleted: false,
+        },
+    );
+}
+
+fn apply_delete(
+    engine: &Engine,
+    object: ObjectKind,
+    remote: &RemoteRecord,
+    w: &mut Writes,
+    counts: &mut StreamReport,
+) {
+    let Some(mut link) = w.links.get(&remote.external_id).cloned() else {
+        counts.unchanged += 1;
+        return;
+    };
+    if link.deleted {
+        counts.unchanged += 1;
+        return;
+    }
+    let policy = engine.delete_policy(object);
+    let crm_id = survivor(w, link.crm_id.clone());
+    if policy != DeletePolicy::Ignore {
+        if let Some(cur) = w.current.get_mut(&crm_id) {
+            if !cur.deleted {
+                cur.deleted = true;
+                cur.version += 1;
+                cur.changed_at = Some(Utc::now());
+                w.dirty.insert(crm_id.clone());
+                if policy == DeletePolicy::Delete {
+                    w.propagate_delete.insert(crm_id.clone());
+                }
+            }
+        }
+    }
+    counts.deleted += 1;
+    link.deleted = true;
+    link.remote_updated_at = time_text(remote.updated_at.or(Some(Utc::now())));
+    w.links.insert(remote.external_id.clone(), link);
+}
+
+async fn write_all(
+    engine: &Engine,
+    conn: &Connection,
+    object: ObjectKind,
+    tx: &mut Tx,
+    w: Writes,
+) -> Result<(), EngineError> {
+    let mut writes = Vec::with_capacity(w.dirty.len());
+    let mut keys = Vec::new();
+    for id in &w.dirty {
+        if let Some(cur) = w.current.get(id) {
+            writes.push(RecordWrite {
+                id: id.clone(),
+                record: cur.record.clone(),
+                version: cur.version,
+                deleted: cur.deleted,
+            });
+            if let (Record::Contact(c), false) = (&cur.record, cur.deleted) {
+                keys.push((id.clone(), synchub_identity::match_keys(c, conn.region.as_deref())));
+            } else if object == ObjectKind::Contact {
+                keys.push((id.clone(), Vec::new()));
+            }
+        }
+    }
+    records::upsert_many(tx, &writes).await?;
+    if object == ObjectKind::Contact {
+        records::set_keys(tx, ObjectKind::Contact, &keys).await?;
+    }
+    let link_rows: Vec<Link> = w.links.into_values().collect();
+    links::upsert_many(tx, &link_rows).await?;
+    let versions: HashMap<String, (i64, bool)> = w
+        .current
+        .iter()
+        .filter(|(id, _)| w.dirty.contains(*id) || w.push_back.contains(*id))
+        .map(|(id, c)| (id.clone(), (c.version, c.deleted)))
+        .collect();
+    plan_outbox(engine, tx, object, Some(&conn.name), &versions, &w.push_back, &w.propagate_delete)
+        .await?;
+    dead_letters::insert_many(tx, &w.dead).await?;
+    for c in &w.conflicts {
+        conflicts::record(tx, c).await?;
+    }
+    Ok(())
+}

@@ -1,0 +1,278 @@
+//! The synchub engine: for every pulling connection, read pages after the
+//! stored cursor and apply each page in ONE transaction (identity map, match,
+//! three-way merge, CRM rows, snapshots, outbox, dead letters, cursor); then
+//! drain the outbox of every pushing connection.
+//!
+//! A crash at any point leaves the store as if a page was never read or as
+//! if it was fully applied; CRM ids of new records are derived from the
+//! source id, so a replayed page writes exactly what the first attempt would
+//! have.
+
+mod apply;
+pub mod config;
+pub mod local;
+mod push;
+pub mod report;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use synchub_core::merge::MergePolicy;
+use synchub_core::{Connector, ConnectorError, ErrorClass, ObjectKind};
+use synchub_store::{cursors, Store, StoreError};
+
+pub use config::{DeletePolicy, Direction, PipelineConfig};
+pub use report::{RunReport, StreamReport};
+
+/// An error that stops a stream or a run.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// A connector failed (after the runtime's retries).
+    #[error("connection `{connection}` ({object}): {source}")]
+    Connector {
+        /// Connection name.
+        connection: String,
+        /// Object kind.
+        object: ObjectKind,
+        /// The connector error.
+        source: ConnectorError,
+    },
+    /// A request that cannot be carried out (bad value, missing record).
+    #[error("{0}")]
+    Invalid(String),
+    /// The connector broke its contract.
+    #[error("connection `{connection}` ({object}): {message}")]
+    Contract {
+        /// Connection name.
+        connection: String,
+        /// Object kind.
+        object: ObjectKind,
+        /// What it did wrong.
+        message: String,
+    },
+}
+
+/// A built connector instance taking part in a pipeline.
+#[derive(Clone)]
+pub struct Connection {
+    /// Instance name.
+    pub name: String,
+    /// The connector.
+    pub connector: Arc<dyn Connector>,
+    /// Flow direction.
+    pub direction: Direction,
+    /// Objects to sync (already narrowed to what the connector supports).
+    pub objects: Vec<ObjectKind>,
+    /// Default phone region for its records.
+    pub region: Option<String>,
+}
+
+impl Connection {
+    fn can_push(&self, object: ObjectKind) -> bool {
+        self.direction.pushes()
+            && self.objects.contains(&object)
+            && self
+                .connector
+                .objects()
+                .iter()
+                .any(|s| s.kind == object && s.can_write)
+    }
+}
+
+/// A progress callback: (stream, records read so far in this run).
+pub type Progress = Arc<dyn Fn(&str, u64) + Send + Sync>;
+
+/// Options of one run.
+#[derive(Clone, Default)]
+pub struct RunOptions {
+    /// Ignore stored cursors and read everything.
+    pub full_refresh: bool,
+    /// Apply every page in a transaction that is rolled back; push nothing.
+    pub dry_run: bool,
+    /// Called after every page.
+    pub progress: Option<Progress>,
+}
+
+/// The engine for one pipeline.
+pub struct Engine {
+    store: Store,
+    pipeline: String,
+    connections: Vec<Connection>,
+    policy: MergePolicy,
+    deletes: BTreeMap<ObjectKind, DeletePolicy>,
+}
+
+/// How often a page read is retried when the connector says "later".
+const PULL_ATTEMPTS: u32 = 5;
+
+impl Engine {
+    /// An engine over built connections.
+    pub fn new(
+        store: Store,
+        pipeline: impl Into<String>,
+        connections: Vec<Connection>,
+        policy: MergePolicy,
+        deletes: BTreeMap<ObjectKind, DeletePolicy>,
+    ) -> Engine {
+        Engine {
+            store,
+            pipeline: pipeline.into(),
+            connections,
+            policy,
+            deletes,
+        }
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// The connections.
+    pub fn connections(&self) -> &[Connection] {
+        &self.connections
+    }
+
+    /// One full round: pull every pulling stream, then push every pushing one.
+    /// Stream failures are reported in the run report and do not stop others.
+    pub async fn run(&self, opts: &RunOptions) -> Result<RunReport, EngineError> {
+        let started = Instant::now();
+        let started_at = synchub_store::now_text();
+        let mut report = RunReport {
+            pipeline: self.pipeline.clone(),
+            dry_run: opts.dry_run,
+            ..RunReport::default()
+        };
+        for object in ObjectKind::ALL {
+            for conn in self.connections.iter().filter(|c| c.direction.pulls()) {
+                if !conn.objects.contains(&object) {
+                    continue;
+                }
+                if let Err(e) = self.pull_stream(conn, object, opts, &mut report).await {
+                    if matches!(e, EngineError::Store(_)) {
+                        return Err(e);
+                    }
+                    tracing::error!(connection = %conn.name, %object, error = %e, "stream failed");
+                    report.errors.insert(format!("{}.{object}", conn.name), e.to_string());
+                }
+            }
+        }
+        if !opts.dry_run {
+            for conn in &self.connections {
+                for object in ObjectKind::ALL {
+                    if !conn.can_push(object) {
+                        continue;
+                    }
+                    if let Err(e) = push::drain(self, conn, object, &mut report).await {
+                        if matches!(e, EngineError::Store(_)) {
+                            return Err(e);
+                        }
+                        tracing::error!(connection = %conn.name, %object, error = %e, "push failed");
+                        report.errors.insert(format!("{}.{object}.push", conn.name), e.to_string());
+                    }
+                }
+            }
+        }
+        report.seconds = started.elapsed().as_secs_f64();
+        if !opts.dry_run {
+            let json = serde_json::to_string(&report).unwrap_or_default();
+            self.store.record_run(&self.pipeline, &started_at, &json).await?;
+        }
+        Ok(report)
+    }
+
+    /// Reads one stream page by page from its stored cursor.
+    pub async fn pull_stream(
+        &self,
+        conn: &Connection,
+        object: ObjectKind,
+        opts: &RunOptions,
+        report: &mut RunReport,
+    ) -> Result<(), EngineError> {
+        let started = Instant::now();
+        let stream_name = format!("{}.{object}", conn.name);
+        let stored = {
+            let mut tx = self.store.begin().await?;
+            let c = cursors::load(&mut tx, &conn.name, object).await?;
+            tx.commit().await.map_err(|e| StoreError::Query {
+                context: "reading a cursor",
+                source: e,
+            })?;
+            c
+        };
+        let mut seq = stored.as_ref().map(|c| c.seq).unwrap_or(0);
+        let mut cursor = if opts.full_refresh {
+            None
+        } else {
+            stored.and_then(|c| c.cursor)
+        };
+        loop {
+            let page = self.pull_with_retry(conn, object, cursor.as_ref()).await?;
+            if page.next.is_none() && !page.done {
+                return Err(EngineError::Contract {
+                    connection: conn.name.clone(),
+                    object,
+                    message: "page has no cursor and is not the last; refusing to loop".into(),
+                });
+            }
+            seq += 1;
+            let counts = apply::apply_page(self, conn, object, &page, seq, opts.dry_run).await?;
+            let s = report.stream(&conn.name, object);
+            s.absorb(&counts);
+            s.pages += 1;
+            let read = s.read;
+            if let Some(p) = &opts.progress {
+                p(&stream_name, read);
+            }
+            if page.next.is_some() {
+                cursor = page.next;
+            }
+            if page.done {
+                break;
+            }
+        }
+        report.stream(&conn.name, object).seconds += started.elapsed().as_secs_f64();
+        Ok(())
+    }
+
+    async fn pull_with_retry(
+        &self,
+        conn: &Connection,
+        object: ObjectKind,
+        cursor: Option<&synchub_core::Cursor>,
+    ) -> Result<synchub_core::Page, EngineError> {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            match conn.connector.pull(object, cursor).await {
+                Ok(page) => return Ok(page),
+                Err(e) if e.class() == ErrorClass::Retry && attempt < PULL_ATTEMPTS => {
+                    let wait = match &e {
+                        ConnectorError::Unavailable {
+                            retry_after: Some(d),
+                            ..
+                        } => *d,
+                        _ => Duration::from_millis(200 * 2u64.pow(attempt)),
+                    };
+                    tracing::warn!(connection = %conn.name, %object, attempt, error = %e, ?wait, "pull will be retried");
+                    tokio::time::sleep(wait).await;
+                }
+                Err(source) => {
+                    return Err(EngineError::Connector {
+                        connection: conn.name.clone(),
+                        object,
+                        source,
+                    })
+                }
+            }
+        }
+    }
+
+    pub(crate) fn delete_policy(&self, object: ObjectKind) -> DeletePolicy {
+        self.deletes.get(&object).copied().unwrap_or_default()
+    }
+}

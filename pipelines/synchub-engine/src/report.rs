@@ -1,0 +1,109 @@
+//! What a run did, per stream.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+/// Counts for one stream (connection + object).
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct StreamReport {
+    /// Records read from the source.
+    pub read: u64,
+    /// New CRM records created.
+    pub created: u64,
+    /// CRM records changed.
+    pub updated: u64,
+    /// Source records matched to an existing CRM record (dedup).
+    pub merged: u64,
+    /// Records already in step.
+    pub unchanged: u64,
+    /// Same-field conflicts sent to review.
+    pub conflicted: u64,
+    /// Items stored as dead letters.
+    pub dead_lettered: u64,
+    /// Deletions applied.
+    pub deleted: u64,
+    /// Changes written to this connection.
+    pub pushed: u64,
+    /// Changes this connection refused.
+    pub push_failed: u64,
+    /// Pages applied.
+    pub pages: u64,
+    /// Wall-clock seconds spent on this stream.
+    pub seconds: f64,
+}
+
+impl StreamReport {
+    /// Adds another report's counts into this one.
+    pub fn absorb(&mut self, o: &StreamReport) {
+        self.read += o.read;
+        self.created += o.created;
+        self.updated += o.updated;
+        self.merged += o.merged;
+        self.unchanged += o.unchanged;
+        self.conflicted += o.conflicted;
+        self.dead_lettered += o.dead_lettered;
+        self.deleted += o.deleted;
+        self.pushed += o.pushed;
+        self.push_failed += o.push_failed;
+        self.pages += o.pages;
+        self.seconds += o.seconds;
+    }
+}
+
+/// The report of one run.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct RunReport {
+    /// Pipeline name.
+    pub pipeline: String,
+    /// Nothing was written (`--dry-run`).
+    pub dry_run: bool,
+    /// Per stream, keyed `connection.object`.
+    pub streams: BTreeMap<String, StreamReport>,
+    /// Streams that failed, with the error.
+    pub errors: BTreeMap<String, String>,
+    /// Wall-clock seconds for the whole run.
+    pub seconds: f64,
+}
+
+impl RunReport {
+    /// The report of one stream, created on first use.
+    pub fn stream(&mut self, connection: &str, object: synchub_core::ObjectKind) -> &mut StreamReport {
+        self.streams.entry(format!("{connection}.{object}")).or_default()
+    }
+
+    /// Sum over all streams.
+    pub fn total(&self) -> StreamReport {
+        let mut t = StreamReport::default();
+        for s in self.streams.values() {
+            t.absorb(s);
+        }
+        t.seconds = self.seconds;
+        t
+    }
+
+    /// Writes made anywhere (CRM records or remote systems).
+    pub fn writes(&self) -> u64 {
+        let t = self.total();
+        t.created + t.updated + t.deleted + t.pushed
+    }
+
+    /// A human-readable table.
+    pub fn to_table(&self) -> String {
+        let mut out = format!(
+            "{:<28} {:>8} {:>8} {:>8} {:>7} {:>9} {:>10} {:>6} {:>7} {:>8}\n",
+            "stream", "read", "created", "updated", "merged", "unchanged", "conflicted", "dead", "pushed", "seconds"
+        );
+        for (name, s) in &self.streams {
+            out.push_str(&format!(
+                "{:<28} {:>8} {:>8} {:>8} {:>7} {:>9} {:>10} {:>6} {:>7} {:>8.2}\n",
+                name, s.read, s.created, s.updated, s.merged, s.unchanged, s.conflicted,
+                s.dead_lettered, s.pushed, s.seconds
+            ));
+        }
+        for (name, e) in &self.errors {
+            out.push_str(&format!("error in {name}: {e}\n"));
+        }
+        out
+    }
+}

@@ -1,0 +1,140 @@
+//! The command line, exactly as shared/DESIGN.md fixes it.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+/// synchub: keeps one CRM contact-and-order model in step with the systems a
+/// business already runs.
+#[derive(Debug, Parser)]
+#[command(name = "synchub", version, about)]
+pub struct Cli {
+    /// Database URL: sqlite://PATH (embedded, default) or postgres://USER@HOST/DB.
+    #[arg(long, global = true, env = "SYNCHUB_DATABASE_URL", default_value = "sqlite://synchub.db")]
+    pub database_url: String,
+    /// More log output on stderr (-v info, -vv debug); SYNCHUB_LOG overrides.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Start the built-in sample sources, run the example pipelines into the database, print a summary.
+    Demo,
+    /// Run a pipeline file.
+    Run {
+        /// The pipeline file (TOML).
+        pipeline: PathBuf,
+        /// Run one round and exit (otherwise repeat on the pipeline's schedule, if it has one).
+        #[arg(long)]
+        once: bool,
+        /// Ignore stored cursors and read everything again.
+        #[arg(long)]
+        full_refresh: bool,
+        /// Apply nothing: every page is rolled back and nothing is pushed.
+        #[arg(long)]
+        dry_run: bool,
+        /// Print the report as one JSON object at the end.
+        #[arg(long, value_enum)]
+        report: Option<ReportFormat>,
+    },
+    /// Run every pipeline of a folder unattended, on webhooks and timers.
+    Daemon {
+        /// Folder of pipeline files.
+        #[arg(long)]
+        config_dir: Option<PathBuf>,
+        /// Address for webhooks, health and metrics.
+        #[arg(long)]
+        listen: Option<String>,
+    },
+    /// One-shot migration from a legacy CRM export or database.
+    Migrate {
+        /// salesforce, hubspot, zoho, pipedrive, csv, suitecrm or vtiger.
+        kind: String,
+        /// Export folder or file, or mysql:// URL.
+        path_or_url: String,
+        /// Report what would happen; write nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Continue after an interrupted run.
+        #[arg(long)]
+        resume: bool,
+        /// Mapping file (TOML).
+        #[arg(long)]
+        map: Option<PathBuf>,
+        /// Input encoding.
+        #[arg(long, value_enum, default_value = "auto")]
+        encoding: Encoding,
+    },
+    /// Cluster the people of CSV files: which rows are the same person.
+    Dedupe {
+        /// Input CSV files.
+        #[arg(long = "input", required = true)]
+        inputs: Vec<PathBuf>,
+        /// Labels of the inputs, in order (default: file stem).
+        #[arg(long = "source")]
+        sources: Vec<String>,
+        /// COLUMN=FIELD mappings.
+        #[arg(long = "map")]
+        maps: Vec<String>,
+        /// Default phone region (ISO 3166 alpha-2).
+        #[arg(long)]
+        region: Option<String>,
+        /// Output CSV: source,source_id,cluster_id.
+        #[arg(long)]
+        output: PathBuf,
+    },
+    /// Review and resolve same-field conflicts.
+    Conflicts {
+        #[command(subcommand)]
+        action: ConflictAction,
+    },
+    /// Streams, cursors, counts, outbox, dead letters and open conflicts.
+    Status,
+    /// OAuth2 authorization for a connector instance.
+    Auth {
+        /// Connector instance name.
+        instance: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConflictAction {
+    /// Open conflicts.
+    List {
+        /// Include resolved conflicts.
+        #[arg(long)]
+        all: bool,
+    },
+    /// One conflict with base, local and remote values.
+    Show {
+        /// Conflict id.
+        id: i64,
+    },
+    /// Resolve a conflict; the result is pushed to every linked system.
+    Resolve {
+        /// Conflict id.
+        id: i64,
+        /// `local`, `remote`, or a JSON value (a bare word is taken as a string).
+        #[arg(long)]
+        take: String,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ReportFormat {
+    Json,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Encoding {
+    Auto,
+    #[value(name = "utf-8")]
+    Utf8,
+    Big5,
+    Gbk,
+    #[value(name = "utf-16")]
+    Utf16,
+}

@@ -1,0 +1,11 @@
+//! The synchub test kit: an in-memory connector that behaves like a remote
+//! system (ids, versions, change order, deletes), fresh databases for tests
+//! on SQLite and PostgreSQL, and helpers that wait on state.
+
+#![allow(clippy::unwrap_used)]
+
+pub mod db;
+pub mod memory;
+
+pub use db::{TestDb, POSTGRES_ADMIN_URL};
+pub use memory::{MemoryConnector, MemorySystem};
