@@ -35,7 +35,11 @@ fn retry() -> RetryPolicy {
     }
 }
 
-async fn run_workers(workers: usize, secs: f64, job: impl Fn(usize, u64) -> tokio::task::JoinHandle<()>) -> f64 {
+async fn run_workers(
+    workers: usize,
+    secs: f64,
+    job: impl Fn(usize, u64) -> tokio::task::JoinHandle<()>,
+) -> f64 {
     let start = Instant::now();
     let mut handles = Vec::new();
     for w in 0..workers {
@@ -48,7 +52,10 @@ async fn run_workers(workers: usize, secs: f64, job: impl Fn(usize, u64) -> toki
 }
 
 async fn rest(secs: f64) {
-    let server = MockServer::builder().disable_request_recording().start().await;
+    let server = MockServer::builder()
+        .disable_request_recording()
+        .start()
+        .await;
     let counters = Arc::new(Counters::default());
     Mock::given(method("GET"))
         .respond_with(rest_bucket(40.0, 2.0, 50, counters.clone()))
@@ -66,7 +73,10 @@ async fn rest(secs: f64) {
         let c = client.clone();
         tokio::spawn(async move {
             while started.elapsed() < Duration::from_millis(ms) {
-                let _ = c.get("/admin/api/2024-01/customers.json?limit=50").send().await;
+                let _ = c
+                    .get("/admin/api/2024-01/customers.json?limit=50")
+                    .send()
+                    .await;
             }
         })
     })
@@ -84,7 +94,10 @@ async fn rest(secs: f64) {
 }
 
 async fn graphql(secs: f64) {
-    let server = MockServer::builder().disable_request_recording().start().await;
+    let server = MockServer::builder()
+        .disable_request_recording()
+        .start()
+        .await;
     let counters = Arc::new(Counters::default());
     Mock::given(method("POST"))
         .respond_with(graphql_bucket(1000.0, 50.0, counters.clone()))

@@ -215,6 +215,7 @@ impl<W: Write> Write for RedactingWriter<W> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

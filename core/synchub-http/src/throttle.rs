@@ -305,6 +305,7 @@ pub(crate) fn parse_call_limit(headers: &HeaderMap) -> Option<(f64, f64)> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use reqwest::header::HeaderValue;

@@ -219,12 +219,15 @@ pub trait ReplayGuard: Send + Sync {
     async fn first_seen(&self, delivery_id: &str) -> bool;
 }
 
+/// Ids by first sighting, plus their arrival order for eviction.
+type SeenIds = (HashMap<String, Instant>, VecDeque<(String, Instant)>);
+
 /// An in-memory replay guard: bounded in size, ids forgotten after a TTL.
 #[derive(Debug)]
 pub struct MemoryReplayGuard {
     ttl: Duration,
     capacity: usize,
-    seen: Mutex<(HashMap<String, Instant>, VecDeque<(String, Instant)>)>,
+    seen: Mutex<SeenIds>,
 }
 
 impl MemoryReplayGuard {

@@ -311,6 +311,7 @@ impl TokenStore for FileTokenStore {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

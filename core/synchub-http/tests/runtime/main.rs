@@ -1,4 +1,5 @@
 //! Integration tests of the HTTP runtime against wiremock servers.
+#![allow(clippy::unwrap_used)]
 
 mod oauth;
 mod quotas;

@@ -1,7 +1,7 @@
 //! In-process sandboxes (wiremock responders) that enforce Shopify's limits:
 //! the REST leaky bucket (429 + Retry-After when over) and the GraphQL cost
 //! bucket (200 + THROTTLED when over). Shared by the tests and the benchmark.
-#![allow(dead_code)]
+#![allow(dead_code, clippy::unwrap_used)]
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
