@@ -1,0 +1,34 @@
+use synchub_identity::matcher::{prepare::Prepared, resolve_prepared, MatchConfig, compare::FIELDS};
+use synchub_identity::synth;
+fn main() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = synth::generate(42, 20000);
+    let paths = synth::write_csvs(dir.path(), &data).unwrap();
+    let _ = paths;
+    // Build prepared from rows via the same mapping as dedupe: reuse csv reading is internal; approximate.
+    let contacts: Vec<synchub_core::model::Contact> = data.iter().map(|r| {
+        let v = &r.values;
+        let s = |i: usize| if v[i].is_empty() { None } else { Some(v[i].clone()) };
+        synchub_core::model::Contact { given_name: s(1), family_name: s(2), full_name: s(3),
+            emails: s(4).into_iter().collect(), phones: s(5).into_iter().collect(), company: s(6),
+            addresses: vec![synchub_core::model::Address { line1: s(7), city: s(8), postal_code: s(9), country: s(10), ..Default::default() }],
+            birth_date: synchub_identity::dedupe::parse_date(&v[11]), ..Default::default() }
+    }).collect();
+    let prepared: Vec<Prepared> = contacts.iter().map(|c| Prepared::new(c, Some("TW"))).collect();
+    let res = resolve_prepared(&prepared, &MatchConfig { default_region: Some("TW".into()), ..Default::default() });
+    println!("lambda {} iters {}", res.model.lambda, res.model.iterations);
+    for (i, f) in FIELDS.iter().enumerate() {
+        let w: Vec<String> = (0..f.levels()).map(|l| format!("{}:{:.2}(m{:.3} u{:.4})", f.level_names()[l], res.model.weight(i, l as u8), res.model.m[i][l], res.model.u[i][l])).collect();
+        println!("{f:?}: {}", w.join(" "));
+    }
+    let mut fp = 0;
+    for p in &res.pairs {
+        if data[p.a as usize].entity != data[p.b as usize].entity && res.decision(p.score) == synchub_identity::matcher::Decision::AutoMerge {
+            fp += 1;
+            if fp <= 12 {
+                println!("FP score {:.1} levels {:?}\n  {:?}\n  {:?}", p.score, p.comparison.levels, data[p.a as usize].values, data[p.b as usize].values);
+            }
+        }
+    }
+    println!("fp auto pairs {fp} of {}", res.pairs.len());
+}

@@ -1,0 +1,226 @@
+//! Pairwise comparison: each field of two prepared contacts is reduced to an
+//! agreement level, and the vector of levels is the input to Fellegi–Sunter.
+
+use chrono::Datelike;
+use serde::{Deserialize, Serialize};
+
+use super::prepare::Prepared;
+
+/// The fields the probabilistic scorer compares.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Field {
+    /// Given name.
+    GivenName,
+    /// Family name.
+    FamilyName,
+    /// Email addresses.
+    Email,
+    /// Phone numbers.
+    Phone,
+    /// Birth date.
+    BirthDate,
+    /// Street address.
+    Address,
+    /// Company.
+    Company,
+}
+
+/// All compared fields, in vector order.
+pub const FIELDS: [Field; 7] = [
+    Field::GivenName,
+    Field::FamilyName,
+    Field::Email,
+    Field::Phone,
+    Field::BirthDate,
+    Field::Address,
+    Field::Company,
+];
+
+impl Field {
+    /// Number of agreement levels; the last one always means "missing".
+    pub const fn levels(self) -> usize {
+        match self {
+            Field::GivenName | Field::FamilyName => 6,
+            Field::Email | Field::BirthDate | Field::Company => 4,
+            Field::Phone => 3,
+            Field::Address => 5,
+        }
+    }
+
+    /// Human-readable labels of the levels, best first.
+    pub const fn level_names(self) -> &'static [&'static str] {
+        match self {
+            Field::GivenName | Field::FamilyName => {
+                &["exact", "equivalent", "close", "initial", "different", "missing"]
+            }
+            Field::Email => &["same", "close", "different", "missing"],
+            Field::Phone => &["same", "different", "missing"],
+            Field::BirthDate => &["same", "near", "different", "missing"],
+            Field::Address => &["same", "close", "same_area", "different", "missing"],
+            Field::Company => &["same", "close", "different", "missing"],
+        }
+    }
+}
+
+/// Agreement levels of one pair, one per field of [`FIELDS`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct Comparison {
+    /// Level per field.
+    pub levels: [u8; 7],
+    /// True when the names agreed better with first and last swapped.
+    pub swapped: bool,
+}
+
+impl Comparison {
+    /// Mixed-radix code of the level vector, unique per pattern.
+    pub fn pattern(&self) -> u32 {
+        FIELDS.iter().zip(self.levels).fold(0u32, |acc, (f, l)| acc * f.levels() as u32 + u32::from(l))
+    }
+
+    /// Decode a pattern code.
+    pub fn from_pattern(mut code: u32) -> [u8; 7] {
+        let mut levels = [0u8; 7];
+        for (i, f) in FIELDS.iter().enumerate().rev() {
+            let radix = f.levels() as u32;
+            levels[i] = u8::try_from(code % radix).unwrap_or(0);
+            code /= radix;
+        }
+        levels
+    }
+
+    /// Number of distinct patterns.
+    pub fn pattern_count() -> usize {
+        FIELDS.iter().map(|f| f.levels()).product()
+    }
+}
+
+/// Compare two prepared contacts.
+pub fn compare(a: &Prepared, b: &Prepared) -> Comparison {
+    let (given, family, swapped) = a.name.compare(&b.name);
+    Comparison {
+        levels: [
+            given as u8,
+            family as u8,
+            compare_emails(&a.emails, &b.emails),
+            compare_phones(&a.phones, &b.phones),
+            compare_dates(a, b),
+            compare_address(a, b),
+            compare_company(a.company.as_deref(), b.company.as_deref()),
+        ],
+        swapped,
+    }
+}
+
+fn compare_emails(a: &[String], b: &[String]) -> u8 {
+    if a.is_empty() || b.is_empty() {
+        return 3;
+    }
+    if a.iter().any(|x| b.contains(x)) {
+        return 0;
+    }
+    let close = a.iter().any(|x| {
+        b.iter().any(|y| {
+            let (lx, dx) = x.split_once('@').unwrap_or((x, ""));
+            let (ly, dy) = y.split_once('@').unwrap_or((y, ""));
+            (dx == dy && lx.len() >= 4 && strsim::damerau_levenshtein(lx, ly) <= 1) || (lx == ly && lx.len() >= 6)
+        })
+    });
+    if close {
+        1
+    } else {
+        2
+    }
+}
+
+fn compare_phones(a: &[String], b: &[String]) -> u8 {
+    if a.is_empty() || b.is_empty() {
+        2
+    } else if a.iter().any(|x| b.contains(x)) {
+        0
+    } else {
+        1
+    }
+}
+
+fn compare_dates(a: &Prepared, b: &Prepared) -> u8 {
+    let (Some(x), Some(y)) = (a.birth_date, b.birth_date) else { return 3 };
+    if x == y {
+        return 0;
+    }
+    let swapped_dm = x.year() == y.year() && x.month() == y.day() && x.day() == y.month();
+    let one_off = u8::from(x.year() != y.year()) + u8::from(x.month() != y.month()) + u8::from(x.day() != y.day()) == 1;
+    if swapped_dm || one_off {
+        1
+    } else {
+        2
+    }
+}
+
+fn compare_address(a: &Prepared, b: &Prepared) -> u8 {
+    let postal_conflict = matches!((&a.postal_code, &b.postal_code), (Some(x), Some(y)) if x != y);
+    match (&a.street, &b.street) {
+        (Some(x), Some(y)) if x == y && !postal_conflict => 0,
+        (Some(x), Some(y)) if !postal_conflict && strsim::jaro_winkler(x, y) >= 0.92 => 1,
+        (Some(_), Some(_)) => 3,
+        _ => {
+            let same_postal = matches!((&a.postal_code, &b.postal_code), (Some(x), Some(y)) if x == y);
+            let same_city = matches!((&a.city, &b.city), (Some(x), Some(y)) if x == y);
+            if same_postal || same_city {
+                2
+            } else if (a.postal_code.is_some() || a.city.is_some()) && (b.postal_code.is_some() || b.city.is_some()) {
+                3
+            } else {
+                4
+            }
+        }
+    }
+}
+
+fn compare_company(a: Option<&str>, b: Option<&str>) -> u8 {
+    match (a, b) {
+        (Some(x), Some(y)) if x == y => 0,
+        (Some(x), Some(y)) if strsim::jaro_winkler(x, y) >= 0.9 => 1,
+        (Some(_), Some(_)) => 2,
+        _ => 3,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use synchub_core::model::Contact;
+
+    fn prep(full: &str, email: &str, phone: &str) -> Prepared {
+        let c = Contact {
+            full_name: Some(full.into()),
+            emails: vec![email.into()],
+            phones: vec![phone.into()],
+            ..Contact::default()
+        };
+        Prepared::new(&c, Some("TW"))
+    }
+
+    #[test]
+    fn pattern_round_trips() {
+        let c = Comparison { levels: [1, 2, 3, 2, 1, 4, 0], swapped: false };
+        assert_eq!(Comparison::from_pattern(c.pattern()), c.levels);
+        assert!(usize::try_from(c.pattern()).unwrap_or(usize::MAX) < Comparison::pattern_count());
+    }
+
+    #[test]
+    fn compares_a_cjk_record_with_its_romanization() {
+        let a = prep("陳大文", "taiman.chan@example.com", "0912-345-678");
+        let b = prep("Chan Tai Man", "TaiMan.Chan@Example.com", "+886 912 345 678");
+        let c = compare(&a, &b);
+        assert_eq!(&c.levels[..4], &[1, 1, 0, 0]);
+        assert_eq!(c.levels[4], 3, "no birth dates: missing");
+    }
+
+    #[test]
+    fn near_emails_are_close() {
+        let a = prep("x", "jane.doe@example.com", "");
+        let b = prep("x", "jane.deo@example.com", "");
+        assert_eq!(compare(&a, &b).levels[2], 1);
+    }
+}

@@ -1,0 +1,259 @@
+//! The probabilistic tier: blocking, Fellegi–Sunter scoring with EM-estimated
+//! weights and term-frequency adjusted names, three-way decisions, and
+//! chain-guarded clustering. [`resolve`] runs it all on a batch of contacts.
+
+pub mod block;
+pub mod cluster;
+pub mod compare;
+pub mod evidence;
+pub mod model;
+pub mod prepare;
+
+use rayon::prelude::*;
+use rustc_hash::FxHashMap;
+use synchub_core::model::Contact;
+
+use self::block::{candidate_pairs, unpack};
+use self::cluster::Clusters;
+use self::compare::{compare, Comparison, FIELDS};
+pub use self::evidence::{Decision, FieldEvidence, MatchEvidence};
+use self::model::{probability, FsModel};
+use self::prepare::Prepared;
+
+/// Tuning of the matcher. The defaults are what the evaluation set was judged with.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MatchConfig {
+    /// Region for phones written without a country code (ISO 3166-1 alpha-2).
+    pub default_region: Option<String>,
+    /// Posterior match probability at or above which a pair merges automatically.
+    pub auto_merge: f64,
+    /// Posterior probability at or above which a pair goes to review (below: kept apart).
+    pub review: f64,
+    /// Largest cluster the clustering may build.
+    pub max_cluster_size: usize,
+    /// Blocks larger than this are windowed instead of fully paired.
+    pub max_block: usize,
+    /// Sorted-neighbourhood window for oversized blocks.
+    pub window: usize,
+    /// Random pairs drawn to estimate `u`.
+    pub u_samples: usize,
+    /// Maximum EM iterations.
+    pub em_iterations: usize,
+    /// Seed for the random pairs.
+    pub seed: u64,
+}
+
+impl Default for MatchConfig {
+    fn default() -> Self {
+        MatchConfig {
+            default_region: None,
+            auto_merge: 0.99,
+            review: 0.5,
+            max_cluster_size: 32,
+            max_block: 40,
+            window: 6,
+            u_samples: 300_000,
+            em_iterations: 60,
+            seed: 0x5eed,
+        }
+    }
+}
+
+/// One scored candidate pair that was not kept apart.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ScoredPair {
+    /// Lower record index.
+    pub a: u32,
+    /// Higher record index.
+    pub b: u32,
+    /// Field levels.
+    pub comparison: Comparison,
+    /// Log2 match odds, prior included.
+    pub score: f32,
+}
+
+/// The result of [`resolve`].
+#[derive(Debug, Clone)]
+pub struct Resolution {
+    /// Cluster label per record (the smallest record index of its cluster).
+    pub labels: Vec<u32>,
+    /// Pairs that merged automatically or wait for review.
+    pub pairs: Vec<ScoredPair>,
+    /// The fitted model.
+    pub model: FsModel,
+    /// Number of candidate pairs compared.
+    pub candidate_pairs: usize,
+    /// Thresholds used (probabilities).
+    pub thresholds: (f64, f64),
+}
+
+impl Resolution {
+    /// The decision for a pair's score.
+    pub fn decision(&self, score: f32) -> Decision {
+        let p = probability(f64::from(score));
+        if p >= self.thresholds.0 {
+            Decision::AutoMerge
+        } else if p >= self.thresholds.1 {
+            Decision::Review
+        } else {
+            Decision::KeepApart
+        }
+    }
+
+    /// Readable evidence for a pair.
+    pub fn evidence(&self, pair: &ScoredPair) -> MatchEvidence {
+        MatchEvidence::new(pair, &self.model, self.decision(pair.score))
+    }
+
+    /// Pairs in the review band, with evidence, strongest first.
+    pub fn review_queue(&self) -> Vec<MatchEvidence> {
+        let mut out: Vec<MatchEvidence> = self
+            .pairs
+            .iter()
+            .filter(|p| self.decision(p.score) == Decision::Review)
+            .map(|p| self.evidence(p))
+            .collect();
+        out.sort_by(|x, y| y.score.total_cmp(&x.score));
+        out
+    }
+}
+
+/// Resolve a batch of contacts into clusters of the same person.
+pub fn resolve(contacts: &[Contact], cfg: &MatchConfig) -> Resolution {
+    let region = cfg.default_region.as_deref();
+    let prepared: Vec<Prepared> = contacts.par_iter().map(|c| Prepared::new(c, region)).collect();
+    resolve_prepared(&prepared, cfg)
+}
+
+/// [`resolve`] on records already prepared.
+pub fn resolve_prepared(records: &[Prepared], cfg: &MatchConfig) -> Resolution {
+    let pairs = candidate_pairs(records, cfg.max_block, cfg.window);
+    let comparisons: Vec<Comparison> = pairs
+        .par_iter()
+        .map(|p| {
+            let (a, b) = unpack(*p);
+            compare(&records[a as usize], &records[b as usize])
+        })
+        .collect();
+    let mut patterns: FxHashMap<u32, u64> = FxHashMap::default();
+    for c in &comparisons {
+        *patterns.entry(c.pattern()).or_default() += 1;
+    }
+    let u = FsModel::u_from_counts(&random_pair_counts(records, cfg.u_samples, cfg.seed));
+    let n = records.len() as f64;
+    let model = FsModel::fit(u, &patterns, cfg.em_iterations, n * (n - 1.0) / 2.0);
+    let tf = NameFrequencies::new(records);
+    let scores: Vec<f32> = pairs
+        .par_iter()
+        .zip(&comparisons)
+        .map(|(p, c)| {
+            let (a, _) = unpack(*p);
+            score_pair(&model, &tf, a, c) as f32
+        })
+        .collect();
+    let auto_score = odds(cfg.auto_merge);
+    let review_score = odds(cfg.review);
+    let mut kept = Vec::new();
+    let mut conflicts = Vec::new();
+    for ((p, c), s) in pairs.iter().zip(&comparisons).zip(&scores) {
+        let (a, b) = unpack(*p);
+        if f64::from(*s) >= review_score {
+            kept.push(ScoredPair { a, b, comparison: *c, score: *s });
+        } else if is_conflict(c) {
+            conflicts.push((a, b));
+        }
+    }
+    let mut clusters = Clusters::new(records.len(), &conflicts, cfg.max_cluster_size);
+    let mut links: Vec<&ScoredPair> = kept.iter().filter(|p| f64::from(p.score) >= auto_score).collect();
+    links.sort_by(|x, y| y.score.total_cmp(&x.score).then((x.a, x.b).cmp(&(y.a, y.b))));
+    for l in links {
+        clusters.link(l.a, l.b);
+    }
+    Resolution {
+        labels: clusters.labels(),
+        pairs: kept,
+        model,
+        candidate_pairs: pairs.len(),
+        thresholds: (cfg.auto_merge, cfg.review),
+    }
+}
+
+fn odds(p: f64) -> f64 {
+    let p = p.clamp(1e-12, 1.0 - 1e-12);
+    (p / (1.0 - p)).log2()
+}
+
+/// A pair that is clearly two people: given names or birth dates disagree.
+fn is_conflict(c: &Comparison) -> bool {
+    c.levels[0] == 4 || c.levels[4] == 2
+}
+
+struct NameFrequencies {
+    given: Vec<f64>,
+    family: Vec<f64>,
+}
+
+impl NameFrequencies {
+    fn new(records: &[Prepared]) -> Self {
+        let mut g: FxHashMap<&str, u32> = FxHashMap::default();
+        let mut f: FxHashMap<&str, u32> = FxHashMap::default();
+        for r in records {
+            *g.entry(&r.name.given.compact).or_default() += 1;
+            *f.entry(&r.name.family.compact).or_default() += 1;
+        }
+        let n = records.len().max(1) as f64;
+        NameFrequencies {
+            given: records.iter().map(|r| f64::from(g[r.name.given.compact.as_str()]) / n).collect(),
+            family: records.iter().map(|r| f64::from(f[r.name.family.compact.as_str()]) / n).collect(),
+        }
+    }
+}
+
+/// Match weight of a pair with term-frequency adjusted exact name agreement:
+/// agreeing on a rare name counts more than agreeing on `Wang` or `Chen`.
+/// When the names disagree, a shared phone or address counts for nothing:
+/// households share both, which breaks the independence FS assumes.
+fn score_pair(model: &FsModel, tf: &NameFrequencies, a: u32, c: &Comparison) -> f64 {
+    let mut score = model.prior_weight();
+    let names_differ = c.levels[0] == 4 || c.levels[1] == 4;
+    for (f, l) in c.levels.iter().enumerate() {
+        let mut w = model.weight(f, *l);
+        if names_differ && (f == 3 || f == 5) {
+            w = w.min(0.0);
+        }
+        let exact_name = f < 2 && *l == 0;
+        if exact_name {
+            // The name a record agrees on is its given (or, swapped, family) value.
+            let freq = match (f, c.swapped) {
+                (0, false) | (1, true) => tf.given[a as usize],
+                _ => tf.family[a as usize],
+            };
+            let u_tf = freq.max(model.u[f][0].min(1e-6));
+            score += (model.m[f][0] / u_tf).log2().min(w + 4.0);
+        } else {
+            score += w;
+        }
+    }
+    score
+}
+
+fn random_pair_counts(records: &[Prepared], samples: usize, seed: u64) -> Vec<Vec<u64>> {
+    let mut counts: Vec<Vec<u64>> = FIELDS.iter().map(|f| vec![0; f.levels()]).collect();
+    let n = records.len() as u64;
+    if n < 2 {
+        return counts;
+    }
+    let mut rng = crate::synth::rng::Rng::new(seed);
+    for _ in 0..samples {
+        let a = rng.below(n);
+        let b = rng.below(n);
+        if a == b {
+            continue;
+        }
+        let c = compare(&records[a as usize], &records[b as usize]);
+        for (f, l) in c.levels.iter().enumerate() {
+            counts[f][usize::from(*l)] += 1;
+        }
+    }
+    counts
+}
