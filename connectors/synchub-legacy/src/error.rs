@@ -110,7 +110,7 @@ impl From<LegacyError> for ConnectorError {
                 auth: false,
             } => ConnectorError::Unavailable {
                 host: url,
-                message,
+                message: format!("cannot connect: {message}"),
                 retry_after: None,
             },
             LegacyError::Query {

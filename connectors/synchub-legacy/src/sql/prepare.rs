@@ -5,7 +5,8 @@
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
-use sqlx::mysql::{MySqlConnectOptions, MySqlPool, MySqlPoolOptions};
+use sqlx::mysql::{MySqlConnectOptions, MySqlConnection, MySqlPool, MySqlPoolOptions};
+use sqlx::Connection as _;
 use sqlx::Row as _;
 
 use super::schema::TableSpec;
@@ -27,9 +28,15 @@ pub(crate) async fn connect(
     options: &MySqlConnectOptions,
     url: &str,
 ) -> Result<MySqlPool, LegacyError> {
+    // One direct connection first: a pool would retry until its timeout and
+    // report "pool timed out" instead of what the server said.
+    let first = MySqlConnection::connect_with(options)
+        .await
+        .map_err(|e| connect_error(&e, url))?;
+    drop(first);
     MySqlPoolOptions::new()
         .max_connections(2)
-        .acquire_timeout(Duration::from_secs(10))
+        .acquire_timeout(Duration::from_secs(30))
         .connect_with(options.clone())
         .await
         .map_err(|e| connect_error(&e, url))
