@@ -1,1 +1,57 @@
-fn main() {}
+//! `synchub dedupe` at 100k and 1M rows: generate labelled CSVs in a temp
+//! dir, run the same `dedupe_csv` the CLI runs, and print one BENCH line per
+//! size. Each size runs in a child process so peak RSS is its own.
+
+use std::process::Command;
+use std::time::Instant;
+
+use synchub_identity::eval::GeneratedSet;
+
+fn peak_rss_mb() -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.split_whitespace().next()?.parse::<f64>().ok())
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
+fn run_size(n: usize) -> Result<(), Box<dyn std::error::Error>> {
+    let dir = tempfile::tempdir()?;
+    let set = GeneratedSet::create(n, 42, dir.path())?;
+    let start = Instant::now();
+    let summary = synchub_identity::dedupe::dedupe_csv(&set.options)?;
+    let seconds = start.elapsed().as_secs_f64();
+    let rss = peak_rss_mb();
+    let scores = set.score()?;
+    println!(
+        "BENCH name=dedupe_{n} records={} seconds={seconds:.2} rate={:.0} peak_rss_mb={rss:.0} f1={:.4} precision={:.4} recall={:.4} clusters={}",
+        summary.rows,
+        summary.rows as f64 / seconds,
+        scores.f1,
+        scores.precision,
+        scores.recall,
+        summary.clusters
+    );
+    Ok(())
+}
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let args: Vec<String> = std::env::args().collect();
+    if let Some(pos) = args.iter().position(|a| a == "--child") {
+        let n: usize = args.get(pos + 1).ok_or("--child needs a size")?.parse()?;
+        return run_size(n);
+    }
+    let sizes: Vec<usize> = match std::env::var("DEDUPE_BENCH_SIZES") {
+        Ok(s) => s.split(',').filter_map(|x| x.trim().parse().ok()).collect(),
+        Err(_) => vec![100_000, 1_000_000],
+    };
+    let exe = std::env::current_exe()?;
+    for n in sizes {
+        let status = Command::new(&exe).arg("--child").arg(n.to_string()).status()?;
+        if !status.success() {
+            return Err(format!("dedupe bench for {n} rows failed: {status}").into());
+        }
+    }
+    Ok(())
+}

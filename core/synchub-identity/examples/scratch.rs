@@ -31,4 +31,18 @@ fn main() {
         }
     }
     println!("fp auto pairs {fp} of {}", res.pairs.len());
+    let mut scored = std::collections::HashMap::new();
+    for p in &res.pairs { scored.insert((p.a, p.b), (p.score, p.comparison.levels)); }
+    let mut by_e: std::collections::HashMap<u32, Vec<usize>> = Default::default();
+    for (i, r) in data.iter().enumerate() { by_e.entry(r.entity).or_default().push(i); }
+    let (mut fn_, mut shown, mut unscored) = (0, 0, 0);
+    for v in by_e.values() { for i in 0..v.len() { for j in i+1..v.len() {
+        let (a, b) = (v[i], v[j]);
+        if res.labels[a] != res.labels[b] { fn_ += 1;
+            let s = scored.get(&(a as u32, b as u32));
+            if s.is_none() { unscored += 1; }
+            if shown < 14 && std::env::var("FN").is_ok() { shown += 1; println!("FN {:?}\n  {:?}\n  {:?}", s, data[a].values, data[b].values); }
+        }
+    }}}
+    println!("fn pairs {fn_} (not in kept pairs: {unscored})");
 }

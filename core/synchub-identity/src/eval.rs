@@ -43,6 +43,59 @@ pub fn pairwise_scores(truth: &[u32], predicted: &[u32]) -> PairwiseScores {
     PairwiseScores { true_positives: tp, predicted_pairs, true_pairs, precision, recall, f1 }
 }
 
+/// A generated, labelled set written to CSV, ready for `dedupe_csv`.
+#[derive(Debug)]
+pub struct GeneratedSet {
+    /// Options that run dedupe on the files exactly as the CLI does (region TW).
+    pub options: crate::dedupe::DedupeOptions,
+    truth_of: FxHashMap<(String, String), u32>,
+}
+
+impl GeneratedSet {
+    /// Generate `rows` labelled rows from `seed` into `dir`, one CSV per source.
+    pub fn create(rows: usize, seed: u64, dir: &std::path::Path) -> Result<Self, crate::dedupe::DedupeError> {
+        use crate::dedupe::{DedupeError, DedupeInput, DedupeOptions};
+        let data = crate::synth::generate(seed, rows);
+        let paths = crate::synth::write_csvs(dir, &data)
+            .map_err(|source| DedupeError::Csv { path: dir.to_path_buf(), source })?;
+        let truth_of = data.iter().map(|r| ((r.source.to_string(), r.values[0].clone()), r.entity)).collect();
+        let options = DedupeOptions {
+            inputs: paths.into_iter().map(|path| DedupeInput { path, source: None }).collect(),
+            map: Vec::new(),
+            region: Some("TW".into()),
+            output: dir.join("clusters.csv"),
+            config: crate::matcher::MatchConfig::default(),
+        };
+        Ok(GeneratedSet { options, truth_of })
+    }
+
+    /// Score the output file of a dedupe run against the truth.
+    pub fn score(&self) -> Result<PairwiseScores, crate::dedupe::DedupeError> {
+        let output = &self.options.output;
+        let err = |source| crate::dedupe::DedupeError::Csv { path: output.clone(), source };
+        let mut reader = csv::Reader::from_path(output).map_err(err)?;
+        let (mut truth, mut predicted) = (Vec::new(), Vec::new());
+        for rec in reader.records() {
+            let rec = rec.map_err(err)?;
+            let key = (rec.get(0).unwrap_or("").to_string(), rec.get(1).unwrap_or("").to_string());
+            truth.push(self.truth_of.get(&key).copied().unwrap_or(u32::MAX));
+            predicted.push(rec.get(2).and_then(|c| c.parse().ok()).unwrap_or(u32::MAX));
+        }
+        Ok(pairwise_scores(&truth, &predicted))
+    }
+}
+
+/// Generate a set, run [`crate::dedupe::dedupe_csv`] on it, and score it.
+pub fn run_generated(
+    rows: usize,
+    seed: u64,
+    dir: &std::path::Path,
+) -> Result<(crate::dedupe::DedupeSummary, PairwiseScores), crate::dedupe::DedupeError> {
+    let set = GeneratedSet::create(rows, seed, dir)?;
+    let summary = crate::dedupe::dedupe_csv(&set.options)?;
+    Ok((summary, set.score()?))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -56,41 +109,4 @@ mod tests {
         assert_eq!(s.predicted_pairs, 2);
         assert_eq!(s.true_pairs, 3);
     }
-}
-
-/// Generate `rows` labelled rows from `seed` into `dir` as one CSV per
-/// source, run [`crate::dedupe::dedupe_csv`] on them exactly as the CLI does
-/// (region TW), and score its output file against the truth.
-pub fn run_generated(
-    rows: usize,
-    seed: u64,
-    dir: &std::path::Path,
-) -> Result<(crate::dedupe::DedupeSummary, PairwiseScores), crate::dedupe::DedupeError> {
-    use crate::dedupe::{dedupe_csv, DedupeError, DedupeInput, DedupeOptions};
-    let data = crate::synth::generate(seed, rows);
-    let paths = crate::synth::write_csvs(dir, &data).map_err(|source| DedupeError::Csv { path: dir.to_path_buf(), source })?;
-    let mut truth_of: FxHashMap<(String, String), u32> = FxHashMap::default();
-    for r in &data {
-        truth_of.insert((r.source.to_string(), r.values[0].clone()), r.entity);
-    }
-    drop(data);
-    let output = dir.join("clusters.csv");
-    let opts = DedupeOptions {
-        inputs: paths.into_iter().map(|path| DedupeInput { path, source: None }).collect(),
-        map: Vec::new(),
-        region: Some("TW".into()),
-        output: output.clone(),
-        config: crate::matcher::MatchConfig::default(),
-    };
-    let summary = dedupe_csv(&opts)?;
-    let err = |source| DedupeError::Csv { path: output.clone(), source };
-    let mut reader = csv::Reader::from_path(&output).map_err(err)?;
-    let (mut truth, mut predicted) = (Vec::new(), Vec::new());
-    for rec in reader.records() {
-        let rec = rec.map_err(err)?;
-        let key = (rec.get(0).unwrap_or("").to_string(), rec.get(1).unwrap_or("").to_string());
-        truth.push(truth_of.get(&key).copied().unwrap_or(u32::MAX));
-        predicted.push(rec.get(2).and_then(|c| c.parse().ok()).unwrap_or(u32::MAX));
-    }
-    Ok((summary, pairwise_scores(&truth, &predicted)))
 }

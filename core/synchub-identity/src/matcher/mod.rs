@@ -47,7 +47,7 @@ impl Default for MatchConfig {
     fn default() -> Self {
         MatchConfig {
             default_region: None,
-            auto_merge: 0.99,
+            auto_merge: 0.9,
             review: 0.5,
             max_cluster_size: 32,
             max_block: 40,
@@ -211,11 +211,11 @@ impl NameFrequencies {
 
 /// Match weight of a pair with term-frequency adjusted exact name agreement:
 /// agreeing on a rare name counts more than agreeing on `Wang` or `Chen`.
-/// When the names disagree, a shared phone or address counts for nothing:
+/// When the names disagree and no email is shared, a shared phone or address counts for nothing:
 /// households share both, which breaks the independence FS assumes.
 fn score_pair(model: &FsModel, tf: &NameFrequencies, a: u32, c: &Comparison) -> f64 {
     let mut score = model.prior_weight();
-    let names_differ = c.levels[0] == 4 || c.levels[1] == 4;
+    let names_differ = (c.levels[0] == 4 || c.levels[1] == 4) && c.levels[2] != 0;
     for (f, l) in c.levels.iter().enumerate() {
         let mut w = model.weight(f, *l);
         if names_differ && (f == 3 || f == 5) {

@@ -122,9 +122,12 @@ pub struct NamePart {
 impl NamePart {
     fn new(tokens: &[String], given: bool) -> Self {
         let joined: String = tokens.concat();
-        let compact = match (given, tokens) {
-            (true, [one]) => canonical_given(one).to_string(),
-            _ => joined.clone(),
+        // Nicknames map to the full name on both parts: first and last names
+        // are often swapped, and a family name in the nickname table is rare.
+        let _ = given;
+        let compact = match tokens {
+            [one] => canonical_given(one).to_string(),
+            _ => joined,
         };
         NamePart {
             compact,
