@@ -44,7 +44,7 @@ pub struct BulkCursor {
 
 /// True when `from` starts a backfill or continues a bulk read.
 pub fn wants_bulk(from: Option<&Cursor>) -> bool {
-    from.map_or(true, |c| c.0.get("bulk").is_some())
+    from.is_none_or(|c| c.0.get("bulk").is_some())
 }
 
 /// Open result downloads, by URL, positioned at a line count.
@@ -68,9 +68,18 @@ impl Reader {
         let http = synchub_http::new_reqwest_client()?;
         let resp = http.get(url).send().await.map_err(download_error)?;
         if !resp.status().is_success() {
-            return Err(ShopifyError::Protocol(format!("bulk result download answered {}", resp.status())));
+            return Err(ShopifyError::Protocol(format!(
+                "bulk result download answered {}",
+                resp.status()
+            )));
         }
-        let mut reader = Reader { resp, buf: Vec::new(), lines: 0, eof: false, pending: None };
+        let mut reader = Reader {
+            resp,
+            buf: Vec::new(),
+            lines: 0,
+            eof: false,
+            pending: None,
+        };
         while reader.lines < skip {
             if reader.next_line().await?.is_none() {
                 break;
@@ -113,15 +122,24 @@ fn download_error(e: reqwest::Error) -> ShopifyError {
 
 impl ShopifyConnector {
     /// One page of a bulk backfill.
-    pub(crate) async fn bulk_page(&self, object: ObjectKind, from: Option<&Cursor>) -> Result<Page, ShopifyError> {
+    pub(crate) async fn bulk_page(
+        &self,
+        object: ObjectKind,
+        from: Option<&Cursor>,
+    ) -> Result<Page, ShopifyError> {
         let doc = match object {
             ObjectKind::Contact => queries::BULK_CUSTOMERS,
             ObjectKind::Order => queries::BULK_ORDERS,
-            other => return Err(ShopifyError::Config(format!("shopify has no {other} stream"))),
+            other => {
+                return Err(ShopifyError::Config(format!(
+                    "shopify has no {other} stream"
+                )))
+            }
         };
         let mut state = match from.and_then(|c| c.0.get("bulk")) {
-            Some(v) => serde_json::from_value::<BulkCursor>(v.clone())
-                .map_err(|e| ShopifyError::Protocol(format!("stored bulk cursor is not ours: {e}")))?,
+            Some(v) => serde_json::from_value::<BulkCursor>(v.clone()).map_err(|e| {
+                ShopifyError::Protocol(format!("stored bulk cursor is not ours: {e}"))
+            })?,
             None => return self.start_bulk(doc).await,
         };
         let url = match &state.url {
@@ -133,8 +151,16 @@ impl ShopifyConnector {
         };
         if url.is_empty() {
             // an export of nothing has no file
-            let next = StreamCursor { watermark: state.created_at, seen: state.seen, pass: None };
-            return Ok(Page { next: Some(next.to_cursor()), done: true, ..Page::default() });
+            let next = StreamCursor {
+                watermark: state.created_at,
+                seen: state.seen,
+                pass: None,
+            };
+            return Ok(Page {
+                next: Some(next.to_cursor()),
+                done: true,
+                ..Page::default()
+            });
         }
         let mut open = self.bulk.open.lock().await;
         let mut reader = match open.remove(&url) {
@@ -145,10 +171,14 @@ impl ShopifyConnector {
         let mut page = Page::default();
         let mut roots: Vec<Value> = reader.pending.take().into_iter().collect();
         while let Some(line) = reader.next_line().await? {
-            let value: Value = serde_json::from_slice(&line)
-                .map_err(|e| ShopifyError::Protocol(format!("bulk line {} is not JSON: {e}", reader.lines)))?;
+            let value: Value = serde_json::from_slice(&line).map_err(|e| {
+                ShopifyError::Protocol(format!("bulk line {} is not JSON: {e}", reader.lines))
+            })?;
             if let Some(parent) = value.get("__parentId").and_then(Value::as_str) {
-                if let Some(root) = roots.last_mut().filter(|r| r["id"].as_str() == Some(parent)) {
+                if let Some(root) = roots
+                    .last_mut()
+                    .filter(|r| r["id"].as_str() == Some(parent))
+                {
                     if let Some(nodes) = root["lineItems"]["nodes"].as_array_mut() {
                         nodes.push(value);
                     }
@@ -171,7 +201,11 @@ impl ShopifyConnector {
             reader.pending = roots.pop();
         }
         for (i, node) in roots.into_iter().enumerate() {
-            let mapped = if object == ObjectKind::Order { map::order_to_remote(&node) } else { map::customer_to_remote(&node) };
+            let mapped = if object == ObjectKind::Order {
+                map::order_to_remote(&node)
+            } else {
+                map::customer_to_remote(&node)
+            };
             match mapped {
                 Ok(rec) => {
                     if let (Some(t), Some(created)) = (rec.updated_at, state.created_at) {
@@ -189,7 +223,11 @@ impl ShopifyConnector {
         }
         state.lines = reader.position();
         if done {
-            let next = StreamCursor { watermark: state.created_at, seen: state.seen, pass: None };
+            let next = StreamCursor {
+                watermark: state.created_at,
+                seen: state.seen,
+                pass: None,
+            };
             page.next = Some(next.to_cursor());
             page.done = true;
         } else {
@@ -200,22 +238,40 @@ impl ShopifyConnector {
     }
 
     async fn start_bulk(&self, doc: &str) -> Result<Page, ShopifyError> {
-        let data = self.client.graphql(queries::BULK_RUN, json!({"query": doc}), 10, false).await?;
+        let data = self
+            .client
+            .graphql(queries::BULK_RUN, json!({"query": doc}), 10, false)
+            .await?;
         let payload = &data["bulkOperationRunQuery"];
         if let Some(errors) = payload["userErrors"].as_array().filter(|e| !e.is_empty()) {
-            return Err(ShopifyError::Protocol(format!("bulk export refused: {}", user_errors(errors))));
+            return Err(ShopifyError::Protocol(format!(
+                "bulk export refused: {}",
+                user_errors(errors)
+            )));
         }
-        let op = payload["bulkOperation"]["id"].as_str().unwrap_or_default().to_string();
-        let state = BulkCursor { op, ..BulkCursor::default() };
+        let op = payload["bulkOperation"]["id"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        let state = BulkCursor {
+            op,
+            ..BulkCursor::default()
+        };
         Ok(pending(&state))
     }
 
     /// Polls once; the result URL when complete.
     async fn poll_bulk(&self, state: &mut BulkCursor) -> Result<Option<String>, ShopifyError> {
-        let data = self.client.graphql(queries::BULK_POLL, json!({}), 1, true).await?;
+        let data = self
+            .client
+            .graphql(queries::BULK_POLL, json!({}), 1, true)
+            .await?;
         let op = &data["currentBulkOperation"];
         if op["id"].as_str() != Some(state.op.as_str()) {
-            return Err(ShopifyError::Protocol(format!("bulk operation {} is no longer current", state.op)));
+            return Err(ShopifyError::Protocol(format!(
+                "bulk operation {} is no longer current",
+                state.op
+            )));
         }
         if state.created_at.is_none() {
             state.created_at = op["createdAt"].as_str().and_then(map::parse_time);
@@ -238,5 +294,9 @@ impl ShopifyConnector {
 }
 
 fn pending(state: &BulkCursor) -> Page {
-    Page { next: Some(Cursor(json!({"bulk": state}))), done: false, ..Page::default() }
+    Page {
+        next: Some(Cursor(json!({"bulk": state}))),
+        done: false,
+        ..Page::default()
+    }
 }

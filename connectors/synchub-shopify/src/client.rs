@@ -24,11 +24,18 @@ impl ShopifyClient {
         let token = synchub_http::SecretString::from(cfg.access_token.expose_secret().to_string());
         let http = HttpClient::builder(shop_url.clone())
             .credential(format!("shopify:{shop_url}"))
-            .quota(cfg.quota.clone().unwrap_or_else(QuotaConfig::shopify_graphql))
+            .quota(
+                cfg.quota
+                    .clone()
+                    .unwrap_or_else(QuotaConfig::shopify_graphql),
+            )
             .auth(Auth::header("X-Shopify-Access-Token", token))
             .build()
             .map_err(|e| ShopifyError::Config(e.to_string()))?;
-        Ok(ShopifyClient { http, path: format!("/admin/api/{}/graphql.json", cfg.api_version) })
+        Ok(ShopifyClient {
+            http,
+            path: format!("/admin/api/{}/graphql.json", cfg.api_version),
+        })
     }
 
     /// The runtime client (shares the quota), e.g. for the bulk download.
@@ -62,14 +69,23 @@ impl ShopifyClient {
 
 /// Splits a GraphQL answer into `data` or a classified error.
 pub fn interpret(mut body: Value) -> Result<Value, ShopifyError> {
-    if let Some(errors) = body.get("errors").and_then(Value::as_array).filter(|e| !e.is_empty()) {
+    if let Some(errors) = body
+        .get("errors")
+        .and_then(Value::as_array)
+        .filter(|e| !e.is_empty())
+    {
         let codes: Vec<&str> = errors
             .iter()
             .filter_map(|e| e.get("extensions")?.get("code")?.as_str())
             .collect();
-        let messages: Vec<&str> =
-            errors.iter().filter_map(|e| e.get("message")?.as_str()).collect();
-        let first_line = messages.first().and_then(|m| m.lines().next()).unwrap_or("error");
+        let messages: Vec<&str> = errors
+            .iter()
+            .filter_map(|e| e.get("message")?.as_str())
+            .collect();
+        let first_line = messages
+            .first()
+            .and_then(|m| m.lines().next())
+            .unwrap_or("error");
         if codes.contains(&"THROTTLED") {
             let wait = synchub_http::graphql::CostReport::from_body(&body)
                 .map(|c| c.wait_for_requested())
@@ -79,7 +95,10 @@ pub fn interpret(mut body: Value) -> Result<Value, ShopifyError> {
         if codes.contains(&"MAX_COST_EXCEEDED") {
             return Err(ShopifyError::MaxCost(first_line.to_string()));
         }
-        if codes.iter().any(|c| *c == "ACCESS_DENIED" || *c == "UNAUTHORIZED") {
+        if codes
+            .iter()
+            .any(|c| *c == "ACCESS_DENIED" || *c == "UNAUTHORIZED")
+        {
             return Err(ShopifyError::Auth(first_line.to_string()));
         }
         return Err(ShopifyError::Protocol(messages.join("; ")));

@@ -105,12 +105,16 @@ impl ShopifyConfig {
         }
         if let Some(url) = &self.base_url {
             if !(url.starts_with("http://") || url.starts_with("https://")) {
-                problems.push(format!("`base_url` = {url:?} must start with http:// or https://"));
+                problems.push(format!(
+                    "`base_url` = {url:?} must start with http:// or https://"
+                ));
             }
         }
         if let Some(region) = &self.default_region {
             if region.len() != 2 || !region.chars().all(|c| c.is_ascii_alphabetic()) {
-                problems.push(format!("`default_region` = {region:?} is not a 2-letter code"));
+                problems.push(format!(
+                    "`default_region` = {region:?} is not a 2-letter code"
+                ));
             }
         }
         if !(1..=250).contains(&self.customers_page_size) {
@@ -151,7 +155,11 @@ impl ShopifyConfig {
 
     /// The GraphQL endpoint, `…/admin/api/{version}/graphql.json`.
     pub fn graphql_url(&self) -> String {
-        format!("{}/admin/api/{}/graphql.json", self.shop_url(), self.api_version)
+        format!(
+            "{}/admin/api/{}/graphql.json",
+            self.shop_url(),
+            self.api_version
+        )
     }
 }
 

@@ -7,8 +7,8 @@ use async_trait::async_trait;
 use chrono::Duration;
 use serde_json::{json, Value};
 use synchub_core::{
-    Change, ChangeOp, Connector, ConnectorError, Cursor, ObjectKind, ObjectSpec, Page,
-    PushOutcome, Record, RemoteRecord, Written,
+    Change, ChangeOp, Connector, ConnectorError, Cursor, ObjectKind, ObjectSpec, Page, PushOutcome,
+    Record, RemoteRecord, Written,
 };
 
 use crate::client::ShopifyClient;
@@ -41,14 +41,22 @@ impl ShopifyConnector {
         cfg.validate()?;
         let client = ShopifyClient::new(&cfg)?;
         // Shopify retries a delivery for 4 hours: remember ids a little longer.
-        let replay = Arc::new(MemoryReplayGuard::new(std::time::Duration::from_secs(5 * 3600), 100_000));
-        Ok(ShopifyConnector { cfg, client, replay, bulk: Default::default() })
+        let replay = Arc::new(MemoryReplayGuard::new(
+            std::time::Duration::from_secs(5 * 3600),
+            100_000,
+        ));
+        Ok(ShopifyConnector {
+            cfg,
+            client,
+            replay,
+            bulk: Default::default(),
+        })
     }
 
     /// Builds from a pipeline file's table (any serde format, e.g. TOML).
     pub fn from_value(table: Value) -> Result<Self, ShopifyError> {
-        let cfg: ShopifyConfig = serde_json::from_value(table)
-            .map_err(|e| ShopifyError::Config(e.to_string()))?;
+        let cfg: ShopifyConfig =
+            serde_json::from_value(table).map_err(|e| ShopifyError::Config(e.to_string()))?;
         Self::new(cfg)
     }
 
@@ -70,23 +78,51 @@ impl ShopifyConnector {
         headers: &http::HeaderMap,
         body: &[u8],
     ) -> Result<WebhookOutcome, WebhookError> {
-        handle_webhook(&self.cfg.webhook_secrets, headers, body, self.replay.as_ref()).await
+        handle_webhook(
+            &self.cfg.webhook_secrets,
+            headers,
+            body,
+            self.replay.as_ref(),
+        )
+        .await
     }
 
     fn overlap(&self) -> Duration {
         Duration::seconds(i64::from(self.cfg.overlap_seconds))
     }
 
-    async fn pull_page(&self, object: ObjectKind, from: Option<&Cursor>) -> Result<Page, ShopifyError> {
+    async fn pull_page(
+        &self,
+        object: ObjectKind,
+        from: Option<&Cursor>,
+    ) -> Result<Page, ShopifyError> {
         let (root, doc, cost, lines) = match object {
-            ObjectKind::Contact => ("customers", queries::CUSTOMERS, 2 + self.cfg.customers_page_size * 2, None),
+            ObjectKind::Contact => (
+                "customers",
+                queries::CUSTOMERS,
+                2 + self.cfg.customers_page_size * 2,
+                None,
+            ),
             ObjectKind::Order => {
                 let per = self.cfg.line_items_per_order;
-                ("orders", queries::ORDERS, 2 + self.cfg.orders_page_size * (4 + 2 * per), Some(per))
+                (
+                    "orders",
+                    queries::ORDERS,
+                    2 + self.cfg.orders_page_size * (4 + 2 * per),
+                    Some(per),
+                )
             }
-            other => return Err(ShopifyError::Config(format!("shopify has no {other} stream"))),
+            other => {
+                return Err(ShopifyError::Config(format!(
+                    "shopify has no {other} stream"
+                )))
+            }
         };
-        let first = if lines.is_some() { self.cfg.orders_page_size } else { self.cfg.customers_page_size };
+        let first = if lines.is_some() {
+            self.cfg.orders_page_size
+        } else {
+            self.cfg.customers_page_size
+        };
         let mut cursor = StreamCursor::from_cursor(from)?;
         let overlap = self.overlap();
         let req = cursor.next_request(overlap);
@@ -102,14 +138,20 @@ impl ShopifyConnector {
         let mut page = Page::default();
         for (i, node) in nodes.iter().enumerate() {
             let id = node.get("id").and_then(Value::as_str);
-            let at = node.get("updatedAt").and_then(Value::as_str).and_then(map::parse_time);
+            let at = node
+                .get("updatedAt")
+                .and_then(Value::as_str)
+                .and_then(map::parse_time);
             if let (Some(id), Some(at)) = (id, at) {
                 if !cursor.admit(id, at, overlap) {
                     continue;
                 }
             }
-            let mapped =
-                if lines.is_some() { map::order_to_remote(node) } else { map::customer_to_remote(node) };
+            let mapped = if lines.is_some() {
+                map::order_to_remote(node)
+            } else {
+                map::customer_to_remote(node)
+            };
             match mapped {
                 Ok(rec) => page.records.push(rec),
                 Err(mut rejected) => {
@@ -128,7 +170,10 @@ impl ShopifyConnector {
 
     async fn push_one(&self, change: &Change) -> Result<Result<Written, String>, ShopifyError> {
         let Record::Contact(contact) = &change.record else {
-            return Ok(Err(format!("shopify cannot write a {}", change.record.kind())));
+            return Ok(Err(format!(
+                "shopify cannot write a {}",
+                change.record.kind()
+            )));
         };
         let (mutation, doc, id) = match change.op {
             ChangeOp::Create => ("customerCreate", queries::CUSTOMER_CREATE, None),
@@ -137,15 +182,20 @@ impl ShopifyConnector {
                 None => return Ok(Err("update without a shopify customer id".into())),
             },
             ChangeOp::Delete => {
-                return Ok(Err("shopify customers are not deleted by synchub (customers with \
+                return Ok(Err(
+                    "shopify customers are not deleted by synchub (customers with \
                                orders cannot be deleted); archive them in the CRM"
-                    .into()))
+                        .into(),
+                ))
             }
         };
         let input = map::contact_to_customer_input(contact, id);
         // customerUpdate is a sparse update: repeating it changes nothing more.
         let retry_safe = change.op == ChangeOp::Update;
-        let data = self.client.graphql(doc, json!({"input": input}), 10, retry_safe).await?;
+        let data = self
+            .client
+            .graphql(doc, json!({"input": input}), 10, retry_safe)
+            .await?;
         let payload = &data[mutation];
         if let Some(errors) = payload["userErrors"].as_array().filter(|e| !e.is_empty()) {
             return Ok(Err(user_errors(errors)));
@@ -153,7 +203,11 @@ impl ShopifyConnector {
         let customer = &payload["customer"];
         let rec: RemoteRecord = map::customer_to_remote(customer)
             .map_err(|r| ShopifyError::Protocol(format!("{mutation} answer: {}", r.reason)))?;
-        Ok(Ok(Written { external_id: rec.external_id, version: rec.version, record: rec.record }))
+        Ok(Ok(Written {
+            external_id: rec.external_id,
+            version: rec.version,
+            record: rec.record,
+        }))
     }
 }
 
@@ -162,7 +216,12 @@ pub fn user_errors(errors: &[Value]) -> String {
     errors
         .iter()
         .map(|e| {
-            let field: Vec<&str> = e["field"].as_array().into_iter().flatten().filter_map(Value::as_str).collect();
+            let field: Vec<&str> = e["field"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(Value::as_str)
+                .collect();
             let message = e["message"].as_str().unwrap_or("rejected");
             if field.is_empty() {
                 message.to_string()
@@ -182,26 +241,48 @@ impl Connector for ShopifyConnector {
 
     fn objects(&self) -> Vec<ObjectSpec> {
         vec![
-            ObjectSpec { kind: ObjectKind::Contact, can_read: true, incremental: true, can_write: true },
-            ObjectSpec { kind: ObjectKind::Order, can_read: true, incremental: true, can_write: false },
+            ObjectSpec {
+                kind: ObjectKind::Contact,
+                can_read: true,
+                incremental: true,
+                can_write: true,
+            },
+            ObjectSpec {
+                kind: ObjectKind::Order,
+                can_read: true,
+                incremental: true,
+                can_write: false,
+            },
         ]
     }
 
     async fn check(&self) -> Result<(), ConnectorError> {
-        self.client.graphql(queries::SHOP, json!({}), 1, true).await?;
+        self.client
+            .graphql(queries::SHOP, json!({}), 1, true)
+            .await?;
         Ok(())
     }
 
-    async fn pull(&self, object: ObjectKind, from: Option<&Cursor>) -> Result<Page, ConnectorError> {
+    async fn pull(
+        &self,
+        object: ObjectKind,
+        from: Option<&Cursor>,
+    ) -> Result<Page, ConnectorError> {
         if self.cfg.bulk_backfill && bulk::wants_bulk(from) {
             return Ok(self.bulk_page(object, from).await?);
         }
         Ok(self.pull_page(object, from).await?)
     }
 
-    async fn push(&self, object: ObjectKind, changes: &[Change]) -> Result<Vec<PushOutcome>, ConnectorError> {
+    async fn push(
+        &self,
+        object: ObjectKind,
+        changes: &[Change],
+    ) -> Result<Vec<PushOutcome>, ConnectorError> {
         if object != ObjectKind::Contact {
-            return Err(ConnectorError::Unsupported(format!("shopify cannot write {object}")));
+            return Err(ConnectorError::Unsupported(format!(
+                "shopify cannot write {object}"
+            )));
         }
         let mut outcomes = Vec::with_capacity(changes.len());
         for change in changes {
@@ -211,7 +292,10 @@ impl Connector for ShopifyConnector {
                 Err(e) if outcomes.is_empty() => return Err(e.into()),
                 Err(e) => Err(format!("not written: {}", ConnectorError::from(e))),
             };
-            outcomes.push(PushOutcome { crm_id: change.crm_id.clone(), result });
+            outcomes.push(PushOutcome {
+                crm_id: change.crm_id.clone(),
+                result,
+            });
         }
         Ok(outcomes)
     }
@@ -219,6 +303,8 @@ impl Connector for ShopifyConnector {
 
 impl std::fmt::Debug for ShopifyConnector {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ShopifyConnector").field("shop", &self.cfg.shop_url()).finish_non_exhaustive()
+        f.debug_struct("ShopifyConnector")
+            .field("shop", &self.cfg.shop_url())
+            .finish_non_exhaustive()
     }
 }

@@ -101,7 +101,10 @@ impl StreamCursor {
     /// Closes a page: keeps the pass open while Shopify has more pages.
     pub fn end_page(&mut self, req: &PageRequest, end_cursor: Option<String>, has_next: bool) {
         self.pass = match (has_next, end_cursor) {
-            (true, Some(after)) => Some(Pass { since: req.since, after }),
+            (true, Some(after)) => Some(Pass {
+                since: req.since,
+                after,
+            }),
             _ => None,
         };
     }
@@ -117,7 +120,9 @@ mod tests {
     use super::*;
 
     fn t(s: &str) -> DateTime<Utc> {
-        DateTime::parse_from_rfc3339(s).expect("time").with_timezone(&Utc)
+        DateTime::parse_from_rfc3339(s)
+            .expect("time")
+            .with_timezone(&Utc)
     }
 
     #[test]
@@ -131,7 +136,10 @@ mod tests {
         // a fell out of the window, b and c are kept
         assert_eq!(c.seen.len(), 2);
         let req = c.next_request(overlap);
-        assert_eq!(req.query.as_deref(), Some("updated_at:>='2024-01-01T00:00:05Z'"));
+        assert_eq!(
+            req.query.as_deref(),
+            Some("updated_at:>='2024-01-01T00:00:05Z'")
+        );
         // the next pass re-lists b and c unchanged: not emitted again
         assert!(!c.admit("b", t("2024-01-01T00:00:08Z"), overlap));
         assert!(!c.admit("c", t("2024-01-01T00:00:10Z"), overlap));
@@ -144,7 +152,10 @@ mod tests {
     #[test]
     fn pass_keeps_its_filter_until_the_last_page() {
         let overlap = Duration::seconds(5);
-        let mut c = StreamCursor { watermark: Some(t("2024-01-01T00:00:10Z")), ..Default::default() };
+        let mut c = StreamCursor {
+            watermark: Some(t("2024-01-01T00:00:10Z")),
+            ..Default::default()
+        };
         let req = c.next_request(overlap);
         c.admit("x", t("2024-01-02T00:00:00Z"), overlap);
         c.end_page(&req, Some("abc".into()), true);

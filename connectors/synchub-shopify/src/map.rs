@@ -151,7 +151,10 @@ pub fn customer_to_remote(node: &Value) -> Result<RemoteRecord, Rejected> {
         }
     };
     put("note", clean(c.note).map(Value::String));
-    put("state", c.state.map(|s| Value::String(s.to_ascii_lowercase())));
+    put(
+        "state",
+        c.state.map(|s| Value::String(s.to_ascii_lowercase())),
+    );
     put("created_at", c.created_at.map(Value::String));
     put("number_of_orders", c.number_of_orders);
     if let Some(m) = c.amount_spent {
@@ -252,8 +255,22 @@ pub fn contact_to_customer_input(contact: &Contact, id: Option<&str>) -> Value {
     let (given, family) = split_name(contact);
     insert_opt(&mut input, "firstName", given.map(Value::String));
     insert_opt(&mut input, "lastName", family.map(Value::String));
-    insert_opt(&mut input, "email", contact.emails.first().map(|e| Value::String(e.trim().into())));
-    insert_opt(&mut input, "phone", contact.phones.first().map(|p| Value::String(p.trim().into())));
+    insert_opt(
+        &mut input,
+        "email",
+        contact
+            .emails
+            .first()
+            .map(|e| Value::String(e.trim().into())),
+    );
+    insert_opt(
+        &mut input,
+        "phone",
+        contact
+            .phones
+            .first()
+            .map(|p| Value::String(p.trim().into())),
+    );
     if !contact.tags.is_empty() {
         input.insert("tags".into(), json!(contact.tags));
     }
@@ -269,7 +286,12 @@ fn split_name(c: &Contact) -> (Option<String>, Option<String>) {
     if c.given_name.is_some() || c.family_name.is_some() {
         return (c.given_name.clone(), c.family_name.clone());
     }
-    let Some(full) = c.full_name.as_deref().map(str::trim).filter(|s| !s.is_empty()) else {
+    let Some(full) = c
+        .full_name
+        .as_deref()
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+    else {
         return (None, None);
     };
     if is_cjk(full) && !full.contains(' ') {
@@ -309,7 +331,9 @@ pub fn parse_money(s: &str) -> Result<Decimal, String> {
 
 /// Parses an RFC 3339 time to UTC.
 pub fn parse_time(s: &str) -> Option<DateTime<Utc>> {
-    DateTime::parse_from_rfc3339(s.trim()).ok().map(|t| t.with_timezone(&Utc))
+    DateTime::parse_from_rfc3339(s.trim())
+        .ok()
+        .map(|t| t.with_timezone(&Utc))
 }
 
 fn clean(s: Option<String>) -> Option<String> {

@@ -13,14 +13,21 @@ fn fixture(name: &str) -> Value {
 fn maps_the_cjk_customer_of_the_fixture_page() {
     // GIVEN the recorded customers page
     let page = fixture("graphql_customers_page.json");
-    let nodes = page["data"]["customers"]["nodes"].as_array().expect("nodes");
+    let nodes = page["data"]["customers"]["nodes"]
+        .as_array()
+        .expect("nodes");
     // WHEN each node is mapped
     let first = customer_to_remote(&nodes[0]).expect("maps");
     let second = customer_to_remote(&nodes[1]).expect("maps");
     // THEN the CJK name is family+given, phones are kept raw, money is exact
-    assert_eq!(first.external_id, "gid://shopify/Customer/706405506930370084");
+    assert_eq!(
+        first.external_id,
+        "gid://shopify/Customer/706405506930370084"
+    );
     assert_eq!(first.version.as_deref(), Some("2024-01-02T14:24:09Z"));
-    let Some(Record::Contact(c)) = &first.record else { panic!("contact") };
+    let Some(Record::Contact(c)) = &first.record else {
+        panic!("contact")
+    };
     assert_eq!(c.full_name.as_deref(), Some("林美玲"));
     assert_eq!(c.given_name.as_deref(), Some("美玲"));
     assert_eq!(c.emails, vec!["meiling.lin@example.com.tw"]);
@@ -29,7 +36,9 @@ fn maps_the_cjk_customer_of_the_fixture_page() {
     assert_eq!(c.addresses[0].region.as_deref(), Some("TPE"));
     assert_eq!(c.custom["amount_spent"]["amount"], "12850.0");
     assert_eq!(c.tags, vec!["VIP", "台北"]);
-    let Some(Record::Contact(c2)) = &second.record else { panic!("contact") };
+    let Some(Record::Contact(c2)) = &second.record else {
+        panic!("contact")
+    };
     assert_eq!(c2.full_name.as_deref(), Some("Tai Man Chan"));
     assert!(c2.addresses.is_empty());
     assert_eq!(c2.custom["state"], "disabled");
@@ -40,25 +49,38 @@ fn maps_orders_with_decimal_totals_lines_and_customer_link() {
     let page = fixture("graphql_orders_page.json");
     let nodes = page["data"]["orders"]["nodes"].as_array().expect("nodes");
     let o = order_to_remote(&nodes[0]).expect("maps");
-    let Some(Record::Order(order)) = &o.record else { panic!("order") };
+    let Some(Record::Order(order)) = &o.record else {
+        panic!("order")
+    };
     assert_eq!(order.total, dec!(598.94));
     assert_eq!(order.subtotal, Some(dec!(597.0)));
     assert_eq!(order.currency, "TWD");
-    assert_eq!(order.financial_status.as_deref(), Some("partially_refunded"));
+    assert_eq!(
+        order.financial_status.as_deref(),
+        Some("partially_refunded")
+    );
     assert_eq!(order.status.as_deref(), Some("open"));
     assert_eq!(order.lines.len(), 1);
     assert_eq!(order.lines[0].quantity, dec!(3));
     assert_eq!(order.lines[0].unit_price, dec!(199.0));
     assert_eq!(order.lines[0].total, dec!(597.0));
     let party = order.customer.as_ref().expect("customer");
-    assert_eq!(party.external_id.as_deref(), Some("gid://shopify/Customer/706405506930370084"));
+    assert_eq!(
+        party.external_id.as_deref(),
+        Some("gid://shopify/Customer/706405506930370084")
+    );
     // the 0-line guest order maps with an email-only party and no lines
     let guest = order_to_remote(&nodes[1]).expect("maps");
-    let Some(Record::Order(g)) = &guest.record else { panic!("order") };
+    let Some(Record::Order(g)) = &guest.record else {
+        panic!("order")
+    };
     assert!(g.lines.is_empty());
     assert_eq!(g.total, dec!(0.0));
     assert_eq!(g.status.as_deref(), Some("cancelled"));
-    assert_eq!(g.customer.as_ref().and_then(|p| p.email.as_deref()), Some("guest@example.hk"));
+    assert_eq!(
+        g.customer.as_ref().and_then(|p| p.email.as_deref()),
+        Some("guest@example.hk")
+    );
 }
 
 #[test]
@@ -81,17 +103,24 @@ fn customer_input_matches_the_fixture_request_shape() {
         tags: vec!["VIP".into(), "台北".into(), "synchub".into()],
         ..Contact::default()
     };
-    let input = contact_to_customer_input(&contact, Some("gid://shopify/Customer/706405506930370084"));
+    let input =
+        contact_to_customer_input(&contact, Some("gid://shopify/Customer/706405506930370084"));
     assert_eq!(&input, expected);
 }
 
 #[test]
 fn cjk_full_name_splits_family_first() {
-    let c = Contact { full_name: Some("陳大文".into()), ..Contact::default() };
+    let c = Contact {
+        full_name: Some("陳大文".into()),
+        ..Contact::default()
+    };
     let input = contact_to_customer_input(&c, None);
     assert_eq!(input["lastName"], "陳");
     assert_eq!(input["firstName"], "大文");
-    let c = Contact { full_name: Some("Tai Man Chan".into()), ..Contact::default() };
+    let c = Contact {
+        full_name: Some("Tai Man Chan".into()),
+        ..Contact::default()
+    };
     let input = contact_to_customer_input(&c, None);
     assert_eq!(input["lastName"], "Chan");
     assert_eq!(input["firstName"], "Tai Man");

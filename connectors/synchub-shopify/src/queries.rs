@@ -64,10 +64,18 @@ pub const CUSTOMER_UPDATE: &str = concat!(
 pub const SHOP: &str = "query Shop { shop { name myshopifyDomain } }";
 
 /// Bulk export of all customers (no connection arguments inside bulk queries).
-pub const BULK_CUSTOMERS: &str = concat!("{ customers { edges { node { ", customer_fields!(), " } } } }");
+pub const BULK_CUSTOMERS: &str = concat!(
+    "{ customers { edges { node { ",
+    customer_fields!(),
+    " } } } }"
+);
 
 /// Bulk export of all orders; line items come back as child lines.
-pub const BULK_ORDERS: &str = concat!("{ orders { edges { node { ", order_fields!("250"), " } } } }");
+pub const BULK_ORDERS: &str = concat!(
+    "{ orders { edges { node { ",
+    order_fields!("250"),
+    " } } } }"
+);
 
 /// Starts a bulk export.
 pub const BULK_RUN: &str = "mutation bulkOperationRunQuery($query: String!) { bulkOperationRunQuery(query: $query) { bulkOperation { id status } userErrors { field message } } }";

@@ -43,7 +43,7 @@ pub enum WebhookOutcome {
         /// The topic, e.g. `customers/update`.
         topic: String,
         /// For `*/delete`: the deleted record.
-        deleted: Option<RemoteRecord>,
+        deleted: Option<Box<RemoteRecord>>,
     },
     /// Already seen (a retry of the same webhook id): answer 200, do nothing.
     Duplicate,
@@ -87,7 +87,11 @@ pub async fn handle_webhook(
             ObjectKind::Contact
         }
         Some("orders") => ObjectKind::Order,
-        _ => return Ok(WebhookOutcome::Ignored { topic: topic.to_string() }),
+        _ => {
+            return Ok(WebhookOutcome::Ignored {
+                topic: topic.to_string(),
+            })
+        }
     };
     let deleted = if topic.ends_with("/delete") {
         let payload: Value =
@@ -96,19 +100,27 @@ pub async fn handle_webhook(
             .get("id")
             .and_then(Value::as_u64)
             .ok_or_else(|| WebhookError::BadPayload("delete payload has no numeric id".into()))?;
-        let kind = if object == ObjectKind::Contact { "Customer" } else { "Order" };
-        Some(RemoteRecord {
+        let kind = if object == ObjectKind::Contact {
+            "Customer"
+        } else {
+            "Order"
+        };
+        Some(Box::new(RemoteRecord {
             external_id: format!("gid://shopify/{kind}/{id}"),
             version: None,
             updated_at: None,
             deleted: true,
             record: None,
             raw: payload,
-        })
+        }))
     } else {
         None
     };
-    Ok(WebhookOutcome::Sync { object, topic: topic.to_string(), deleted })
+    Ok(WebhookOutcome::Sync {
+        object,
+        topic: topic.to_string(),
+        deleted,
+    })
 }
 
 #[cfg(test)]

@@ -10,7 +10,10 @@ fn guard() -> MemoryReplayGuard {
 }
 
 fn fixture() -> Value {
-    let path = format!("{}/tests/fixtures/webhook_customers_update.json", env!("CARGO_MANIFEST_DIR"));
+    let path = format!(
+        "{}/tests/fixtures/webhook_customers_update.json",
+        env!("CARGO_MANIFEST_DIR")
+    );
     serde_json::from_str(&std::fs::read_to_string(path).expect("fixture")).expect("json")
 }
 
@@ -18,7 +21,10 @@ fn headers_of(fx: &Value) -> http::HeaderMap {
     let mut headers = http::HeaderMap::new();
     for (k, v) in fx["headers"].as_object().expect("headers") {
         let name = http::HeaderName::try_from(k.as_str()).expect("name");
-        headers.insert(name, v.as_str().expect("value").parse().expect("header value"));
+        headers.insert(
+            name,
+            v.as_str().expect("value").parse().expect("header value"),
+        );
     }
     headers
 }
@@ -38,15 +44,27 @@ async fn recorded_delivery_verifies_byte_for_byte_and_is_deduplicated() {
     let body = fx["raw_body"].as_str().expect("raw body").as_bytes();
     let headers = headers_of(&fx);
     let fixture_secret = ["shpss_", "test_secret"].concat();
-    let secrets = vec![SecretString::from(throwaway_secret()), SecretString::from(fixture_secret)];
+    let secrets = vec![
+        SecretString::from(throwaway_secret()),
+        SecretString::from(fixture_secret),
+    ];
     let dedupe = guard();
-    let outcome = handle_webhook(&secrets, &headers, body, &dedupe).await.expect("verified");
+    let outcome = handle_webhook(&secrets, &headers, body, &dedupe)
+        .await
+        .expect("verified");
     assert_eq!(
         outcome,
-        WebhookOutcome::Sync { object: ObjectKind::Contact, topic: "customers/update".into(), deleted: None }
+        WebhookOutcome::Sync {
+            object: ObjectKind::Contact,
+            topic: "customers/update".into(),
+            deleted: None
+        }
     );
     // Shopify retries with the same X-Shopify-Webhook-Id
-    assert_eq!(handle_webhook(&secrets, &headers, body, &dedupe).await, Ok(WebhookOutcome::Duplicate));
+    assert_eq!(
+        handle_webhook(&secrets, &headers, body, &dedupe).await,
+        Ok(WebhookOutcome::Duplicate)
+    );
 }
 
 #[tokio::test]
@@ -57,13 +75,27 @@ async fn tampered_body_or_wrong_secret_is_refused_before_parsing() {
     let good = vec![SecretString::from(["shpss_", "test_secret"].concat())];
     let dedupe = guard();
     let wrong = vec![SecretString::from(throwaway_secret())];
-    assert_eq!(handle_webhook(&wrong, &headers, &body, &dedupe).await, Err(WebhookError::Verify(Verify::BadSignature)));
+    assert_eq!(
+        handle_webhook(&wrong, &headers, &body, &dedupe).await,
+        Err(WebhookError::Verify(Verify::BadSignature))
+    );
     body[10] ^= 1;
-    assert_eq!(handle_webhook(&good, &headers, &body, &dedupe).await, Err(WebhookError::Verify(Verify::BadSignature)));
+    assert_eq!(
+        handle_webhook(&good, &headers, &body, &dedupe).await,
+        Err(WebhookError::Verify(Verify::BadSignature))
+    );
     let mut unsigned = headers.clone();
     unsigned.remove("x-shopify-hmac-sha256");
-    assert_eq!(handle_webhook(&good, &unsigned, &body, &dedupe).await, Err(WebhookError::Verify(Verify::MissingHeader("x-shopify-hmac-sha256"))));
-    assert_eq!(handle_webhook(&[], &headers, &body, &dedupe).await, Err(WebhookError::NoSecret));
+    assert_eq!(
+        handle_webhook(&good, &unsigned, &body, &dedupe).await,
+        Err(WebhookError::Verify(Verify::MissingHeader(
+            "x-shopify-hmac-sha256"
+        )))
+    );
+    assert_eq!(
+        handle_webhook(&[], &headers, &body, &dedupe).await,
+        Err(WebhookError::NoSecret)
+    );
 }
 
 #[tokio::test]
@@ -73,10 +105,22 @@ async fn delete_topic_yields_a_deleted_record() {
     let mut headers = http::HeaderMap::new();
     headers.insert("x-shopify-topic", "customers/delete".parse().expect("v"));
     headers.insert("x-shopify-webhook-id", "w-1".parse().expect("v"));
-    headers.insert("x-shopify-hmac-sha256", sign(secret.as_bytes(), body).parse().expect("v"));
+    headers.insert(
+        "x-shopify-hmac-sha256",
+        sign(secret.as_bytes(), body).parse().expect("v"),
+    );
     let secrets = vec![SecretString::from(secret)];
-    let outcome = handle_webhook(&secrets, &headers, body, &guard()).await.expect("ok");
-    let WebhookOutcome::Sync { object, deleted: Some(rec), .. } = outcome else { panic!("{outcome:?}") };
+    let outcome = handle_webhook(&secrets, &headers, body, &guard())
+        .await
+        .expect("ok");
+    let WebhookOutcome::Sync {
+        object,
+        deleted: Some(rec),
+        ..
+    } = outcome
+    else {
+        panic!("{outcome:?}")
+    };
     assert_eq!(object, ObjectKind::Contact);
     assert!(rec.deleted);
     assert_eq!(rec.external_id, "gid://shopify/Customer/706405506930370084");
@@ -89,7 +133,15 @@ async fn privacy_topics_are_verified_then_ignored() {
     let mut headers = http::HeaderMap::new();
     headers.insert("x-shopify-topic", "customers/redact".parse().expect("v"));
     headers.insert("x-shopify-webhook-id", "w-2".parse().expect("v"));
-    headers.insert("x-shopify-hmac-sha256", sign(secret.as_bytes(), body).parse().expect("v"));
+    headers.insert(
+        "x-shopify-hmac-sha256",
+        sign(secret.as_bytes(), body).parse().expect("v"),
+    );
     let outcome = handle_webhook(&[SecretString::from(secret)], &headers, body, &guard()).await;
-    assert_eq!(outcome, Ok(WebhookOutcome::Ignored { topic: "customers/redact".into() }));
+    assert_eq!(
+        outcome,
+        Ok(WebhookOutcome::Ignored {
+            topic: "customers/redact".into()
+        })
+    );
 }

@@ -35,7 +35,9 @@ pub async fn graphql(
         Ok(guard) => guard,
         Err(poisoned) => poisoned.into_inner(),
     };
-    let token = headers.get("x-shopify-access-token").and_then(|v| v.to_str().ok());
+    let token = headers
+        .get("x-shopify-access-token")
+        .and_then(|v| v.to_str().ok());
     if token != Some(shop.access_token.as_str()) {
         let body = json!({"errors": "[API] Invalid API key or access token (unrecognized login or wrong password)"});
         return (StatusCode::UNAUTHORIZED, Json(body)).into_response();
@@ -44,8 +46,16 @@ pub async fn graphql(
         let body = json!({"errors": {"query": "Required parameter missing or invalid"}});
         return (StatusCode::BAD_REQUEST, Json(body)).into_response();
     };
-    let query = req.get("query").and_then(Value::as_str).unwrap_or_default().to_string();
-    let vars = req.get("variables").and_then(Value::as_object).cloned().unwrap_or_default();
+    let query = req
+        .get("query")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string();
+    let vars = req
+        .get("variables")
+        .and_then(Value::as_object)
+        .cloned()
+        .unwrap_or_default();
     shop.requests += 1;
     let root = gql::root_field(&query).unwrap_or_default();
     let requested = requested_cost(&root, &query, &vars);
@@ -68,7 +78,10 @@ pub async fn graphql(
 
 fn requested_cost(root: &str, query: &str, vars: &Map<String, Value>) -> u64 {
     let first = |field: &str| {
-        gql::field_args(query, field, vars).get("first").and_then(Value::as_u64).unwrap_or(0)
+        gql::field_args(query, field, vars)
+            .get("first")
+            .and_then(Value::as_u64)
+            .unwrap_or(0)
     };
     match root {
         "customers" => 2 + first("customers") * 2,
@@ -124,16 +137,29 @@ fn max_cost_exceeded(requested: u64, shop: &mut ShopState) -> Value {
     })
 }
 
-fn execute(root: &str, query: &str, vars: &Map<String, Value>, shop: &mut ShopState) -> (Value, u64) {
+fn execute(
+    root: &str,
+    query: &str,
+    vars: &Map<String, Value>,
+    shop: &mut ShopState,
+) -> (Value, u64) {
     match root {
-        "shop" => (json!({"data": {"shop": {"name": "synchub sandbox", "myshopifyDomain": shop.shop_domain}}}), 1),
+        "shop" => (
+            json!({"data": {"shop": {"name": "synchub sandbox", "myshopifyDomain": shop.shop_domain}}}),
+            1,
+        ),
         "customers" | "orders" => match connection(root, query, vars, shop) {
             Ok((data, n)) => (json!({"data": {root: data}}), n),
             Err(message) => (graphql_error(&message, root), 1),
         },
         "customerCreate" | "customerUpdate" => {
-            let input = gql::field_args(query, root, vars).remove("input").unwrap_or(Value::Null);
-            (json!({"data": {root: mutate::customer_write(shop, root, &input)}}), 10)
+            let input = gql::field_args(query, root, vars)
+                .remove("input")
+                .unwrap_or(Value::Null);
+            (
+                json!({"data": {root: mutate::customer_write(shop, root, &input)}}),
+                10,
+            )
         }
         "bulkOperationRunQuery" | "currentBulkOperation" => {
             (super::bulk::graphql(shop, root, query, vars), 10)
@@ -154,21 +180,35 @@ fn connection(
         return Err("you must provide one of first or last".into());
     };
     if first > 250 {
-        return Err(format!("The 'first' argument on '{root}' can't be more than 250."));
+        return Err(format!(
+            "The 'first' argument on '{root}' can't be more than 250."
+        ));
     }
     let limit = usize::try_from(first).unwrap_or(250);
     let after = match args.get("after").and_then(Value::as_str) {
         Some(c) => Some(decode_cursor(c).ok_or("Invalid cursor for current pagination sort.")?),
         None => None,
     };
-    let filter = parse_search(args.get("query").and_then(Value::as_str).unwrap_or_default());
+    let filter = parse_search(
+        args.get("query")
+            .and_then(Value::as_str)
+            .unwrap_or_default(),
+    );
     let (nodes, more, last) = if root == "customers" {
-        let (rows, more) = shop.customers.list(after, filter.since, filter.until, limit);
+        let (rows, more) = shop
+            .customers
+            .list(after, filter.since, filter.until, limit);
         let last = rows.last().map(|r: &CustomerRow| (r.updated_at, r.id));
-        let nodes: Vec<Value> = rows.iter().map(|c| render::customer_node(c, 0, Default::default())).collect();
+        let nodes: Vec<Value> = rows
+            .iter()
+            .map(|c| render::customer_node(c, 0, Default::default()))
+            .collect();
         (nodes, more, last)
     } else {
-        let line_first = gql::field_args(query, "lineItems", vars).get("first").and_then(Value::as_u64).unwrap_or(10);
+        let line_first = gql::field_args(query, "lineItems", vars)
+            .get("first")
+            .and_then(Value::as_u64)
+            .unwrap_or(10);
         let (rows, more) = shop.orders.list(after, filter.since, filter.until, limit);
         let last = rows.last().map(|r: &OrderRow| (r.updated_at, r.id));
         let nodes: Vec<Value> = rows
@@ -201,7 +241,9 @@ pub struct SearchFilter {
 pub fn parse_search(q: &str) -> SearchFilter {
     let mut f = SearchFilter::default();
     for term in q.split(" AND ").flat_map(|t| t.split(" and ")) {
-        let Some(rest) = term.trim().strip_prefix("updated_at:") else { continue };
+        let Some(rest) = term.trim().strip_prefix("updated_at:") else {
+            continue;
+        };
         let (op, value) = if let Some(v) = rest.strip_prefix(">=") {
             (">=", v)
         } else if let Some(v) = rest.strip_prefix('>') {
@@ -212,7 +254,9 @@ pub fn parse_search(q: &str) -> SearchFilter {
             continue;
         };
         let value = value.trim().trim_matches(|c| c == '\'' || c == '"');
-        let Some(t) = crate::map::parse_time(value) else { continue };
+        let Some(t) = crate::map::parse_time(value) else {
+            continue;
+        };
         match op {
             ">=" => f.since = Some((t, true)),
             ">" => f.since = Some((t, false)),
@@ -233,7 +277,8 @@ fn decode_cursor(c: &str) -> Option<Position> {
     let bytes = base64::engine::general_purpose::STANDARD.decode(c).ok()?;
     let v: Value = serde_json::from_slice(&bytes).ok()?;
     let id = v.get("last_id")?.as_u64()?;
-    let t = NaiveDateTime::parse_from_str(v.get("last_value")?.as_str()?, "%Y-%m-%d %H:%M:%S%.f").ok()?;
+    let t = NaiveDateTime::parse_from_str(v.get("last_value")?.as_str()?, "%Y-%m-%d %H:%M:%S%.f")
+        .ok()?;
     Some((t.and_utc(), id))
 }
 

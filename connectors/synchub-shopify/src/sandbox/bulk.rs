@@ -64,12 +64,22 @@ pub fn graphql(shop: &mut ShopState, root: &str, query: &str, vars: &Map<String,
             .to_string();
         let id = shop.bulk.as_ref().map_or(1, |op| op.id + 1);
         let created_at = shop.tick();
-        shop.bulk = Some(BulkOp { id, root: inner_root, search, polls: 0, created_at });
+        shop.bulk = Some(BulkOp {
+            id,
+            root: inner_root,
+            search,
+            polls: 0,
+            created_at,
+        });
         return json!({"data": {root: {"bulkOperation": {"id": format!("gid://shopify/BulkOperation/{id}"), "status": "CREATED"}, "userErrors": []}}});
     }
     let base = shop.base_url.clone();
     let count = |shop: &ShopState, root: &str| {
-        if root == "customers" { shop.customers.len() } else { shop.orders.len() }
+        if root == "customers" {
+            shop.customers.len()
+        } else {
+            shop.orders.len()
+        }
     };
     let node = match shop.bulk.as_mut() {
         None => Value::Null,
@@ -101,7 +111,9 @@ pub async fn download(State(shared): State<Shared>, Path(file): Path<String>) ->
         };
         shop.bulk.clone()
     };
-    let wanted = file.strip_suffix(".jsonl").and_then(|s| s.parse::<u64>().ok());
+    let wanted = file
+        .strip_suffix(".jsonl")
+        .and_then(|s| s.parse::<u64>().ok());
     let Some(op) = op.filter(|op| Some(op.id) == wanted && op.status() == "COMPLETED") else {
         return (StatusCode::NOT_FOUND, "NoSuchKey").into_response();
     };
@@ -116,7 +128,10 @@ pub async fn download(State(shared): State<Shared>, Path(file): Path<String>) ->
                 return None;
             }
             let (chunk, last, more) = chunk(&shared, &root, after, &SearchFilter { since, until });
-            Some((Ok::<Bytes, std::io::Error>(Bytes::from(chunk)), (shared, last, !more)))
+            Some((
+                Ok::<Bytes, std::io::Error>(Bytes::from(chunk)),
+                (shared, last, !more),
+            ))
         }
     });
     Response::builder()
@@ -125,7 +140,12 @@ pub async fn download(State(shared): State<Shared>, Path(file): Path<String>) ->
         .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
 }
 
-fn chunk(shared: &Shared, root: &str, after: Option<Position>, f: &SearchFilter) -> (Vec<u8>, Option<Position>, bool) {
+fn chunk(
+    shared: &Shared,
+    root: &str,
+    after: Option<Position>,
+    f: &SearchFilter,
+) -> (Vec<u8>, Option<Position>, bool) {
     const ROWS: usize = 1_000;
     let shop = match shared.lock() {
         Ok(g) => g,
@@ -139,7 +159,8 @@ fn chunk(shared: &Shared, root: &str, after: Option<Position>, f: &SearchFilter)
     };
     if root == "customers" {
         let (rows, more) = shop.customers.list(after, f.since, f.until, ROWS);
-        rows.iter().for_each(|c| push(&render::customer_node(c, 0, Default::default())));
+        rows.iter()
+            .for_each(|c| push(&render::customer_node(c, 0, Default::default())));
         let last = rows.last().map(|r| (r.updated_at, r.id)).or(after);
         (out, last, more)
     } else {
@@ -150,7 +171,11 @@ fn chunk(shared: &Shared, root: &str, after: Option<Position>, f: &SearchFilter)
             let lines = node.as_object_mut().and_then(|m| m.remove("lineItems"));
             push(&node);
             let parent = render::order_gid(o.id);
-            for mut line in lines.and_then(|l| l.get("nodes").cloned()).and_then(|n| n.as_array().cloned()).unwrap_or_default() {
+            for mut line in lines
+                .and_then(|l| l.get("nodes").cloned())
+                .and_then(|n| n.as_array().cloned())
+                .unwrap_or_default()
+            {
                 line["__parentId"] = Value::String(parent.clone());
                 push(&line);
             }

@@ -115,7 +115,9 @@ pub const STORY_CUSTOMERS: u64 = 8;
 /// When the seed begins; seed row `i` is updated at `SEED_START + (i / 2) * 30 s`
 /// (pairs share a timestamp, to exercise de-duplication at the watermark).
 pub fn seed_start() -> DateTime<Utc> {
-    Utc.with_ymd_and_hms(2024, 1, 1, 0, 0, 0).single().unwrap_or_default()
+    Utc.with_ymd_and_hms(2024, 1, 1, 0, 0, 0)
+        .single()
+        .unwrap_or_default()
 }
 
 /// The `updatedAt` of seed row `i`.
@@ -134,27 +136,114 @@ fn addr(line: &str, city: &str, code: &str, country: &str, phone: Option<&str>) 
     }
 }
 
-fn story(i: u64) -> (Option<&'static str>, Option<&'static str>, Option<&'static str>, Option<&'static str>, Option<AddressRow>, &'static str) {
+/// (first, last, email, phone, address, currency) of a story customer.
+type Story = (
+    Option<&'static str>,
+    Option<&'static str>,
+    Option<&'static str>,
+    Option<&'static str>,
+    Option<AddressRow>,
+    &'static str,
+);
+
+fn story(i: u64) -> Story {
     // (first, last, email, phone, address, currency)
     match i {
-        0 => (Some("大文"), Some("陳"), Some("tai.man.chan@example.com.tw"), Some("+886912345678"),
-              Some(addr("忠孝東路四段100號", "台北市", "TW", "Taiwan", Some("+886 912-345-678"))), "TWD"),
-        1 => (Some("美玲"), Some("林"), Some("meiling.lin@example.com.tw"), Some("+886912000111"),
-              Some(addr("信義路五段7號", "台北市", "TW", "Taiwan", Some("+886227208889"))), "TWD"),
-        2 => (Some("Siu Ming"), Some("Wong"), Some("siuming.wong@example.hk"), Some("+85291234567"),
-              Some(addr("彌敦道 300 號", "九龍", "HK", "Hong Kong", Some("+852 9123 4567"))), "HKD"),
-        3 => (Some("伟"), Some("张"), Some("zhang.wei@example.cn"), Some("+8613800138000"),
-              Some(addr("南京西路 1266 号", "上海市", "CN", "China", None)), "CNY"),
-        4 => (Some("志明"), Some("黃"), None, Some("+886922333444"), None, "TWD"),
-        5 => (Some("Mary"), Some("Lee"), Some("mary.lee@example.com"), None,
-              Some(addr("1 Main St", "Kowloon", "HK", "Hong Kong", Some("12345"))), "HKD"),
-        6 => (Some("Ｋａｉ"), Some("ＬＩＮ"), Some("KAI.LIN@EXAMPLE.COM.TW"), Some("+886933111222"), None, "TWD"),
-        _ => (None, None, Some("anon.buyer@example.com"), None, None, "TWD"),
+        0 => (
+            Some("大文"),
+            Some("陳"),
+            Some("tai.man.chan@example.com.tw"),
+            Some("+886912345678"),
+            Some(addr(
+                "忠孝東路四段100號",
+                "台北市",
+                "TW",
+                "Taiwan",
+                Some("+886 912-345-678"),
+            )),
+            "TWD",
+        ),
+        1 => (
+            Some("美玲"),
+            Some("林"),
+            Some("meiling.lin@example.com.tw"),
+            Some("+886912000111"),
+            Some(addr(
+                "信義路五段7號",
+                "台北市",
+                "TW",
+                "Taiwan",
+                Some("+886227208889"),
+            )),
+            "TWD",
+        ),
+        2 => (
+            Some("Siu Ming"),
+            Some("Wong"),
+            Some("siuming.wong@example.hk"),
+            Some("+85291234567"),
+            Some(addr(
+                "彌敦道 300 號",
+                "九龍",
+                "HK",
+                "Hong Kong",
+                Some("+852 9123 4567"),
+            )),
+            "HKD",
+        ),
+        3 => (
+            Some("伟"),
+            Some("张"),
+            Some("zhang.wei@example.cn"),
+            Some("+8613800138000"),
+            Some(addr("南京西路 1266 号", "上海市", "CN", "China", None)),
+            "CNY",
+        ),
+        4 => (
+            Some("志明"),
+            Some("黃"),
+            None,
+            Some("+886922333444"),
+            None,
+            "TWD",
+        ),
+        5 => (
+            Some("Mary"),
+            Some("Lee"),
+            Some("mary.lee@example.com"),
+            None,
+            Some(addr(
+                "1 Main St",
+                "Kowloon",
+                "HK",
+                "Hong Kong",
+                Some("12345"),
+            )),
+            "HKD",
+        ),
+        6 => (
+            Some("Ｋａｉ"),
+            Some("ＬＩＮ"),
+            Some("KAI.LIN@EXAMPLE.COM.TW"),
+            Some("+886933111222"),
+            None,
+            "TWD",
+        ),
+        _ => (
+            None,
+            None,
+            Some("anon.buyer@example.com"),
+            None,
+            None,
+            "TWD",
+        ),
     }
 }
 
 const FAMILY: [&str; 10] = ["陳", "林", "黃", "張", "李", "王", "吳", "劉", "蔡", "楊"];
-const GIVEN: [&str; 8] = ["大文", "美玲", "志明", "淑芬", "家豪", "雅婷", "俊傑", "怡君"];
+const GIVEN: [&str; 8] = [
+    "大文", "美玲", "志明", "淑芬", "家豪", "雅婷", "俊傑", "怡君",
+];
 const LATIN_FAMILY: [&str; 6] = ["Chan", "Wong", "Lee", "Smith", "Garcia", "Tan"];
 const LATIN_GIVEN: [&str; 6] = ["Tai Man", "Mei Ling", "John", "Maria", "Wei", "Aiko"];
 
@@ -189,7 +278,7 @@ pub fn seed_customer(i: u64) -> CustomerRow {
         return row;
     }
     let k = usize::try_from(i).unwrap_or(0);
-    if i % 3 == 0 {
+    if i.is_multiple_of(3) {
         row.first_name = Some(LATIN_GIVEN[k % 6].into());
         row.last_name = Some(LATIN_FAMILY[(k / 6) % 6].into());
     } else {
@@ -198,7 +287,7 @@ pub fn seed_customer(i: u64) -> CustomerRow {
     }
     row.email = Some(format!("customer{i}@example.com"));
     row.phone = Some(format!("+8869{:08}", (i * 7_919) % 100_000_000));
-    if i % 5 == 0 {
+    if i.is_multiple_of(5) {
         row.tags = vec!["wholesale".into()];
     }
     row
@@ -232,8 +321,10 @@ pub fn seed_order(i: u64, customers: u64) -> OrderRow {
     let buyer = if i < story_orders {
         match i {
             0 => {
-                row.lines = vec![line(0, "TEA-OOLONG-150", "凍頂烏龍茶 150g", 3, 19_900),
-                                 line(1, "CUP-CELADON", "青瓷茶杯", 1, 45_050)];
+                row.lines = vec![
+                    line(0, "TEA-OOLONG-150", "凍頂烏龍茶 150g", 3, 19_900),
+                    line(1, "CUP-CELADON", "青瓷茶杯", 1, 45_050),
+                ];
                 Some(0)
             }
             1 => {
@@ -267,7 +358,13 @@ pub fn seed_order(i: u64, customers: u64) -> OrderRow {
         row.lines = (0..n)
             .map(|k| {
                 let cents = i64::try_from(1_000 + (i * 37 + k * 101) % 90_000).unwrap_or(1_000);
-                line(k, &format!("SKU-{:04}", (i + k) % 5_000), "商品", 1 + i64::try_from(k).unwrap_or(0), cents)
+                line(
+                    k,
+                    &format!("SKU-{:04}", (i + k) % 5_000),
+                    "商品",
+                    1 + i64::try_from(k).unwrap_or(0),
+                    cents,
+                )
             })
             .collect();
         row.tax = Decimal::new(i64::try_from(i % 500).unwrap_or(0), 2);
@@ -285,6 +382,9 @@ pub fn seed_order(i: u64, customers: u64) -> OrderRow {
 impl OrderRow {
     /// Sum of the lines.
     pub fn subtotal(&self) -> Decimal {
-        self.lines.iter().map(|l| l.price * Decimal::from(l.quantity)).sum()
+        self.lines
+            .iter()
+            .map(|l| l.price * Decimal::from(l.quantity))
+            .sum()
     }
 }

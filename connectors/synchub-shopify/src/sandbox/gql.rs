@@ -25,7 +25,9 @@ pub fn field_args(query: &str, field: &str, vars: &Map<String, Value>) -> HashMa
     let pattern = format!("{field}(");
     // skip the operation header (`mutation customerUpdate($input: …)`)
     let body = query.find('{').map_or(query, |i| &query[i..]);
-    let Some(start) = body.find(&pattern) else { return out };
+    let Some(start) = body.find(&pattern) else {
+        return out;
+    };
     let rest = &body[start + pattern.len()..];
     for (name, raw) in split_args(rest) {
         let value = if let Some(var) = raw.strip_prefix('$') {
@@ -118,6 +120,10 @@ mod tests {
         let literal = r#"{ orders(first: 3, query: "updated_at:>='2024-01-01T00:00:00Z', x") { nodes { id } } }"#;
         let args = field_args(literal, "orders", &Map::new());
         assert_eq!(args["query"], "updated_at:>='2024-01-01T00:00:00Z', x");
-        assert_eq!(root_field("mutation M($i: CustomerInput!) { customerUpdate(input: $i) { x } }").as_deref(), Some("customerUpdate"));
+        assert_eq!(
+            root_field("mutation M($i: CustomerInput!) { customerUpdate(input: $i) { x } }")
+                .as_deref(),
+            Some("customerUpdate")
+        );
     }
 }

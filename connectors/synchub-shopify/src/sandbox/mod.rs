@@ -119,7 +119,12 @@ pub async fn spawn(options: SandboxOptions) -> std::io::Result<SandboxHandle> {
             tracing::warn!(error = %e, "shopify sandbox stopped");
         }
     });
-    Ok(SandboxHandle { base_url, state, stop: Some(stop), task: Some(task) })
+    Ok(SandboxHandle {
+        base_url,
+        state,
+        stop: Some(stop),
+        task: Some(task),
+    })
 }
 
 impl SandboxHandle {
@@ -149,7 +154,9 @@ impl SandboxHandle {
     /// webhook); false if there is no such customer.
     pub fn edit_customer(&self, id: u64, edit: impl FnOnce(&mut CustomerRow)) -> bool {
         let mut shop = self.shop();
-        let Some(mut row) = shop.customers.get(id) else { return false };
+        let Some(mut row) = shop.customers.get(id) else {
+            return false;
+        };
         edit(&mut row);
         shop.save_customer(row, "customers/update");
         true
@@ -158,7 +165,9 @@ impl SandboxHandle {
     /// Edits an order as the shop would (bumps `updatedAt`, queues the webhook).
     pub fn edit_order(&self, id: u64, edit: impl FnOnce(&mut OrderRow)) -> bool {
         let mut shop = self.shop();
-        let Some(mut row) = shop.orders.get(id) else { return false };
+        let Some(mut row) = shop.orders.get(id) else {
+            return false;
+        };
         edit(&mut row);
         shop.save_order(row);
         true

@@ -33,7 +33,11 @@ fn opt_str(input: &Value, key: &str) -> Option<Option<String>> {
     match input.get(key) {
         None => None,
         Some(Value::Null) => Some(None),
-        Some(v) => Some(v.as_str().map(|s| s.trim().to_string()).filter(|s| !s.is_empty())),
+        Some(v) => Some(
+            v.as_str()
+                .map(|s| s.trim().to_string())
+                .filter(|s| !s.is_empty()),
+        ),
     }
 }
 
@@ -76,14 +80,20 @@ pub fn customer_write(shop: &mut ShopState, mutation: &str, input: &Value) -> Va
         row.note = v;
     }
     if let Some(Value::Array(tags)) = input.get("tags") {
-        let mut list: Vec<String> = tags.iter().filter_map(Value::as_str).map(|t| t.trim().to_string()).collect();
+        let mut list: Vec<String> = tags
+            .iter()
+            .filter_map(Value::as_str)
+            .map(|t| t.trim().to_string())
+            .collect();
         list.sort();
         list.dedup();
         row.tags = list;
     }
     if let Some(email) = opt_str(input, "email") {
         match &email {
-            Some(e) if !valid_email(e) => errors.push(user_error(Some("email"), "Email is invalid")),
+            Some(e) if !valid_email(e) => {
+                errors.push(user_error(Some("email"), "Email is invalid"))
+            }
             Some(e) if shop.customer_by_email(e).is_some_and(|id| id != row.id) => {
                 errors.push(user_error(Some("email"), "Email has already been taken"))
             }
@@ -92,15 +102,25 @@ pub fn customer_write(shop: &mut ShopState, mutation: &str, input: &Value) -> Va
     }
     if let Some(phone) = opt_str(input, "phone") {
         match &phone {
-            Some(p) if !valid_phone(p) => errors.push(user_error(Some("phone"), "Phone is invalid")),
+            Some(p) if !valid_phone(p) => {
+                errors.push(user_error(Some("phone"), "Phone is invalid"))
+            }
             Some(p) if shop.customer_by_phone(p).is_some_and(|id| id != row.id) => {
                 errors.push(user_error(Some("phone"), "Phone has already been taken"))
             }
             _ => row.phone = phone,
         }
     }
-    if creating && row.first_name.is_none() && row.last_name.is_none() && row.email.is_none() && row.phone.is_none() {
-        errors.push(user_error(None, "Customer must have a name, phone number or email address"));
+    if creating
+        && row.first_name.is_none()
+        && row.last_name.is_none()
+        && row.email.is_none()
+        && row.phone.is_none()
+    {
+        errors.push(user_error(
+            None,
+            "Customer must have a name, phone number or email address",
+        ));
     }
     if !errors.is_empty() {
         return json!({"customer": null, "userErrors": errors});

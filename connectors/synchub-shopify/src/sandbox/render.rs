@@ -35,9 +35,9 @@ pub fn time(t: DateTime<Utc>) -> String {
 /// The shop's local time (+08:00) as REST and webhooks write it.
 pub fn local_time(t: DateTime<Utc>) -> String {
     let offset = FixedOffset::east_opt(8 * 3600).unwrap_or_else(|| Utc.fix());
-    t.with_timezone(&offset).to_rfc3339_opts(SecondsFormat::Secs, false)
+    t.with_timezone(&offset)
+        .to_rfc3339_opts(SecondsFormat::Secs, false)
 }
-
 
 /// Customer GID.
 pub fn customer_gid(id: u64) -> String {

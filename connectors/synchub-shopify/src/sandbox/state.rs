@@ -27,7 +27,12 @@ pub struct Bucket {
 impl Bucket {
     /// A full bucket.
     pub fn new(maximum: f64, restore_rate: f64) -> Self {
-        Bucket { maximum, restore_rate, available: maximum, last: Instant::now() }
+        Bucket {
+            maximum,
+            restore_rate,
+            available: maximum,
+            last: Instant::now(),
+        }
     }
 
     /// Adds the points restored since the last call.
@@ -192,13 +197,26 @@ impl ShopState {
         let headers = vec![
             ("Content-Type".into(), "application/json".into()),
             ("X-Shopify-Topic".into(), topic.into()),
-            ("X-Shopify-Hmac-Sha256".into(), sign(self.webhook_secret.as_bytes(), &body)),
+            (
+                "X-Shopify-Hmac-Sha256".into(),
+                sign(self.webhook_secret.as_bytes(), &body),
+            ),
             ("X-Shopify-Shop-Domain".into(), self.shop_domain.clone()),
-            ("X-Shopify-API-Version".into(), crate::config::DEFAULT_API_VERSION.into()),
-            ("X-Shopify-Webhook-Id".into(), format!("{seq:08x}-5b1c-4e6a-9d2f-{seq:012x}")),
+            (
+                "X-Shopify-API-Version".into(),
+                crate::config::DEFAULT_API_VERSION.into(),
+            ),
+            (
+                "X-Shopify-Webhook-Id".into(),
+                format!("{seq:08x}-5b1c-4e6a-9d2f-{seq:012x}"),
+            ),
             ("X-Shopify-Triggered-At".into(), render::time(self.clock)),
         ];
-        WebhookDelivery { topic: topic.into(), headers, body }
+        WebhookDelivery {
+            topic: topic.into(),
+            headers,
+            body,
+        }
     }
 }
 

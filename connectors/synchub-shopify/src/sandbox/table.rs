@@ -70,7 +70,9 @@ impl<R: Row> Table<R> {
 
     /// Deletes a row; true if it existed.
     pub fn delete(&mut self, id: u64) -> bool {
-        let Some(old) = self.get(id) else { return false };
+        let Some(old) = self.get(id) else {
+            return false;
+        };
         self.changed.remove(&(old.updated_at(), old.id()));
         self.overrides.insert(id, None);
         true
@@ -117,7 +119,7 @@ impl<R: Row> Table<R> {
                 Some((s, inclusive)) => t > s || (inclusive && t == s),
                 None => true,
             };
-            above && until.map_or(true, |u| t < u)
+            above && until.is_none_or(|u| t < u)
         };
         // seed rows: index order is (updatedAt, id) order
         let mut i = match after {

@@ -46,7 +46,11 @@ pub async fn pull_all(
 
 /// Distinct external ids.
 pub fn distinct(records: &[RemoteRecord]) -> usize {
-    records.iter().map(|r| r.external_id.as_str()).collect::<HashSet<_>>().len()
+    records
+        .iter()
+        .map(|r| r.external_id.as_str())
+        .collect::<HashSet<_>>()
+        .len()
 }
 
 /// A contact change.
@@ -74,7 +78,8 @@ pub fn header_map(pairs: &[(String, String)]) -> http::HeaderMap {
 /// A fixture with the `_`-prefixed metadata keys removed.
 pub fn fixture(name: &str) -> Value {
     let path = format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
-    let v: Value = serde_json::from_str(&std::fs::read_to_string(path).expect("fixture")).expect("json");
+    let v: Value =
+        serde_json::from_str(&std::fs::read_to_string(path).expect("fixture")).expect("json");
     strip_meta(v)
 }
 
@@ -82,7 +87,10 @@ pub fn fixture(name: &str) -> Value {
 pub fn strip_meta(v: Value) -> Value {
     match v {
         Value::Object(map) => Value::Object(
-            map.into_iter().filter(|(k, _)| !k.starts_with('_') || k == "__parentId").map(|(k, v)| (k, strip_meta(v))).collect(),
+            map.into_iter()
+                .filter(|(k, _)| !k.starts_with('_') || k == "__parentId")
+                .map(|(k, v)| (k, strip_meta(v)))
+                .collect(),
         ),
         Value::Array(items) => Value::Array(items.into_iter().map(strip_meta).collect()),
         other => other,
@@ -93,7 +101,9 @@ pub fn strip_meta(v: Value) -> Value {
 /// the union of their elements' structures, scalars as a type-free leaf.
 pub fn shape(v: &Value) -> Value {
     match v {
-        Value::Object(map) => Value::Object(map.iter().map(|(k, v)| (k.clone(), shape(v))).collect()),
+        Value::Object(map) => {
+            Value::Object(map.iter().map(|(k, v)| (k.clone(), shape(v))).collect())
+        }
         Value::Array(items) => {
             let mut merged = serde_json::Map::new();
             let mut any_object = false;
@@ -108,7 +118,11 @@ pub fn shape(v: &Value) -> Value {
                     }
                 }
             }
-            if any_object { Value::Array(vec![Value::Object(merged)]) } else { Value::Array(vec![]) }
+            if any_object {
+                Value::Array(vec![Value::Object(merged)])
+            } else {
+                Value::Array(vec![])
+            }
         }
         _ => Value::Null,
     }

@@ -26,16 +26,26 @@ async fn recorded_customers_page_maps_and_keeps_the_pass_open() {
         .and(path(GRAPHQL))
         .and(header("x-shopify-access-token", "shpat_fixture_token"))
         .and(body_string_contains("sortKey: UPDATED_AT"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(fixture("graphql_customers_page.json")))
+        .respond_with(
+            ResponseTemplate::new(200).set_body_json(fixture("graphql_customers_page.json")),
+        )
         .mount(&server)
         .await;
-    let page = wiremock_connector(&server).pull(ObjectKind::Contact, None).await.expect("page");
+    let page = wiremock_connector(&server)
+        .pull(ObjectKind::Contact, None)
+        .await
+        .expect("page");
     assert_eq!(page.records.len(), 2);
     assert!(!page.done, "hasNextPage was true");
     let next = page.next.expect("cursor");
-    assert_eq!(next.0["pass"]["after"], fixture("graphql_customers_page.json")["data"]["customers"]["pageInfo"]["endCursor"]);
+    assert_eq!(
+        next.0["pass"]["after"],
+        fixture("graphql_customers_page.json")["data"]["customers"]["pageInfo"]["endCursor"]
+    );
     assert_eq!(next.0["watermark"], "2024-01-02T15:01:55Z");
-    let Some(Record::Contact(c)) = &page.records[0].record else { panic!("contact") };
+    let Some(Record::Contact(c)) = &page.records[0].record else {
+        panic!("contact")
+    };
     assert_eq!(c.full_name.as_deref(), Some("林美玲"));
 }
 
@@ -52,11 +62,16 @@ async fn recorded_throttle_is_waited_out_then_the_page_arrives() {
         .mount(&server)
         .await;
     Mock::given(method("POST"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(fixture("graphql_customers_page.json")))
+        .respond_with(
+            ResponseTemplate::new(200).set_body_json(fixture("graphql_customers_page.json")),
+        )
         .with_priority(2)
         .mount(&server)
         .await;
-    let page = wiremock_connector(&server).pull(ObjectKind::Contact, None).await.expect("page");
+    let page = wiremock_connector(&server)
+        .pull(ObjectKind::Contact, None)
+        .await
+        .expect("page");
     assert_eq!(page.records.len(), 2);
     assert_eq!(server.received_requests().await.map(|r| r.len()), Some(2));
 }
@@ -65,10 +80,15 @@ async fn recorded_throttle_is_waited_out_then_the_page_arrives() {
 async fn recorded_max_cost_is_a_config_error_naming_the_setting() {
     let server = MockServer::start().await;
     Mock::given(method("POST"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(fixture("graphql_max_cost_exceeded.json")))
+        .respond_with(
+            ResponseTemplate::new(200).set_body_json(fixture("graphql_max_cost_exceeded.json")),
+        )
         .mount(&server)
         .await;
-    let err = wiremock_connector(&server).pull(ObjectKind::Order, None).await.expect_err("too costly");
+    let err = wiremock_connector(&server)
+        .pull(ObjectKind::Order, None)
+        .await
+        .expect_err("too costly");
     assert_eq!(err.class(), synchub_core::ErrorClass::Config);
     assert!(err.to_string().contains("orders_page_size"), "{err}");
 }
@@ -90,28 +110,54 @@ async fn recorded_user_error_and_success_of_customer_update() {
         .mount(&server)
         .await;
     let conn = wiremock_connector(&server);
-    let contact = synchub_core::model::Contact { phones: vec!["+886912000111".into()], ..Default::default() };
+    let contact = synchub_core::model::Contact {
+        phones: vec!["+886912000111".into()],
+        ..Default::default()
+    };
     let id = Some("gid://shopify/Customer/706405506930370084".to_string());
-    let changes = [change(ChangeOp::Update, id.clone(), contact.clone()), change(ChangeOp::Update, id, contact)];
-    let outcomes = conn.push(ObjectKind::Contact, &changes).await.expect("push");
-    assert_eq!(outcomes[0].result, Err("phone: Phone has already been taken".into()));
+    let changes = [
+        change(ChangeOp::Update, id.clone(), contact.clone()),
+        change(ChangeOp::Update, id, contact),
+    ];
+    let outcomes = conn
+        .push(ObjectKind::Contact, &changes)
+        .await
+        .expect("push");
+    assert_eq!(
+        outcomes[0].result,
+        Err("phone: Phone has already been taken".into())
+    );
     let written = outcomes[1].result.clone().expect("ok");
     assert_eq!(written.version.as_deref(), Some("2024-01-03T02:00:00Z"));
     // the request carried the fixture's input
     let requests = server.received_requests().await.unwrap_or_default();
     let sent: Value = serde_json::from_slice(&requests[0].body).expect("json");
-    assert_eq!(sent["variables"]["input"]["phone"], fx["request"]["variables"]["input"]["phone"]);
+    assert_eq!(
+        sent["variables"]["input"]["phone"],
+        fx["request"]["variables"]["input"]["phone"]
+    );
 }
 
 /// POSTs a raw GraphQL document to the sandbox and returns the JSON answer.
 async fn raw(shop: &sandbox::SandboxHandle, query: &str, variables: Value) -> Value {
     let http = synchub_http::HttpClient::builder(shop.base_url.clone())
         .credential(format!("raw:{}", shop.base_url))
-        .auth(synchub_http::Auth::header("X-Shopify-Access-Token", sandbox::SANDBOX_TOKEN.to_string().into()))
-        .retry(synchub_http::RetryPolicy { max_attempts: 1, ..Default::default() })
+        .auth(synchub_http::Auth::header(
+            "X-Shopify-Access-Token",
+            sandbox::SANDBOX_TOKEN.to_string().into(),
+        ))
+        .retry(synchub_http::RetryPolicy {
+            max_attempts: 1,
+            ..Default::default()
+        })
         .build()
         .expect("client");
-    let resp = http.post(GRAPHQL).json(&json!({"query": query, "variables": variables})).send().await.expect("answer");
+    let resp = http
+        .post(GRAPHQL)
+        .json(&json!({"query": query, "variables": variables}))
+        .send()
+        .await
+        .expect("answer");
     resp.json().expect("json")
 }
 
@@ -123,28 +169,74 @@ fn assert_covers(expected: &Value, actual: &Value, what: &str) {
 
 #[tokio::test]
 async fn sandbox_answers_have_the_fixture_key_structure() {
-    let shop = sandbox::spawn(SandboxOptions { customers: 20, orders: 10, ..Default::default() }).await.expect("spawn");
+    let shop = sandbox::spawn(SandboxOptions {
+        customers: 20,
+        orders: 10,
+        ..Default::default()
+    })
+    .await
+    .expect("spawn");
     // customers page: every recorded key is present
-    let page = raw(&shop, synchub_shopify::queries::CUSTOMERS, json!({"first": 5})).await;
-    assert_covers(&fixture("graphql_customers_page.json"), &page, "customers page");
-    let orders = raw(&shop, synchub_shopify::queries::ORDERS, json!({"first": 5, "lines": 5})).await;
+    let page = raw(
+        &shop,
+        synchub_shopify::queries::CUSTOMERS,
+        json!({"first": 5}),
+    )
+    .await;
+    assert_covers(
+        &fixture("graphql_customers_page.json"),
+        &page,
+        "customers page",
+    );
+    let orders = raw(
+        &shop,
+        synchub_shopify::queries::ORDERS,
+        json!({"first": 5, "lines": 5}),
+    )
+    .await;
     assert_covers(&fixture("graphql_orders_page.json"), &orders, "orders page");
     // customerUpdate success and userErrors
     let fx = fixture("graphql_customer_update.json");
     let ok = raw(&shop, synchub_shopify::queries::CUSTOMER_UPDATE,
         json!({"input": {"id": gid(1), "phone": "+886912000111", "tags": ["VIP", "台北", "synchub"]}})).await;
     assert_covers(&fx["response_ok"], &ok, "customerUpdate ok");
-    assert_eq!(ok["data"]["customerUpdate"]["customer"]["tags"], fx["response_ok"]["data"]["customerUpdate"]["customer"]["tags"]);
-    let taken = raw(&shop, synchub_shopify::queries::CUSTOMER_UPDATE,
-        json!({"input": {"id": gid(0), "phone": "+886912000111"}})).await;
+    assert_eq!(
+        ok["data"]["customerUpdate"]["customer"]["tags"],
+        fx["response_ok"]["data"]["customerUpdate"]["customer"]["tags"]
+    );
+    let taken = raw(
+        &shop,
+        synchub_shopify::queries::CUSTOMER_UPDATE,
+        json!({"input": {"id": gid(0), "phone": "+886912000111"}}),
+    )
+    .await;
     assert_eq!(shape(&taken), shape(&fx["response_user_error"]));
-    assert_eq!(taken["data"]["customerUpdate"]["userErrors"], fx["response_user_error"]["data"]["customerUpdate"]["userErrors"]);
+    assert_eq!(
+        taken["data"]["customerUpdate"]["userErrors"],
+        fx["response_user_error"]["data"]["customerUpdate"]["userErrors"]
+    );
     // THROTTLED and MAX_COST_EXCEEDED: the same keys exactly
     shop.set_throttle(Some((2000.0, 100.0)));
     shop.set_available(143.0);
-    let throttled = raw(&shop, synchub_shopify::queries::CUSTOMERS, json!({"first": 250})).await;
+    let throttled = raw(
+        &shop,
+        synchub_shopify::queries::CUSTOMERS,
+        json!({"first": 250}),
+    )
+    .await;
     assert_eq!(shape(&throttled), shape(&fixture("graphql_throttled.json")));
-    assert_eq!(throttled["errors"], fixture("graphql_throttled.json")["errors"]);
-    let costly = raw(&shop, synchub_shopify::queries::ORDERS, json!({"first": 250, "lines": 10})).await;
-    assert_eq!(shape(&costly), shape(&fixture("graphql_max_cost_exceeded.json")));
+    assert_eq!(
+        throttled["errors"],
+        fixture("graphql_throttled.json")["errors"]
+    );
+    let costly = raw(
+        &shop,
+        synchub_shopify::queries::ORDERS,
+        json!({"first": 250, "lines": 10}),
+    )
+    .await;
+    assert_eq!(
+        shape(&costly),
+        shape(&fixture("graphql_max_cost_exceeded.json"))
+    );
 }
