@@ -17,61 +17,17 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use reqwest::header::{HeaderMap, HeaderName, HeaderValue, AUTHORIZATION};
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use reqwest::{Method, Url};
 
+use crate::auth::Auth;
 use crate::error::HttpError;
 use crate::graphql::{is_throttled, CostReport};
-use crate::oauth::TokenManager;
 use crate::quota::{CredentialQuota, QuotaConfig, QuotaRegistry, Refusal};
 use crate::request::{IdempotencyKey, RequestBuilder, Response};
 use crate::retry::{parse_retry_after, RetryPolicy};
-use crate::secret::{redact, register, ExposeSecret, SecretString};
+use crate::secret::{redact, register};
 use crate::throttle::Ticket;
-
-/// How requests authenticate.
-#[derive(Debug, Clone)]
-pub enum Auth {
-    /// No credentials.
-    None,
-    /// A static secret header, e.g. Shopify `X-Shopify-Access-Token`.
-    Header {
-        /// Header name.
-        name: HeaderName,
-        /// Header value.
-        value: SecretString,
-    },
-    /// HTTP Basic, e.g. WooCommerce consumer key / secret.
-    Basic {
-        /// User name (consumer key).
-        user: String,
-        /// Password (consumer secret).
-        password: SecretString,
-    },
-    /// OAuth2 bearer tokens, refreshed before expiry and once on a 401.
-    OAuth(Arc<TokenManager>),
-}
-
-impl Auth {
-    /// A static secret header.
-    pub fn header(name: &'static str, value: SecretString) -> Self {
-        Auth::Header {
-            name: HeaderName::from_static_lower(name),
-            value,
-        }
-    }
-}
-
-trait FromStaticLower {
-    fn from_static_lower(name: &'static str) -> HeaderName;
-}
-
-impl FromStaticLower for HeaderName {
-    fn from_static_lower(name: &'static str) -> HeaderName {
-        HeaderName::try_from(name.to_ascii_lowercase())
-            .unwrap_or_else(|_| HeaderName::from_static("x-invalid-header-name"))
-    }
-}
 
 /// Builds an [`HttpClient`].
 #[derive(Debug)]
@@ -322,7 +278,7 @@ impl HttpClient {
             let (slot, reservation) = admission.into_parts();
             let mut request = inner.http.request(req.method.clone(), url.clone());
             let mut hs = headers.clone();
-            let generation = self.authorize(&mut hs).await?;
+            let generation = crate::auth::apply(&inner.auth, &mut hs).await?;
             request = request.headers(hs).timeout(timeout);
             if let Some(b) = &body {
                 request = request.body(b.clone());
@@ -428,40 +384,6 @@ impl HttpClient {
             }
             tracing::warn!(host = %inner.host, status = status.as_u16(), attempt, wait_ms = wait.as_millis(), "{what}; retrying");
             tokio::time::sleep(wait).await;
-        }
-    }
-
-    /// Adds the auth header; returns the token generation for OAuth.
-    async fn authorize(&self, headers: &mut HeaderMap) -> Result<Option<u64>, HttpError> {
-        let sensitive = |s: &str| {
-            HeaderValue::try_from(s)
-                .map(|mut v| {
-                    v.set_sensitive(true);
-                    v
-                })
-                .map_err(|_| {
-                    HttpError::Config("credential contains invalid header characters".into())
-                })
-        };
-        match &self.inner.auth {
-            Auth::None => Ok(None),
-            Auth::Header { name, value } => {
-                headers.insert(name.clone(), sensitive(value.expose_secret())?);
-                Ok(None)
-            }
-            Auth::Basic { user, password } => {
-                use base64::Engine as _;
-                let raw = format!("{user}:{}", password.expose_secret());
-                let encoded = base64::engine::general_purpose::STANDARD.encode(raw);
-                headers.insert(AUTHORIZATION, sensitive(&format!("Basic {encoded}"))?);
-                Ok(None)
-            }
-            Auth::OAuth(manager) => {
-                let token = manager.access_token().await?;
-                let value = format!("Bearer {}", token.secret.expose_secret());
-                headers.insert(AUTHORIZATION, sensitive(&value)?);
-                Ok(Some(token.generation))
-            }
         }
     }
 }

@@ -10,6 +10,7 @@
 //! - [`webhook`]: per-provider signature verification and replay guard.
 #![warn(missing_docs)]
 
+mod auth;
 pub mod client;
 pub mod error;
 pub mod graphql;
@@ -21,7 +22,8 @@ pub mod secret;
 mod throttle;
 pub mod webhook;
 
-pub use client::{new_reqwest_client, Auth, ClientBuilder, HttpClient};
+pub use auth::Auth;
+pub use client::{new_reqwest_client, ClientBuilder, HttpClient};
 pub use error::HttpError;
 pub use oauth::flow::{authorize, authorize_and_store, AuthFlowOptions, AuthOutcome, AuthPrompt};
 pub use oauth::vault::{
