@@ -2,10 +2,11 @@
 //! with their raw payload and the reason. A replay of the same item (a page
 //! re-read after a crash, a full refresh) does not add a second row.
 
-use sqlx::{AnyConnection, QueryBuilder, Row};
+use sqlx::{AnyConnection, Row};
 use synchub_core::ObjectKind;
 
 use crate::records::CHUNK;
+use crate::sql::Sql;
 use crate::{now_text, QueryContext, Store, StoreError};
 
 /// A dead letter to store.
@@ -44,22 +45,27 @@ impl DeadLetter {
 pub async fn insert_many(conn: &mut AnyConnection, letters: &[DeadLetter]) -> Result<(), StoreError> {
     let now = now_text();
     for chunk in letters.chunks(CHUNK) {
-        let mut qb = QueryBuilder::new(
+        let mut q = Sql::new(
             "INSERT INTO dead_letter (fingerprint, connection, object, external_id, location, \
-             reason, payload, created_at) ",
+             reason, payload, created_at) VALUES ",
         );
-        qb.push_values(chunk, |mut b, d| {
-            b.push_bind(d.fingerprint())
-                .push_bind(d.connection.clone())
-                .push_bind(d.object.as_str())
-                .push_bind(d.external_id.clone())
-                .push_bind(d.location.clone())
-                .push_bind(d.reason.clone())
-                .push_bind(d.payload.clone())
-                .push_bind(now.clone());
-        });
-        qb.push(" ON CONFLICT (fingerprint) DO NOTHING");
-        qb.build().execute(&mut *conn).await.ctx("writing dead letters")?;
+        for (i, d) in chunk.iter().enumerate() {
+            if i > 0 {
+                q.push(", ");
+            }
+            q.open()
+                .item(d.fingerprint())
+                .item(d.connection.clone())
+                .item(d.object.as_str())
+                .item(d.external_id.clone())
+                .item(d.location.clone())
+                .item(d.reason.clone())
+                .item(d.payload.clone())
+                .item(now.clone())
+                .close();
+        }
+        q.push(" ON CONFLICT (fingerprint) DO NOTHING");
+        q.execute(&mut *conn).await.ctx("writing dead letters")?;
     }
     Ok(())
 }

@@ -15,6 +15,7 @@ pub mod links;
 pub mod outbox;
 pub mod records;
 pub mod runs;
+mod sql;
 pub mod tokens;
 
 use sqlx::AnyPool;

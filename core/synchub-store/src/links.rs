@@ -5,10 +5,11 @@
 use std::collections::HashMap;
 
 use serde_json::{Map, Value};
-use sqlx::{AnyConnection, QueryBuilder, Row};
+use sqlx::{AnyConnection, Row};
 use synchub_core::ObjectKind;
 
 use crate::records::CHUNK;
+use crate::sql::Sql;
 use crate::{corrupt, now_text, QueryContext, Store, StoreError};
 
 /// One identity link.
@@ -67,16 +68,11 @@ pub async fn by_external_ids(
 ) -> Result<HashMap<String, Link>, StoreError> {
     let mut out = HashMap::with_capacity(external_ids.len());
     for chunk in external_ids.chunks(CHUNK) {
-        let mut qb = QueryBuilder::new(SELECT);
-        qb.push(" WHERE connection = ").push_bind(connection.to_string());
-        qb.push(" AND object = ").push_bind(object.as_str());
-        qb.push(" AND external_id IN (");
-        let mut sep = qb.separated(", ");
-        for id in chunk {
-            sep.push_bind(id.clone());
-        }
-        qb.push(")");
-        let rows = qb.build().fetch_all(&mut *conn).await.ctx("loading identity links")?;
+        let mut q = Sql::new(SELECT);
+        q.push(" WHERE connection = ").bind(connection.to_string());
+        q.push(" AND object = ").bind(object.as_str());
+        q.push(" AND external_id IN ").list(chunk.iter().cloned());
+        let rows = q.fetch_all(&mut *conn).await.ctx("loading identity links")?;
         for row in &rows {
             let link = decode(row)?;
             out.insert(link.external_id.clone(), link);
@@ -92,14 +88,10 @@ pub async fn by_crm_ids(
 ) -> Result<HashMap<String, Vec<Link>>, StoreError> {
     let mut out: HashMap<String, Vec<Link>> = HashMap::new();
     for chunk in crm_ids.chunks(CHUNK) {
-        let mut qb = QueryBuilder::new(SELECT);
-        qb.push(" WHERE crm_id IN (");
-        let mut sep = qb.separated(", ");
-        for id in chunk {
-            sep.push_bind(id.clone());
-        }
-        qb.push(") ORDER BY connection, external_id");
-        let rows = qb.build().fetch_all(&mut *conn).await.ctx("loading identity links")?;
+        let mut q = Sql::new(SELECT);
+        q.push(" WHERE crm_id IN ").list(chunk.iter().cloned());
+        q.push(" ORDER BY connection, external_id");
+        let rows = q.fetch_all(&mut *conn).await.ctx("loading identity links")?;
         for row in &rows {
             let link = decode(row)?;
             out.entry(link.crm_id.clone()).or_default().push(link);
@@ -112,33 +104,38 @@ pub async fn by_crm_ids(
 pub async fn upsert_many(conn: &mut AnyConnection, links: &[Link]) -> Result<(), StoreError> {
     let now = now_text();
     for chunk in links.chunks(CHUNK) {
-        let mut qb = QueryBuilder::new(
+        let mut q = Sql::new(
             "INSERT INTO id_link (connection, object, external_id, crm_id, remote_version, \
-             remote_updated_at, snapshot, snapshot_hash, deleted, updated_at) ",
+             remote_updated_at, snapshot, snapshot_hash, deleted, updated_at) VALUES ",
         );
-        qb.push_values(chunk, |mut b, l| {
+        for (i, l) in chunk.iter().enumerate() {
+            if i > 0 {
+                q.push(", ");
+            }
             let snapshot = l
                 .snapshot
                 .as_ref()
                 .map(|s| serde_json::to_string(s).unwrap_or_default());
-            b.push_bind(l.connection.clone())
-                .push_bind(l.object.as_str())
-                .push_bind(l.external_id.clone())
-                .push_bind(l.crm_id.clone())
-                .push_bind(l.remote_version.clone())
-                .push_bind(l.remote_updated_at.clone())
-                .push_bind(snapshot)
-                .push_bind(l.snapshot_hash.clone())
-                .push_bind(i64::from(l.deleted))
-                .push_bind(now.clone());
-        });
-        qb.push(
+            q.open()
+                .item(l.connection.clone())
+                .item(l.object.as_str())
+                .item(l.external_id.clone())
+                .item(l.crm_id.clone())
+                .item(l.remote_version.clone())
+                .item(l.remote_updated_at.clone())
+                .item(snapshot)
+                .item(l.snapshot_hash.clone())
+                .item(i64::from(l.deleted))
+                .item(now.clone())
+                .close();
+        }
+        q.push(
             " ON CONFLICT (connection, object, external_id) DO UPDATE SET crm_id = excluded.crm_id, \
              remote_version = excluded.remote_version, remote_updated_at = excluded.remote_updated_at, \
              snapshot = excluded.snapshot, snapshot_hash = excluded.snapshot_hash, \
              deleted = excluded.deleted, updated_at = excluded.updated_at",
         );
-        qb.build().execute(&mut *conn).await.ctx("writing identity links")?;
+        q.execute(&mut *conn).await.ctx("writing identity links")?;
     }
     Ok(())
 }

@@ -2,10 +2,11 @@
 //! Rows are written in the same transaction as the change they announce; the
 //! push side drains them and marks them done with the target's answer.
 
-use sqlx::{AnyConnection, QueryBuilder, Row};
+use sqlx::{AnyConnection, Row};
 use synchub_core::{ChangeOp, ObjectKind};
 
 use crate::records::CHUNK;
+use crate::sql::Sql;
 use crate::{now_text, QueryContext, Store, StoreError};
 
 /// A change to announce to one target.
@@ -58,19 +59,24 @@ fn parse_op(s: &str) -> ChangeOp {
 pub async fn enqueue(conn: &mut AnyConnection, entries: &[OutboxEntry]) -> Result<(), StoreError> {
     let now = now_text();
     for chunk in entries.chunks(CHUNK) {
-        let mut qb = QueryBuilder::new(
-            "INSERT INTO outbox (connection, object, crm_id, op, idempotency_key, created_at) ",
+        let mut q = Sql::new(
+            "INSERT INTO outbox (connection, object, crm_id, op, idempotency_key, created_at) VALUES ",
         );
-        qb.push_values(chunk, |mut b, e| {
-            b.push_bind(e.connection.clone())
-                .push_bind(e.object.as_str())
-                .push_bind(e.crm_id.clone())
-                .push_bind(op_str(e.op))
-                .push_bind(e.idempotency_key.clone())
-                .push_bind(now.clone());
-        });
-        qb.push(" ON CONFLICT (idempotency_key) DO NOTHING");
-        qb.build().execute(&mut *conn).await.ctx("writing outbox entries")?;
+        for (i, e) in chunk.iter().enumerate() {
+            if i > 0 {
+                q.push(", ");
+            }
+            q.open()
+                .item(e.connection.clone())
+                .item(e.object.as_str())
+                .item(e.crm_id.clone())
+                .item(op_str(e.op))
+                .item(e.idempotency_key.clone())
+                .item(now.clone())
+                .close();
+        }
+        q.push(" ON CONFLICT (idempotency_key) DO NOTHING");
+        q.execute(&mut *conn).await.ctx("writing outbox entries")?;
     }
     Ok(())
 }
@@ -84,18 +90,13 @@ pub async fn complete(
 ) -> Result<(), StoreError> {
     let now = now_text();
     for chunk in crm_ids.chunks(CHUNK) {
-        let mut qb = QueryBuilder::new("UPDATE outbox SET done_at = ");
-        qb.push_bind(now.clone());
-        qb.push(", last_error = NULL WHERE done_at IS NULL AND connection = ")
-            .push_bind(connection.to_string());
-        qb.push(" AND object = ").push_bind(object.as_str());
-        qb.push(" AND crm_id IN (");
-        let mut sep = qb.separated(", ");
-        for id in chunk {
-            sep.push_bind(id.clone());
-        }
-        qb.push(")");
-        qb.build().execute(&mut *conn).await.ctx("completing outbox entries")?;
+        let mut q = Sql::new("UPDATE outbox SET done_at = ");
+        q.bind(now.clone());
+        q.push(", last_error = NULL WHERE done_at IS NULL AND connection = ")
+            .bind(connection.to_string());
+        q.push(" AND object = ").bind(object.as_str());
+        q.push(" AND crm_id IN ").list(chunk.iter().cloned());
+        q.execute(&mut *conn).await.ctx("completing outbox entries")?;
     }
     Ok(())
 }

@@ -2,9 +2,10 @@
 
 use std::collections::HashMap;
 
-use sqlx::{AnyConnection, QueryBuilder, Row};
+use sqlx::{AnyConnection, Row};
 use synchub_core::{ObjectKind, Record};
 
+use crate::sql::Sql;
 use crate::{corrupt, now_text, QueryContext, Store, StoreError};
 
 /// Rows per multi-row statement; well under both backends' bind limits.
@@ -72,14 +73,9 @@ pub async fn get_many(
 ) -> Result<HashMap<String, StoredRecord>, StoreError> {
     let mut out = HashMap::with_capacity(ids.len());
     for chunk in ids.chunks(CHUNK) {
-        let mut qb = QueryBuilder::new(SELECT);
-        qb.push(" WHERE id IN (");
-        let mut sep = qb.separated(", ");
-        for id in chunk {
-            sep.push_bind(id.clone());
-        }
-        qb.push(")");
-        let rows = qb.build().fetch_all(&mut *conn).await.ctx("loading crm records")?;
+        let mut q = Sql::new(SELECT);
+        q.push(" WHERE id IN ").list(chunk.iter().cloned());
+        let rows = q.fetch_all(&mut *conn).await.ctx("loading crm records")?;
         for row in &rows {
             let rec = decode_row(row)?;
             out.insert(rec.id.clone(), rec);
@@ -92,25 +88,30 @@ pub async fn get_many(
 pub async fn upsert_many(conn: &mut AnyConnection, rows: &[RecordWrite]) -> Result<(), StoreError> {
     let now = now_text();
     for chunk in rows.chunks(CHUNK) {
-        let mut qb = QueryBuilder::new(
-            "INSERT INTO crm_record (id, kind, data, hash, version, deleted, created_at, updated_at) ",
+        let mut q = Sql::new(
+            "INSERT INTO crm_record (id, kind, data, hash, version, deleted, created_at, updated_at) VALUES ",
         );
-        qb.push_values(chunk, |mut b, row| {
+        for (i, row) in chunk.iter().enumerate() {
+            if i > 0 {
+                q.push(", ");
+            }
             let data = serde_json::to_string(&row.record).unwrap_or_default();
-            b.push_bind(row.id.clone())
-                .push_bind(row.record.kind().as_str())
-                .push_bind(data)
-                .push_bind(row.record.content_hash())
-                .push_bind(row.version)
-                .push_bind(i64::from(row.deleted))
-                .push_bind(now.clone())
-                .push_bind(now.clone());
-        });
-        qb.push(
+            q.open()
+                .item(row.id.clone())
+                .item(row.record.kind().as_str())
+                .item(data)
+                .item(row.record.content_hash())
+                .item(row.version)
+                .item(i64::from(row.deleted))
+                .item(now.clone())
+                .item(now.clone())
+                .close();
+        }
+        q.push(
             " ON CONFLICT (id) DO UPDATE SET data = excluded.data, hash = excluded.hash, \
              version = excluded.version, deleted = excluded.deleted, updated_at = excluded.updated_at",
         );
-        qb.build().execute(&mut *conn).await.ctx("writing crm records")?;
+        q.execute(&mut *conn).await.ctx("writing crm records")?;
     }
     Ok(())
 }
@@ -139,15 +140,9 @@ pub async fn find_by_keys(
 ) -> Result<Vec<(String, String)>, StoreError> {
     let mut out = Vec::new();
     for chunk in keys.chunks(CHUNK) {
-        let mut qb = QueryBuilder::new("SELECT key, crm_id FROM match_key WHERE kind = ");
-        qb.push_bind(kind.as_str());
-        qb.push(" AND key IN (");
-        let mut sep = qb.separated(", ");
-        for k in chunk {
-            sep.push_bind(k.clone());
-        }
-        qb.push(")");
-        let rows = qb.build().fetch_all(&mut *conn).await.ctx("looking up match keys")?;
+        let mut q = Sql::new("SELECT key, crm_id FROM match_key WHERE kind = ");
+        q.bind(kind.as_str()).push(" AND key IN ").list(chunk.iter().cloned());
+        let rows = q.fetch_all(&mut *conn).await.ctx("looking up match keys")?;
         for row in rows {
             out.push((
                 row.try_get("key").ctx("reading a match key")?,
@@ -166,13 +161,9 @@ pub async fn set_keys(
     keys: &[(String, Vec<String>)],
 ) -> Result<(), StoreError> {
     for chunk in keys.chunks(CHUNK) {
-        let mut qb = QueryBuilder::new("DELETE FROM match_key WHERE crm_id IN (");
-        let mut sep = qb.separated(", ");
-        for (id, _) in chunk {
-            sep.push_bind(id.clone());
-        }
-        qb.push(")");
-        qb.build().execute(&mut *conn).await.ctx("clearing match keys")?;
+        let mut q = Sql::new("DELETE FROM match_key WHERE crm_id IN ");
+        q.list(chunk.iter().map(|(id, _)| id.clone()));
+        q.execute(&mut *conn).await.ctx("clearing match keys")?;
         let mut pairs: Vec<(&str, &str)> = chunk
             .iter()
             .flat_map(|(id, ks)| ks.iter().map(move |k| (id.as_str(), k.as_str())))
@@ -180,14 +171,15 @@ pub async fn set_keys(
         pairs.sort_unstable();
         pairs.dedup();
         for part in pairs.chunks(CHUNK) {
-            let mut qb = QueryBuilder::new("INSERT INTO match_key (kind, key, crm_id) ");
-            qb.push_values(part, |mut b, (id, key)| {
-                b.push_bind(kind.as_str())
-                    .push_bind(key.to_string())
-                    .push_bind(id.to_string());
-            });
-            qb.push(" ON CONFLICT DO NOTHING");
-            qb.build().execute(&mut *conn).await.ctx("writing match keys")?;
+            let mut q = Sql::new("INSERT INTO match_key (kind, key, crm_id) VALUES ");
+            for (i, (id, key)) in part.iter().enumerate() {
+                if i > 0 {
+                    q.push(", ");
+                }
+                q.open().item(kind.as_str()).item(key.to_string()).item(id.to_string()).close();
+            }
+            q.push(" ON CONFLICT DO NOTHING");
+            q.execute(&mut *conn).await.ctx("writing match keys")?;
         }
     }
     Ok(())

@@ -4,6 +4,7 @@
 
 #![allow(clippy::unwrap_used)]
 
+pub mod data;
 pub mod db;
 pub mod memory;
 

@@ -1,0 +1,85 @@
+//! A small statement builder that numbers placeholders `$1, $2, …`, which
+//! both SQLite and PostgreSQL accept (sqlx's `QueryBuilder` emits `?` for the
+//! `Any` driver, which PostgreSQL rejects).
+
+use std::fmt::Write;
+
+use sqlx::any::{AnyArguments, AnyQueryResult, AnyRow};
+use sqlx::{Any, AnyConnection, Arguments, Encode, Type};
+
+pub(crate) struct Sql {
+    text: String,
+    args: AnyArguments<'static>,
+    n: usize,
+    first_in_tuple: bool,
+}
+
+impl Sql {
+    pub(crate) fn new(text: &str) -> Sql {
+        Sql { text: text.to_string(), args: AnyArguments::default(), n: 0, first_in_tuple: true }
+    }
+
+    pub(crate) fn push(&mut self, text: &str) -> &mut Sql {
+        self.text.push_str(text);
+        self
+    }
+
+    /// Appends a placeholder and binds `value` to it.
+    pub(crate) fn bind<T>(&mut self, value: T) -> &mut Sql
+    where
+        T: 'static + Send + Encode<'static, Any> + Type<Any>,
+    {
+        self.n += 1;
+        let _ = write!(self.text, "${}", self.n);
+        // Encoding into AnyArguments only fails for types Any cannot carry,
+        // which the signatures of this crate rule out.
+        let _ = self.args.add(value);
+        self
+    }
+
+    /// Starts a parenthesised tuple of values.
+    pub(crate) fn open(&mut self) -> &mut Sql {
+        self.text.push('(');
+        self.first_in_tuple = true;
+        self
+    }
+
+    /// Adds one value to the open tuple.
+    pub(crate) fn item<T>(&mut self, value: T) -> &mut Sql
+    where
+        T: 'static + Send + Encode<'static, Any> + Type<Any>,
+    {
+        if !self.first_in_tuple {
+            self.text.push_str(", ");
+        }
+        self.first_in_tuple = false;
+        self.bind(value)
+    }
+
+    /// Closes the tuple.
+    pub(crate) fn close(&mut self) -> &mut Sql {
+        self.text.push(')');
+        self
+    }
+
+    /// `($1, $2, …)` for every value.
+    pub(crate) fn list<T, I>(&mut self, values: I) -> &mut Sql
+    where
+        I: IntoIterator<Item = T>,
+        T: 'static + Send + Encode<'static, Any> + Type<Any>,
+    {
+        self.open();
+        for v in values {
+            self.item(v);
+        }
+        self.close()
+    }
+
+    pub(crate) async fn execute(self, conn: &mut AnyConnection) -> Result<AnyQueryResult, sqlx::Error> {
+        sqlx::query_with(&self.text, self.args).execute(conn).await
+    }
+
+    pub(crate) async fn fetch_all(self, conn: &mut AnyConnection) -> Result<Vec<AnyRow>, sqlx::Error> {
+        sqlx::query_with(&self.text, self.args).fetch_all(conn).await
+    }
+}
