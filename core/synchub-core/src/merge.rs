@@ -143,6 +143,8 @@ pub fn merge3(
             l.or(r).cloned()
         } else if LIST_FIELDS.contains(&key.as_str()) {
             Some(merge_sets(b, l, r))
+        } else if key == "custom" {
+            Some(merge_nested(key, b, l, r, local, remote, policy, &mut out))
         } else {
             decide(key, b, l, r, local, remote, policy, &mut out)
         };
@@ -203,6 +205,38 @@ fn decide(
             l.cloned()
         }
     }
+}
+
+/// Custom fields merge key by key; conflicts are named `custom.<key>`.
+#[allow(clippy::too_many_arguments)]
+fn merge_nested(
+    key: &str,
+    b: Option<&Value>,
+    l: Option<&Value>,
+    r: Option<&Value>,
+    local: Side<'_>,
+    remote: Side<'_>,
+    policy: &MergePolicy,
+    out: &mut Merged,
+) -> Value {
+    let empty = Map::new();
+    let obj = |v: Option<&Value>| match v {
+        Some(Value::Object(m)) => m.clone(),
+        _ => empty.clone(),
+    };
+    let (bm, lm, rm) = (obj(b), obj(l), obj(r));
+    let inner = merge3(
+        b.map(|_| &bm),
+        Side { fields: &lm, ..local },
+        Side { fields: &rm, ..remote },
+        policy,
+    );
+    for mut c in inner.conflicts {
+        c.field = format!("{key}.{}", c.field);
+        out.conflicts.push(c);
+    }
+    out.decided.extend(inner.decided.into_iter().map(|d| format!("{key}.{d}")));
+    Value::Object(inner.fields)
 }
 
 fn as_list(v: Option<&Value>) -> Vec<Value> {
@@ -335,6 +369,16 @@ mod tests {
         assert_eq!(m.fields["phones"], json!(["+85291234567"]));
         assert_eq!(m.fields["emails"], json!(["a@x.hk", "b@x.hk"]));
         assert_eq!(m.fields["given_name"], json!("大文"));
+    }
+
+    #[test]
+    fn custom_fields_merge_key_by_key() {
+        let base = map(json!({"custom": {"tier": "gold", "note": "a"}}));
+        let local = map(json!({"custom": {"tier": "platinum", "note": "a"}}));
+        let remote = map(json!({"custom": {"tier": "gold", "note": "b"}}));
+        let m = merge3(Some(&base), side(&local, "crm"), side(&remote, "s"), &MergePolicy::default());
+        assert_eq!(m.fields, map(json!({"custom": {"tier": "platinum", "note": "b"}})));
+        assert!(m.conflicts.is_empty());
     }
 
     #[test]

@@ -99,10 +99,22 @@ pub async fn resolve_conflict(store: &Store, conflict: &Conflict, chosen: Value)
         edit_in_tx(&mut tx, &d.crm_id, None, Some(deleted)).await?
     } else {
         let mut fields = cur.record.to_fields();
+        let (target, key) = match d.field.split_once('.') {
+            Some((outer, inner)) => {
+                let nested = fields
+                    .entry(outer.to_string())
+                    .or_insert_with(|| Value::Object(serde_json::Map::new()));
+                match nested {
+                    Value::Object(m) => (m, inner.to_string()),
+                    _ => (&mut fields, d.field.clone()),
+                }
+            }
+            None => (&mut fields, d.field.clone()),
+        };
         if chosen.is_null() {
-            fields.remove(&d.field);
+            target.remove(&key);
         } else {
-            fields.insert(d.field.clone(), chosen.clone());
+            target.insert(key, chosen.clone());
         }
         let record = Record::from_fields(d.object, fields).map_err(|e| {
             EngineError::Invalid(format!("value {chosen} does not fit field `{}`: {e}", d.field))

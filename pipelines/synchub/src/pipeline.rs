@@ -23,7 +23,9 @@ pub fn load(path: &Path) -> anyhow::Result<LoadedPipeline> {
     substitute_env(&mut value, &mut Vec::new()).map_err(|e| anyhow!("pipeline file {shown}: {e}"))?;
     let config: PipelineConfig = serde_path_to_error::deserialize(value).map_err(|e| {
         let key = e.path().to_string();
-        anyhow!("pipeline file {shown}: key `{key}`: {}", e.inner())
+        let inner = e.inner().to_string();
+        let first = inner.lines().next().unwrap_or_default();
+        anyhow!("pipeline file {shown}: key `{key}`: {first}")
     })?;
     let problems = config.validate();
     if !problems.is_empty() {
