@@ -126,6 +126,23 @@ fn decode(r: &sqlx::any::AnyRow) -> Result<Conflict, StoreError> {
     })
 }
 
+/// The records among `crm_ids` with an open conflict raised by `connection`.
+pub async fn open_for(
+    conn: &mut AnyConnection,
+    connection: &str,
+    crm_ids: &[String],
+) -> Result<std::collections::HashSet<String>, StoreError> {
+    let mut out = std::collections::HashSet::new();
+    for chunk in crm_ids.chunks(crate::records::CHUNK) {
+        let mut q = crate::sql::Sql::new("SELECT crm_id FROM conflict WHERE status = 'open' AND connection = ");
+        q.bind(connection.to_string()).push(" AND crm_id IN ").list(chunk.iter().cloned());
+        for row in q.fetch_all(&mut *conn).await.ctx("looking up open conflicts")? {
+            out.insert(row.try_get("crm_id").ctx("looking up open conflicts")?);
+        }
+    }
+    Ok(out)
+}
+
 const SELECT: &str = "SELECT id, crm_id, object, field, connection, external_id, base, local, \
      remote, status, resolution, created_at FROM conflict";
 

@@ -7,7 +7,7 @@ use std::collections::HashSet;
 
 use synchub_core::{Change, ChangeOp, ErrorClass, ObjectKind, Record};
 use synchub_store::links::Link;
-use synchub_store::{links, outbox, records, StoreError};
+use synchub_store::{conflicts, links, outbox, records, StoreError};
 
 use crate::report::RunReport;
 use crate::{Connection, Engine, EngineError};
@@ -34,16 +34,25 @@ pub(crate) async fn drain(
             return Ok(());
         }
         let ids: Vec<String> = pending.iter().map(|p| p.crm_id.clone()).collect();
-        let (current, linked) = {
+        let (current, linked, waiting) = {
             let mut c = store.pool().acquire().await.map_err(|e| StoreError::Query {
                 context: "acquiring a connection",
                 source: e,
             })?;
-            (records::get_many(&mut c, &ids).await?, links::by_crm_ids(&mut c, &ids).await?)
+            (
+                records::get_many(&mut c, &ids).await?,
+                links::by_crm_ids(&mut c, &ids).await?,
+                conflicts::open_for(&mut c, &conn.name, &ids).await?,
+            )
         };
         let mut changes = Vec::new();
         let mut skipped = Vec::new();
         for p in &pending {
+            if waiting.contains(&p.crm_id) {
+                // A person decides first; the resolution queues the write.
+                failed.insert(p.id);
+                continue;
+            }
             let Some(rec) = current.get(&p.crm_id) else {
                 skipped.push(p.crm_id.clone());
                 continue;
