@@ -39,7 +39,9 @@ impl From<StoredRecord> for Current {
 }
 
 pub(crate) fn parse_time(s: &str) -> Option<DateTime<Utc>> {
-    DateTime::parse_from_rfc3339(s).ok().map(|t| t.with_timezone(&Utc))
+    DateTime::parse_from_rfc3339(s)
+        .ok()
+        .map(|t| t.with_timezone(&Utc))
 }
 
 fn time_text(t: Option<DateTime<Utc>>) -> Option<String> {
@@ -88,7 +90,12 @@ pub(crate) async fn apply_page(
         match r.record.clone().map(|rec| normalize(rec, region)) {
             Some(Ok(rec)) => prepared.push((r, Some(rec))),
             Some(Err(reason)) => w.dead.push(dead_letter(conn, object, r, reason)),
-            None => w.dead.push(dead_letter(conn, object, r, "record has no content and is not a deletion".into())),
+            None => w.dead.push(dead_letter(
+                conn,
+                object,
+                r,
+                "record has no content and is not a deletion".into(),
+            )),
         }
     }
     resolve_parties(&mut tx, conn, &mut prepared).await?;
@@ -117,12 +124,24 @@ pub(crate) async fn apply_page(
     if let Some(next) = &page.next {
         cursors::save(&mut tx, &conn.name, object, Some(next), seq).await?;
     }
-    let result = if dry_run { tx.rollback().await } else { tx.commit().await };
-    result.map_err(|e| StoreError::Query { context: "committing a page", source: e })?;
+    let result = if dry_run {
+        tx.rollback().await
+    } else {
+        tx.commit().await
+    };
+    result.map_err(|e| StoreError::Query {
+        context: "committing a page",
+        source: e,
+    })?;
     Ok(counts)
 }
 
-fn dead_letter(conn: &Connection, object: ObjectKind, r: &RemoteRecord, reason: String) -> DeadLetter {
+fn dead_letter(
+    conn: &Connection,
+    object: ObjectKind,
+    r: &RemoteRecord,
+    reason: String,
+) -> DeadLetter {
     DeadLetter {
         connection: conn.name.clone(),
         object,
@@ -134,7 +153,11 @@ fn dead_letter(conn: &Connection, object: ObjectKind, r: &RemoteRecord, reason: 
 }
 
 async fn load_current(tx: &mut Tx, w: &mut Writes, ids: &[String]) -> Result<(), StoreError> {
-    let missing: Vec<String> = ids.iter().filter(|id| !w.current.contains_key(*id)).cloned().collect();
+    let missing: Vec<String> = ids
+        .iter()
+        .filter(|id| !w.current.contains_key(*id))
+        .cloned()
+        .collect();
     if missing.is_empty() {
         return Ok(());
     }
@@ -157,14 +180,20 @@ pub(crate) fn normalize(rec: Record, region: Option<&str>) -> Result<Record, Str
         Record::Order(mut o) => {
             o.currency = o.currency.trim().to_ascii_uppercase();
             if o.currency.len() != 3 {
-                return Err(format!("order has no valid currency code (got `{}`)", o.currency));
+                return Err(format!(
+                    "order has no valid currency code (got `{}`)",
+                    o.currency
+                ));
             }
             Ok(Record::Order(o))
         }
         Record::Invoice(mut i) => {
             i.currency = i.currency.trim().to_ascii_uppercase();
             if i.currency.len() != 3 {
-                return Err(format!("invoice has no valid currency code (got `{}`)", i.currency));
+                return Err(format!(
+                    "invoice has no valid currency code (got `{}`)",
+                    i.currency
+                ));
             }
             Ok(Record::Invoice(i))
         }
@@ -193,7 +222,11 @@ async fn resolve_parties(
     for (_, rec) in prepared.iter_mut() {
         if let Some(p) = rec.as_mut().and_then(party_mut) {
             ext.extend(p.external_id.clone());
-            if let Some(e) = p.email.as_deref().and_then(synchub_identity::normalize_email) {
+            if let Some(e) = p
+                .email
+                .as_deref()
+                .and_then(synchub_identity::normalize_email)
+            {
                 keys.push(format!("email:{e}"));
             }
         }
@@ -209,7 +242,11 @@ async fn resolve_parties(
         .collect();
     for (_, rec) in prepared.iter_mut() {
         if let Some(p) = rec.as_mut().and_then(party_mut) {
-            let via_ext = p.external_id.as_ref().and_then(|e| by_ext.get(e)).map(|l| l.crm_id.clone());
+            let via_ext = p
+                .external_id
+                .as_ref()
+                .and_then(|e| by_ext.get(e))
+                .map(|l| l.crm_id.clone());
             let via_email = p
                 .email
                 .as_deref()
@@ -258,9 +295,13 @@ fn survivor(w: &Writes, mut id: String) -> String {
 
 fn find_match(w: &Writes, c: &Contact, region: Option<&str>) -> Option<String> {
     for key in synchub_identity::match_keys(c, region) {
-        let Some(id) = w.page_keys.get(&key).cloned() else { continue };
+        let Some(id) = w.page_keys.get(&key).cloned() else {
+            continue;
+        };
         let id = survivor(w, id);
-        let Some(cur) = w.current.get(&id) else { continue };
+        let Some(cur) = w.current.get(&id) else {
+            continue;
+        };
         if cur.deleted {
             continue;
         }
@@ -318,13 +359,20 @@ fn apply_one(
         Some(l) => (survivor(w, l.crm_id.clone()), l.snapshot.clone(), false),
         None => match rec.as_contact().and_then(|c| find_match(w, c, region)) {
             Some(id) => (id, None, true),
-            None => (derive_crm_id(&conn.name, object, &remote.external_id), None, false),
+            None => (
+                derive_crm_id(&conn.name, object, &remote.external_id),
+                None,
+                false,
+            ),
         },
     };
 
     let new_fields: Map<String, Value> = match w.current.get(&crm_id) {
         Some(cur) if cur.deleted => {
-            if remote.updated_at.is_some_and(|r| cur.changed_at.is_some_and(|d| r > d)) {
+            if remote
+                .updated_at
+                .is_some_and(|r| cur.changed_at.is_some_and(|d| r > d))
+            {
                 // An edit made after the CRM delete: keep it deleted, ask a person.
                 w.conflicts.push(NewConflict {
                     crm_id: crm_id.clone(),
@@ -347,8 +395,16 @@ fn apply_one(
             let local_fields = cur.record.to_fields();
             let merged: Merged = merge3(
                 base.as_ref(),
-                Side { fields: &local_fields, changed_at: cur.changed_at, source: CRM_SOURCE },
-                Side { fields: &remote_fields, changed_at: remote.updated_at, source: &conn.name },
+                Side {
+                    fields: &local_fields,
+                    changed_at: cur.changed_at,
+                    source: CRM_SOURCE,
+                },
+                Side {
+                    fields: &remote_fields,
+                    changed_at: remote.updated_at,
+                    source: &conn.name,
+                },
                 &engine.policy,
             );
             for c in &merged.conflicts {
@@ -374,7 +430,10 @@ fn apply_one(
                 counts.unchanged += 1;
             }
             // While a conflict waits for a person, the remote keeps its value.
-            if merged.conflicts.is_empty() && merged.changes_remote(&remote_fields) && conn.can_push(object) {
+            if merged.conflicts.is_empty()
+                && merged.changes_remote(&remote_fields)
+                && conn.can_push(object)
+            {
                 w.push_back.insert(crm_id.clone());
             }
             if !merged.changes_local(&local_fields) {
@@ -391,7 +450,12 @@ fn apply_one(
     let record = match Record::from_fields(object, new_fields) {
         Ok(r) => r,
         Err(e) => {
-            w.dead.push(dead_letter(conn, object, remote, format!("merged record is invalid: {e}")));
+            w.dead.push(dead_letter(
+                conn,
+                object,
+                remote,
+                format!("merged record is invalid: {e}"),
+            ));
             return;
         }
     };
@@ -403,7 +467,13 @@ fn apply_one(
     }
     w.current.insert(
         crm_id.clone(),
-        Current { record, version, deleted: false, merged_into: None, changed_at: Some(Utc::now()) },
+        Current {
+            record,
+            version,
+            deleted: false,
+            merged_into: None,
+            changed_at: Some(Utc::now()),
+        },
     );
     w.dirty.insert(crm_id.clone());
     set_link(w, conn, object, remote, &crm_id, remote_fields, remote_hash);
@@ -488,7 +558,10 @@ async fn write_all(
                 deleted: cur.deleted,
             });
             if let (Record::Contact(c), false) = (&cur.record, cur.deleted) {
-                keys.push((id.clone(), synchub_identity::match_keys(c, conn.region.as_deref())));
+                keys.push((
+                    id.clone(),
+                    synchub_identity::match_keys(c, conn.region.as_deref()),
+                ));
             } else if object == ObjectKind::Contact {
                 keys.push((id.clone(), Vec::new()));
             }
@@ -506,8 +579,16 @@ async fn write_all(
         .filter(|(id, _)| w.dirty.contains(*id) || w.push_back.contains(*id))
         .map(|(id, c)| (id.clone(), (c.version, c.deleted)))
         .collect();
-    plan_outbox(engine, tx, object, Some(&conn.name), &versions, &w.push_back, &w.propagate_delete)
-        .await?;
+    plan_outbox(
+        engine,
+        tx,
+        object,
+        Some(&conn.name),
+        &versions,
+        &w.push_back,
+        &w.propagate_delete,
+    )
+    .await?;
     dead_letters::insert_many(tx, &w.dead).await?;
     for c in &w.conflicts {
         conflicts::record(tx, c).await?;

@@ -145,17 +145,26 @@ impl PipelineConfig {
         let mut problems = Vec::new();
         let mut add = |key: String, message: String| problems.push(ConfigProblem { key, message });
         if self.version != 1 {
-            add("version".into(), format!("unsupported version {}, expected 1", self.version));
+            add(
+                "version".into(),
+                format!("unsupported version {}, expected 1", self.version),
+            );
         }
         if self.name.trim().is_empty() {
             add("name".into(), "must not be empty".into());
         }
         if self.connections.is_empty() {
-            add("connections".into(), "at least one [[connections]] table is needed".into());
+            add(
+                "connections".into(),
+                "at least one [[connections]] table is needed".into(),
+            );
         }
         for (i, c) in self.connections.iter().enumerate() {
             if c.name.trim().is_empty()
-                || !c.name.chars().all(|ch| ch.is_ascii_alphanumeric() || ch == '_' || ch == '-')
+                || !c
+                    .name
+                    .chars()
+                    .all(|ch| ch.is_ascii_alphanumeric() || ch == '_' || ch == '-')
             {
                 add(
                     format!("connections[{i}].name"),
@@ -163,10 +172,16 @@ impl PipelineConfig {
                 );
             }
             if c.name == synchub_core::merge::CRM_SOURCE {
-                add(format!("connections[{i}].name"), "`crm` is reserved for the CRM itself".into());
+                add(
+                    format!("connections[{i}].name"),
+                    "`crm` is reserved for the CRM itself".into(),
+                );
             }
             if self.connections[..i].iter().any(|o| o.name == c.name) {
-                add(format!("connections[{i}].name"), format!("`{}` is used twice", c.name));
+                add(
+                    format!("connections[{i}].name"),
+                    format!("`{}` is used twice", c.name),
+                );
             }
             if let Some(r) = &c.region {
                 if r.len() != 2 || !r.chars().all(|ch| ch.is_ascii_alphabetic()) {
@@ -179,7 +194,10 @@ impl PipelineConfig {
         }
         if let Some(r) = &self.region {
             if r.len() != 2 || !r.chars().all(|ch| ch.is_ascii_alphabetic()) {
-                add("region".into(), format!("`{r}` is not a two-letter country code"));
+                add(
+                    "region".into(),
+                    format!("`{r}` is not a two-letter country code"),
+                );
             }
         }
         if let Some(s) = &self.schedule {

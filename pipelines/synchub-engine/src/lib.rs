@@ -157,7 +157,9 @@ impl Engine {
                         return Err(e);
                     }
                     tracing::error!(connection = %conn.name, %object, error = %e, "stream failed");
-                    report.errors.insert(format!("{}.{object}", conn.name), e.to_string());
+                    report
+                        .errors
+                        .insert(format!("{}.{object}", conn.name), e.to_string());
                 }
             }
         }
@@ -172,7 +174,9 @@ impl Engine {
                             return Err(e);
                         }
                         tracing::error!(connection = %conn.name, %object, error = %e, "push failed");
-                        report.errors.insert(format!("{}.{object}.push", conn.name), e.to_string());
+                        report
+                            .errors
+                            .insert(format!("{}.{object}.push", conn.name), e.to_string());
                     }
                 }
             }
@@ -180,7 +184,9 @@ impl Engine {
         report.seconds = started.elapsed().as_secs_f64();
         if !opts.dry_run {
             let json = serde_json::to_string(&report).unwrap_or_default();
-            self.store.record_run(&self.pipeline, &started_at, &json).await?;
+            self.store
+                .record_run(&self.pipeline, &started_at, &json)
+                .await?;
         }
         Ok(report)
     }

@@ -4,8 +4,8 @@
 
 use std::collections::{BTreeSet, HashMap};
 
-use synchub_core::{ChangeOp, ObjectKind, Record};
 use serde_json::Value;
+use synchub_core::{ChangeOp, ObjectKind, Record};
 use synchub_store::conflicts::{self, Conflict};
 use synchub_store::outbox::OutboxEntry;
 use synchub_store::records::RecordWrite;
@@ -51,7 +51,8 @@ pub(crate) async fn plan_outbox(
                 continue;
             }
             let linked = existing.get(id).is_some_and(|ls| {
-                ls.iter().any(|l| l.connection == *target && l.object == object && !l.deleted)
+                ls.iter()
+                    .any(|l| l.connection == *target && l.object == object && !l.deleted)
             });
             let op = match (deleted, linked) {
                 (true, true) if propagate_delete.contains(id) => ChangeOp::Delete,
@@ -75,7 +76,11 @@ pub(crate) async fn plan_outbox(
 /// Replaces a CRM record with an edit made in the CRM (an operator's fix)
 /// and queues an update for every connection linked to it. Returns the new
 /// version.
-pub async fn apply_local_edit(store: &Store, crm_id: &str, record: Record) -> Result<i64, EngineError> {
+pub async fn apply_local_edit(
+    store: &Store,
+    crm_id: &str,
+    record: Record,
+) -> Result<i64, EngineError> {
     let mut tx = store.begin().await?;
     let version = edit_in_tx(&mut tx, crm_id, Some(record), None).await?;
     commit(tx).await?;
@@ -85,7 +90,11 @@ pub async fn apply_local_edit(store: &Store, crm_id: &str, record: Record) -> Re
 /// Resolves a conflict with the chosen value: the record gets it as a CRM
 /// edit (so it is pushed to every linked system) and the conflict is closed,
 /// in one transaction. Field `_deleted` decides a delete-versus-edit conflict.
-pub async fn resolve_conflict(store: &Store, conflict: &Conflict, chosen: Value) -> Result<i64, EngineError> {
+pub async fn resolve_conflict(
+    store: &Store,
+    conflict: &Conflict,
+    chosen: Value,
+) -> Result<i64, EngineError> {
     let d = &conflict.detail;
     let mut tx = store.begin().await?;
     let current = records::get_many(&mut tx, &[d.crm_id.clone()]).await?;
@@ -117,7 +126,10 @@ pub async fn resolve_conflict(store: &Store, conflict: &Conflict, chosen: Value)
             target.insert(key, chosen.clone());
         }
         let record = Record::from_fields(d.object, fields).map_err(|e| {
-            EngineError::Invalid(format!("value {chosen} does not fit field `{}`: {e}", d.field))
+            EngineError::Invalid(format!(
+                "value {chosen} does not fit field `{}`: {e}",
+                d.field
+            ))
         })?;
         edit_in_tx(&mut tx, &d.crm_id, Some(record), None).await?
     };
@@ -127,7 +139,10 @@ pub async fn resolve_conflict(store: &Store, conflict: &Conflict, chosen: Value)
 }
 
 async fn commit(tx: Tx) -> Result<(), StoreError> {
-    tx.commit().await.map_err(|e| StoreError::Query { context: "committing a CRM edit", source: e })
+    tx.commit().await.map_err(|e| StoreError::Query {
+        context: "committing a CRM edit",
+        source: e,
+    })
 }
 
 async fn edit_in_tx(
@@ -146,15 +161,28 @@ async fn edit_in_tx(
     let object = record.kind();
     records::upsert_many(
         tx,
-        &[RecordWrite { id: crm_id.to_string(), record: record.clone(), version, deleted }],
+        &[RecordWrite {
+            id: crm_id.to_string(),
+            record: record.clone(),
+            version,
+            deleted,
+        }],
     )
     .await?;
     if let Record::Contact(c) = &record {
-        let keys = if deleted { Vec::new() } else { synchub_identity::match_keys(c, None) };
+        let keys = if deleted {
+            Vec::new()
+        } else {
+            synchub_identity::match_keys(c, None)
+        };
         records::set_keys(tx, object, &[(crm_id.to_string(), keys)]).await?;
     }
     let linked = links::by_crm_ids(tx, &[crm_id.to_string()]).await?;
-    let op = if deleted { ChangeOp::Delete } else { ChangeOp::Update };
+    let op = if deleted {
+        ChangeOp::Delete
+    } else {
+        ChangeOp::Update
+    };
     let mut entries: Vec<OutboxEntry> = linked
         .get(crm_id)
         .into_iter()

@@ -25,7 +25,12 @@ pub(crate) async fn drain(
     let mut failed: HashSet<i64> = HashSet::new();
     loop {
         let pending: Vec<_> = store
-            .pending_pushes(&conn.name, object, BATCH + failed.len() as i64, MAX_ATTEMPTS)
+            .pending_pushes(
+                &conn.name,
+                object,
+                BATCH + failed.len() as i64,
+                MAX_ATTEMPTS,
+            )
             .await?
             .into_iter()
             .filter(|p| !failed.contains(&p.id))
@@ -35,10 +40,14 @@ pub(crate) async fn drain(
         }
         let ids: Vec<String> = pending.iter().map(|p| p.crm_id.clone()).collect();
         let (current, linked, waiting) = {
-            let mut c = store.pool().acquire().await.map_err(|e| StoreError::Query {
-                context: "acquiring a connection",
-                source: e,
-            })?;
+            let mut c = store
+                .pool()
+                .acquire()
+                .await
+                .map_err(|e| StoreError::Query {
+                    context: "acquiring a connection",
+                    source: e,
+                })?;
             (
                 records::get_many(&mut c, &ids).await?,
                 links::by_crm_ids(&mut c, &ids).await?,
@@ -58,7 +67,8 @@ pub(crate) async fn drain(
                 continue;
             };
             let link = linked.get(&p.crm_id).and_then(|ls| {
-                ls.iter().find(|l| l.connection == conn.name && l.object == object && !l.deleted)
+                ls.iter()
+                    .find(|l| l.connection == conn.name && l.object == object && !l.deleted)
             });
             let op = match (p.op, link) {
                 (ChangeOp::Delete, Some(_)) => ChangeOp::Delete,
@@ -85,10 +95,18 @@ pub(crate) async fn drain(
                 Ok(o) => o,
                 Err(e) if e.class() == ErrorClass::Retry => {
                     tracing::warn!(connection = %conn.name, %object, error = %e, "push deferred to the next run");
-                    return Err(EngineError::Connector { connection: conn.name.clone(), object, source: e });
+                    return Err(EngineError::Connector {
+                        connection: conn.name.clone(),
+                        object,
+                        source: e,
+                    });
                 }
                 Err(source) => {
-                    return Err(EngineError::Connector { connection: conn.name.clone(), object, source })
+                    return Err(EngineError::Connector {
+                        connection: conn.name.clone(),
+                        object,
+                        source,
+                    })
                 }
             }
         };
@@ -133,11 +151,18 @@ pub(crate) async fn drain(
             return Err(EngineError::Contract {
                 connection: conn.name.clone(),
                 object,
-                message: format!("push returned {} outcomes for {} changes", outcomes.len(), changes.len()),
+                message: format!(
+                    "push returned {} outcomes for {} changes",
+                    outcomes.len(),
+                    changes.len()
+                ),
             });
         }
         links::upsert_many(&mut tx, &new_links).await?;
         outbox::complete(&mut tx, &conn.name, object, &done).await?;
-        tx.commit().await.map_err(|e| StoreError::Query { context: "committing pushes", source: e })?;
+        tx.commit().await.map_err(|e| StoreError::Query {
+            context: "committing pushes",
+            source: e,
+        })?;
     }
 }

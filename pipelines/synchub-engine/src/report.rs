@@ -68,8 +68,14 @@ pub struct RunReport {
 
 impl RunReport {
     /// The report of one stream, created on first use.
-    pub fn stream(&mut self, connection: &str, object: synchub_core::ObjectKind) -> &mut StreamReport {
-        self.streams.entry(format!("{connection}.{object}")).or_default()
+    pub fn stream(
+        &mut self,
+        connection: &str,
+        object: synchub_core::ObjectKind,
+    ) -> &mut StreamReport {
+        self.streams
+            .entry(format!("{connection}.{object}"))
+            .or_default()
     }
 
     /// Sum over all streams.
@@ -92,13 +98,30 @@ impl RunReport {
     pub fn to_table(&self) -> String {
         let mut out = format!(
             "{:<28} {:>8} {:>8} {:>8} {:>7} {:>9} {:>10} {:>6} {:>7} {:>8}\n",
-            "stream", "read", "created", "updated", "merged", "unchanged", "conflicted", "dead", "pushed", "seconds"
+            "stream",
+            "read",
+            "created",
+            "updated",
+            "merged",
+            "unchanged",
+            "conflicted",
+            "dead",
+            "pushed",
+            "seconds"
         );
         for (name, s) in &self.streams {
             out.push_str(&format!(
                 "{:<28} {:>8} {:>8} {:>8} {:>7} {:>9} {:>10} {:>6} {:>7} {:>8.2}\n",
-                name, s.read, s.created, s.updated, s.merged, s.unchanged, s.conflicted,
-                s.dead_lettered, s.pushed, s.seconds
+                name,
+                s.read,
+                s.created,
+                s.updated,
+                s.merged,
+                s.unchanged,
+                s.conflicted,
+                s.dead_lettered,
+                s.pushed,
+                s.seconds
             ));
         }
         for (name, e) in &self.errors {

@@ -31,7 +31,13 @@ fn engine(store: Store, a: &MemorySystem, b: &MemorySystem, policy: MergePolicy)
         objects: vec![ObjectKind::Contact],
         region: Some("TW".into()),
     };
-    Engine::new(store, "two-way", vec![conn("shop_a", a), conn("shop_b", b)], policy, BTreeMap::new())
+    Engine::new(
+        store,
+        "two-way",
+        vec![conn("shop_a", a), conn("shop_b", b)],
+        policy,
+        BTreeMap::new(),
+    )
 }
 
 async fn round(e: &Engine) -> RunReport {
@@ -48,9 +54,18 @@ async fn same_person_in_both_becomes_one_contact_and_edits_flow(backend: &str) {
     let db = TestDb::of(backend).await;
     let store = db.store().await;
     let (a, b) = (MemorySystem::new("a"), MemorySystem::new("b"));
-    a.put("a1", contact("陳大文", "Tai.Man@Example.hk", "+852 9123 4567"));
-    b.put("b7", contact("Chan Tai Man", "tai.man@example.hk", "+852 9123-4567"));
-    a.put("a2", contact("林美玲", "meiling@example.tw", "0912-345-678"));
+    a.put(
+        "a1",
+        contact("陳大文", "Tai.Man@Example.hk", "+852 9123 4567"),
+    );
+    b.put(
+        "b7",
+        contact("Chan Tai Man", "tai.man@example.hk", "+852 9123-4567"),
+    );
+    a.put(
+        "a2",
+        contact("林美玲", "meiling@example.tw", "0912-345-678"),
+    );
     let e = engine(store.clone(), &a, &b, MergePolicy::default());
 
     // GIVEN one person in both shops and one only in A WHEN a round runs
@@ -60,7 +75,10 @@ async fn same_person_in_both_becomes_one_contact_and_edits_flow(backend: &str) {
     assert_eq!(crm.len(), 2, "{crm:#?}");
     assert_eq!(r1.total().merged, 1);
     assert_eq!(b.live(ObjectKind::Contact).len(), 2, "B received 林美玲");
-    assert!(b.live(ObjectKind::Contact).values().any(|r| emails(r) == ["meiling@example.tw"]));
+    assert!(b
+        .live(ObjectKind::Contact)
+        .values()
+        .any(|r| emails(r) == ["meiling@example.tw"]));
 
     // A round that echoes our own writes back changes nothing...
     round(&e).await;
@@ -68,7 +86,11 @@ async fn same_person_in_both_becomes_one_contact_and_edits_flow(backend: &str) {
     let (wa, wb) = (a.writes(), b.writes());
     let quiet = round(&e).await;
     assert_eq!(quiet.writes(), 0, "{}", quiet.to_table());
-    assert_eq!((a.writes(), b.writes()), (wa, wb), "no remote writes in a quiet round");
+    assert_eq!(
+        (a.writes(), b.writes()),
+        (wa, wb),
+        "no remote writes in a quiet round"
+    );
 
     // WHEN B edits 林美玲's phone THEN the CRM and A get it, once.
     let (bid, _) = b
@@ -84,7 +106,10 @@ async fn same_person_in_both_becomes_one_contact_and_edits_flow(backend: &str) {
     let r = round(&e).await;
     assert_eq!(r.total().updated, 1, "{}", r.to_table());
     let a2 = a.get(ObjectKind::Contact, "a2").unwrap();
-    assert_eq!(a2.as_contact().unwrap().phones, vec!["+886223456789".to_string()]);
+    assert_eq!(
+        a2.as_contact().unwrap().phones,
+        vec!["+886223456789".to_string()]
+    );
     round(&e).await;
     let quiet = round(&e).await;
     assert_eq!(quiet.writes(), 0, "{}", quiet.to_table());
@@ -95,14 +120,28 @@ async fn throttled_source_is_waited_out(backend: &str) {
     let store = db.store().await;
     let (a, b) = (MemorySystem::new("a"), MemorySystem::new("b"));
     for i in 0..120 {
-        a.put(&format!("a{i}"), contact(&format!("Person {i}"), &format!("p{i}@example.com"), ""));
+        a.put(
+            &format!("a{i}"),
+            contact(&format!("Person {i}"), &format!("p{i}@example.com"), ""),
+        );
     }
     a.throttle_next(2);
     let e = engine(store.clone(), &a, &b, MergePolicy::default());
     let r = round(&e).await;
     assert_eq!(r.total().created, 120, "{}", r.to_table());
-    assert_eq!(store.records(ObjectKind::Contact, false).await.unwrap().len(), 120);
-    assert_eq!(b.live(ObjectKind::Contact).len(), 120, "nothing lost or doubled");
+    assert_eq!(
+        store
+            .records(ObjectKind::Contact, false)
+            .await
+            .unwrap()
+            .len(),
+        120
+    );
+    assert_eq!(
+        b.live(ObjectKind::Contact).len(),
+        120,
+        "nothing lost or doubled"
+    );
 }
 
 async fn manual_conflict_resolved_and_pushed(backend: &str) {
@@ -134,14 +173,32 @@ async fn manual_conflict_resolved_and_pushed(backend: &str) {
     assert_eq!(open.len(), 1);
     assert_eq!(open[0].detail.field, "company");
     // While it waits, B keeps its value.
-    assert_eq!(b.get(ObjectKind::Contact, &bid).unwrap().as_contact().unwrap().company.as_deref(), Some("Acme HK"));
+    assert_eq!(
+        b.get(ObjectKind::Contact, &bid)
+            .unwrap()
+            .as_contact()
+            .unwrap()
+            .company
+            .as_deref(),
+        Some("Acme HK")
+    );
 
-    synchub_engine::local::resolve_conflict(&store, &open[0], serde_json::json!("Acme Greater China"))
-        .await
-        .unwrap();
+    synchub_engine::local::resolve_conflict(
+        &store,
+        &open[0],
+        serde_json::json!("Acme Greater China"),
+    )
+    .await
+    .unwrap();
     round(&e).await;
-    for rec in [a.get(ObjectKind::Contact, "a1").unwrap(), b.get(ObjectKind::Contact, &bid).unwrap()] {
-        assert_eq!(rec.as_contact().unwrap().company.as_deref(), Some("Acme Greater China"));
+    for rec in [
+        a.get(ObjectKind::Contact, "a1").unwrap(),
+        b.get(ObjectKind::Contact, &bid).unwrap(),
+    ] {
+        assert_eq!(
+            rec.as_contact().unwrap().company.as_deref(),
+            Some("Acme Greater China")
+        );
     }
     assert!(store.conflicts(false).await.unwrap().is_empty());
     round(&e).await;

@@ -10,7 +10,12 @@ use clap::{Parser, Subcommand, ValueEnum};
 #[command(name = "synchub", version, about)]
 pub struct Cli {
     /// Database URL: sqlite://PATH (embedded, default) or postgres://USER@HOST/DB.
-    #[arg(long, global = true, env = "SYNCHUB_DATABASE_URL", default_value = "sqlite://synchub.db")]
+    #[arg(
+        long,
+        global = true,
+        env = "SYNCHUB_DATABASE_URL",
+        default_value = "sqlite://synchub.db"
+    )]
     pub database_url: String,
     /// More log output on stderr (-v info, -vv debug); SYNCHUB_LOG overrides.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]

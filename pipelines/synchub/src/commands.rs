@@ -22,9 +22,16 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             run(&db, &pipeline, once, full_refresh, dry_run, report).await
         }
         Command::Daemon { .. } => not_yet("daemon", "run pipelines with `synchub run FILE` from a timer"),
-        Command::Migrate { .. } => not_yet("migrate", "the legacy-CRM importers land with issue 7"),
-        Command::Dedupe { .. } => not_yet("dedupe", "the identity-resolution engine lands with issue 4"),
-        Command::Auth { .. } => not_yet("auth", "the OAuth2 flow lands with issue 3"),
+        Command::Migrate { kind, path_or_url, dry_run, resume, map, encoding } => {
+            crate::migrate::run(&db, &kind, &path_or_url, dry_run, resume, map, encoding).await
+        }
+        Command::Dedupe { inputs, sources, maps, region, output } => {
+            crate::migrate::dedupe(inputs, sources, maps, region, output).await
+        }
+        Command::Auth { instance } => not_yet(
+            "auth",
+            &format!("no connector in this build signs in with OAuth2, so `{instance}` has nothing to authorize; Xero, QuickBooks and Microsoft Graph connectors will use it"),
+        ),
         Command::Conflicts { action } => conflicts(&db, action).await,
         Command::Status => status(&db).await,
     }
@@ -68,7 +75,13 @@ pub fn build_engine(store: Store, loaded: &pipeline::LoadedPipeline) -> anyhow::
             region: c.region.clone().or_else(|| cfg.region.clone()),
         });
     }
-    Ok(Engine::new(store, cfg.name.clone(), connections, cfg.merge.policy(), cfg.deletes.clone()))
+    Ok(Engine::new(
+        store,
+        cfg.name.clone(),
+        connections,
+        cfg.merge.policy(),
+        cfg.deletes.clone(),
+    ))
 }
 
 fn progress_bar() -> Option<(indicatif::ProgressBar, synchub_engine::Progress)> {
@@ -90,7 +103,11 @@ fn progress_bar() -> Option<(indicatif::ProgressBar, synchub_engine::Progress)> 
 }
 
 /// Runs an engine once with a progress bar on a terminal.
-pub async fn run_engine(engine: &Engine, full_refresh: bool, dry_run: bool) -> anyhow::Result<RunReport> {
+pub async fn run_engine(
+    engine: &Engine,
+    full_refresh: bool,
+    dry_run: bool,
+) -> anyhow::Result<RunReport> {
     let bar = progress_bar();
     let opts = RunOptions {
         full_refresh,
@@ -115,7 +132,11 @@ async fn run(
     let loaded = pipeline::load(path)?;
     let store = open_store(db).await?;
     let engine = build_engine(store, &loaded)?;
-    let every = loaded.config.schedule.as_ref().map(|s| Duration::from_secs(s.every_seconds));
+    let every = loaded
+        .config
+        .schedule
+        .as_ref()
+        .map(|s| Duration::from_secs(s.every_seconds));
     let mut full_refresh = full_refresh;
     loop {
         let report = run_engine(&engine, full_refresh, dry_run).await?;
@@ -132,7 +153,13 @@ async fn run(
                     _ = tokio::signal::ctrl_c() => return Ok(ExitCode::SUCCESS),
                 }
             }
-            _ => return Ok(if failed { ExitCode::from(1) } else { ExitCode::SUCCESS }),
+            _ => {
+                return Ok(if failed {
+                    ExitCode::from(1)
+                } else {
+                    ExitCode::SUCCESS
+                })
+            }
         }
     }
 }
@@ -150,7 +177,10 @@ async fn status(db: &str) -> anyhow::Result<ExitCode> {
     }
     println!("\nstream cursors:");
     for (conn, object, cursor, seq, at) in store.cursors().await? {
-        println!("  {conn}.{object} page {seq} at {at}: {}", cursor.unwrap_or_else(|| "-".into()));
+        println!(
+            "  {conn}.{object} page {seq} at {at}: {}",
+            cursor.unwrap_or_else(|| "-".into())
+        );
     }
     println!("\noutbox:");
     for (conn, pending, failing) in store.outbox_summary().await? {
@@ -192,18 +222,25 @@ async fn conflicts(db: &str, action: ConflictAction) -> anyhow::Result<ExitCode>
             }
         }
         ConflictAction::Show { id } => {
-            let c = store.conflict(id).await?.ok_or_else(|| anyhow!("no conflict with id {id}"))?;
+            let c = store
+                .conflict(id)
+                .await?
+                .ok_or_else(|| anyhow!("no conflict with id {id}"))?;
             println!("{}", serde_json::to_string_pretty(&c)?);
         }
         ConflictAction::Resolve { id, take } => {
-            let c = store.conflict(id).await?.ok_or_else(|| anyhow!("no conflict with id {id}"))?;
+            let c = store
+                .conflict(id)
+                .await?
+                .ok_or_else(|| anyhow!("no conflict with id {id}"))?;
             if c.status != "open" {
                 bail!("conflict {id} is already {}", c.status);
             }
             let chosen: serde_json::Value = match take.as_str() {
                 "local" => serde_json::from_str(&c.detail.local)?,
                 "remote" => serde_json::from_str(&c.detail.remote)?,
-                other => serde_json::from_str(other).unwrap_or_else(|_| serde_json::Value::String(other.into())),
+                other => serde_json::from_str(other)
+                    .unwrap_or_else(|_| serde_json::Value::String(other.into())),
             };
             let version = synchub_engine::local::resolve_conflict(&store, &c, chosen.clone())
                 .await

@@ -14,7 +14,10 @@ const CSV_DATA: &str = include_str!("../../examples/data/contacts.csv");
 
 pub async fn run(db: &str) -> anyhow::Result<ExitCode> {
     println!("synchub demo: a legacy contacts export (Hong Kong, Taiwan, mainland China and more)");
-    println!("is pulled into the CRM at {}.\n", synchub_store::redact_url(db));
+    println!(
+        "is pulled into the CRM at {}.\n",
+        synchub_store::redact_url(db)
+    );
 
     let dir = tempfile::tempdir().context("cannot create a temporary folder for the demo files")?;
     std::fs::create_dir_all(dir.path().join("data"))?;
@@ -34,9 +37,14 @@ pub async fn run(db: &str) -> anyhow::Result<ExitCode> {
         "   {} rows read: {} new contacts, {} rows recognised as someone already in the CRM,",
         t.read, t.created, t.merged
     );
-    println!("   {} unchanged, {} rows kept as dead letters with their payload and reason.\n", t.unchanged, t.dead_lettered);
+    println!(
+        "   {} unchanged, {} rows kept as dead letters with their payload and reason.\n",
+        t.unchanged, t.dead_lettered
+    );
 
-    println!("2. Second run: the stored cursor says the file was read to its end, so nothing is read.");
+    println!(
+        "2. Second run: the stored cursor says the file was read to its end, so nothing is read."
+    );
     let second = run_engine(&engine, false, false).await?;
     print!("{}", indent(&second.to_table()));
     println!();
@@ -50,7 +58,10 @@ pub async fn run(db: &str) -> anyhow::Result<ExitCode> {
     for rec in store.records(ObjectKind::Contact, false).await? {
         let links = store.links_of(&rec.id).await?;
         if links.len() > 1 {
-            let ids: Vec<String> = links.iter().map(|l| format!("{}:{}", l.connection, l.external_id)).collect();
+            let ids: Vec<String> = links
+                .iter()
+                .map(|l| format!("{}:{}", l.connection, l.external_id))
+                .collect();
             println!("   {} ← {}", rec.id, ids.join(" + "));
             println!("   {}", serde_json::to_string(&rec.record)?);
             break;
@@ -58,7 +69,11 @@ pub async fn run(db: &str) -> anyhow::Result<ExitCode> {
     }
     println!("\n5. Dead letters (nothing is dropped silently):");
     for d in store.dead_letters(10).await? {
-        println!("   {}: {}", d.location.or(d.external_id).unwrap_or_default(), d.reason);
+        println!(
+            "   {}: {}",
+            d.location.or(d.external_id).unwrap_or_default(),
+            d.reason
+        );
     }
     println!("\nNext: `synchub status`, `synchub conflicts list`, or run your own pipeline with");
     println!("`synchub run pipelines/examples/csv-contacts.toml --once --report json`.");

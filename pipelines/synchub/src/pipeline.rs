@@ -18,9 +18,13 @@ pub fn load(path: &Path) -> anyhow::Result<LoadedPipeline> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| anyhow!("cannot read pipeline file {shown}: {e}"))?;
     let mut value: toml::Value = toml::from_str(&text).map_err(|e| {
-        anyhow!("pipeline file {shown} is not valid TOML: {}", e.to_string().replace('\n', " "))
+        anyhow!(
+            "pipeline file {shown} is not valid TOML: {}",
+            e.to_string().replace('\n', " ")
+        )
     })?;
-    substitute_env(&mut value, &mut Vec::new()).map_err(|e| anyhow!("pipeline file {shown}: {e}"))?;
+    substitute_env(&mut value, &mut Vec::new())
+        .map_err(|e| anyhow!("pipeline file {shown}: {e}"))?;
     let config: PipelineConfig = serde_path_to_error::deserialize(value).map_err(|e| {
         let key = e.path().to_string();
         let inner = e.inner().to_string();
@@ -29,8 +33,10 @@ pub fn load(path: &Path) -> anyhow::Result<LoadedPipeline> {
     })?;
     let problems = config.validate();
     if !problems.is_empty() {
-        let lines: Vec<String> =
-            problems.iter().map(|p| format!("key `{}`: {}", p.key, p.message)).collect();
+        let lines: Vec<String> = problems
+            .iter()
+            .map(|p| format!("key `{}`: {}", p.key, p.message))
+            .collect();
         bail!("pipeline file {shown}: {}", lines.join("; "));
     }
     let base_dir = path.parent().map(Path::to_path_buf).unwrap_or_default();

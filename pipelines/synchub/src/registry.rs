@@ -8,7 +8,7 @@ use synchub_core::Connector;
 use synchub_engine::config::ConnectionConfig;
 
 /// Connector kinds this build knows.
-pub const KINDS: &[&str] = &["csv"];
+pub const KINDS: &[&str] = &["csv", "shopify", "woocommerce"];
 
 /// Builds the connector of one `[[connections]]` entry (no IO).
 pub fn build(
@@ -25,6 +25,20 @@ pub fn build(
             let source = synchub_csv::CsvSource::build(parsed, Some(base_dir))
                 .map_err(|e| anyhow!("key `{key}`: {e}"))?;
             Ok(Arc::new(source))
+        }
+        "shopify" => {
+            let parsed: synchub_shopify::ShopifyConfig = serde_path_to_error::deserialize(settings)
+                .map_err(|e| anyhow!("key `{key}.{}`: {}", e.path(), e.inner()))?;
+            let connector = synchub_shopify::ShopifyConnector::new(parsed)
+                .map_err(|e| anyhow!("key `{key}`: {e}"))?;
+            Ok(Arc::new(connector))
+        }
+        "woocommerce" => {
+            let parsed: synchub_woocommerce::WooConfig = serde_path_to_error::deserialize(settings)
+                .map_err(|e| anyhow!("key `{key}.{}`: {}", e.path(), e.inner()))?;
+            let connector = synchub_woocommerce::WooConnector::new(parsed)
+                .map_err(|e| anyhow!("key `{key}`: {e}"))?;
+            Ok(Arc::new(connector))
         }
         other => bail!(
             "key `connections[{index}].kind`: unknown connector `{other}`; this build has: {}",

@@ -54,8 +54,14 @@ async fn crash_and_resume(backend: &str) {
     let reference = TestDb::of(backend).await;
     run_to_end(&reference.url, &pipeline);
     let expected = reference.store().await.canonical_dump().await.unwrap();
-    let contacts = expected.iter().filter(|l| l.starts_with("crm_record|")).count();
-    assert!(contacts > 9_000, "reference run stored only {contacts} contacts");
+    let contacts = expected
+        .iter()
+        .filter(|l| l.starts_with("crm_record|"))
+        .count();
+    assert!(
+        contacts > 9_000,
+        "reference run stored only {contacts} contacts"
+    );
 
     // The crashed one: kill when the cursor passes each target page, re-run.
     let crashed = TestDb::of(backend).await;
@@ -75,18 +81,35 @@ async fn crash_and_resume(backend: &str) {
                 kills += 1;
                 break;
             }
-            assert!(Instant::now() < deadline, "run made no progress towards page {target}");
+            assert!(
+                Instant::now() < deadline,
+                "run made no progress towards page {target}"
+            );
             tokio::time::sleep(Duration::from_millis(2)).await;
         }
     }
     assert!(kills >= 20, "only {kills} runs were killed mid-way");
     run_to_end(&crashed.url, &pipeline);
-    assert!(cursor_seq(&observer).await >= pages, "the cursor ends on the last page");
+    assert!(
+        cursor_seq(&observer).await >= pages,
+        "the cursor ends on the last page"
+    );
 
     let actual = crashed.store().await.canonical_dump().await.unwrap();
-    let missing: Vec<_> = expected.iter().filter(|l| !actual.contains(l)).take(3).collect();
-    let extra: Vec<_> = actual.iter().filter(|l| !expected.contains(l)).take(3).collect();
-    assert!(missing.is_empty() && extra.is_empty(), "missing {missing:?}\nextra {extra:?}");
+    let missing: Vec<_> = expected
+        .iter()
+        .filter(|l| !actual.contains(l))
+        .take(3)
+        .collect();
+    let extra: Vec<_> = actual
+        .iter()
+        .filter(|l| !expected.contains(l))
+        .take(3)
+        .collect();
+    assert!(
+        missing.is_empty() && extra.is_empty(),
+        "missing {missing:?}\nextra {extra:?}"
+    );
     assert_eq!(actual.len(), expected.len());
 }
 
