@@ -53,7 +53,10 @@ pub struct CsvSource {
 
 impl CsvSource {
     /// Validates the config (no IO). `base` is the pipeline file's folder.
-    pub fn build(cfg: CsvConfig, base: Option<&std::path::Path>) -> Result<CsvSource, ConnectorError> {
+    pub fn build(
+        cfg: CsvConfig,
+        base: Option<&std::path::Path>,
+    ) -> Result<CsvSource, ConnectorError> {
         let mut map = BTreeMap::new();
         for (column, field) in &cfg.map {
             let f = ContactField::parse(field).ok_or_else(|| {
@@ -67,7 +70,11 @@ impl CsvSource {
         let delimiter = match cfg.delimiter {
             None => b',',
             Some(c) if c.is_ascii() => c as u8,
-            Some(c) => return Err(ConnectorError::Config(format!("delimiter `{c}` must be one ASCII character"))),
+            Some(c) => {
+                return Err(ConnectorError::Config(format!(
+                    "delimiter `{c}` must be one ASCII character"
+                )))
+            }
         };
         let path = match base {
             Some(b) if cfg.path.is_relative() => b.join(&cfg.path),
@@ -83,7 +90,10 @@ impl CsvSource {
     }
 
     fn io_err(&self, e: impl std::fmt::Display) -> ConnectorError {
-        ConnectorError::Io { path: self.path.display().to_string(), message: e.to_string() }
+        ConnectorError::Io {
+            path: self.path.display().to_string(),
+            message: e.to_string(),
+        }
     }
 
     fn read_page(&self, from: Option<&Cursor>) -> Result<Page, ConnectorError> {
@@ -116,8 +126,13 @@ impl CsvSource {
                 )));
             }
         }
-        let offset = from.and_then(|c| c.0.get("offset")).and_then(|v| v.as_u64());
-        let mut row_no = from.and_then(|c| c.0.get("row")).and_then(|v| v.as_u64()).unwrap_or(0);
+        let offset = from
+            .and_then(|c| c.0.get("offset"))
+            .and_then(|v| v.as_u64());
+        let mut row_no = from
+            .and_then(|c| c.0.get("row"))
+            .and_then(|v| v.as_u64())
+            .unwrap_or(0);
         if let Some(offset) = offset {
             let mut pos = csv::Position::new();
             pos.set_byte(offset).set_line(row_no + 1).set_record(row_no);
@@ -168,13 +183,22 @@ impl CsvSource {
             page.rejected.push(Rejected {
                 external_id: None,
                 location: Some(location),
-                reason: format!("row has {} fields, the header has {}", row.len(), headers.len()),
+                reason: format!(
+                    "row has {} fields, the header has {}",
+                    row.len(),
+                    headers.len()
+                ),
                 raw: serde_json::Value::Object(raw),
             });
             return;
         }
         let external_id = match &self.id_column {
-            Some(c) => raw.get(c).and_then(|v| v.as_str()).unwrap_or("").trim().to_string(),
+            Some(c) => raw
+                .get(c)
+                .and_then(|v| v.as_str())
+                .unwrap_or("")
+                .trim()
+                .to_string(),
             None => row_no.to_string(),
         };
         if external_id.is_empty() {
@@ -212,21 +236,37 @@ impl Connector for CsvSource {
     }
 
     fn objects(&self) -> Vec<ObjectSpec> {
-        vec![ObjectSpec { kind: ObjectKind::Contact, can_read: true, incremental: true, can_write: false }]
+        vec![ObjectSpec {
+            kind: ObjectKind::Contact,
+            can_read: true,
+            incremental: true,
+            can_write: false,
+        }]
     }
 
     async fn check(&self) -> Result<(), ConnectorError> {
-        File::open(&self.path).map(|_| ()).map_err(|e| self.io_err(e))
+        File::open(&self.path)
+            .map(|_| ())
+            .map_err(|e| self.io_err(e))
     }
 
-    async fn pull(&self, object: ObjectKind, from: Option<&Cursor>) -> Result<Page, ConnectorError> {
+    async fn pull(
+        &self,
+        object: ObjectKind,
+        from: Option<&Cursor>,
+    ) -> Result<Page, ConnectorError> {
         if object != ObjectKind::Contact {
-            return Err(ConnectorError::Unsupported(format!("csv reads contacts, not {object}")));
+            return Err(ConnectorError::Unsupported(format!(
+                "csv reads contacts, not {object}"
+            )));
         }
         let this = self.clone();
         let from = from.cloned();
         tokio::task::spawn_blocking(move || this.read_page(from.as_ref()))
             .await
-            .map_err(|e| ConnectorError::Io { path: self.path.display().to_string(), message: e.to_string() })?
+            .map_err(|e| ConnectorError::Io {
+                path: self.path.display().to_string(),
+                message: e.to_string(),
+            })?
     }
 }

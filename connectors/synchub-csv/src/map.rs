@@ -8,8 +8,22 @@ use synchub_core::model::{Address, Contact};
 
 /// The model fields a column can feed (the list `synchub dedupe --map` uses too).
 pub const FIELDS: &[&str] = &[
-    "id", "first_name", "last_name", "full_name", "email", "phone", "company", "title",
-    "address_line1", "address_line2", "city", "postal_code", "region", "country", "birth_date", "tags",
+    "id",
+    "first_name",
+    "last_name",
+    "full_name",
+    "email",
+    "phone",
+    "company",
+    "title",
+    "address_line1",
+    "address_line2",
+    "city",
+    "postal_code",
+    "region",
+    "country",
+    "birth_date",
+    "tags",
 ];
 
 /// A model field a column maps to.
@@ -115,5 +129,8 @@ pub(crate) fn to_contact(
 }
 
 fn split_list(v: &str) -> impl Iterator<Item = String> + '_ {
-    v.split([';', '|']).map(str::trim).filter(|s| !s.is_empty()).map(str::to_string)
+    v.split([';', '|'])
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
 }

@@ -26,4 +26,5 @@ pub fn derive_crm_id(connection: &str, object: ObjectKind, external_id: &str) ->
     uuid::Uuid::new_v5(&CRM_ID_NAMESPACE, name.as_bytes()).to_string()
 }
 
-const CRM_ID_NAMESPACE: uuid::Uuid = uuid::Uuid::from_u128(0x5f1c_7a2e_9d3b_4c8a_b6e0_2f4d_8a1c_3e77);
+const CRM_ID_NAMESPACE: uuid::Uuid =
+    uuid::Uuid::from_u128(0x5f1c_7a2e_9d3b_4c8a_b6e0_2f4d_8a1c_3e77);

@@ -227,15 +227,22 @@ fn merge_nested(
     let (bm, lm, rm) = (obj(b), obj(l), obj(r));
     let inner = merge3(
         b.map(|_| &bm),
-        Side { fields: &lm, ..local },
-        Side { fields: &rm, ..remote },
+        Side {
+            fields: &lm,
+            ..local
+        },
+        Side {
+            fields: &rm,
+            ..remote
+        },
         policy,
     );
     for mut c in inner.conflicts {
         c.field = format!("{key}.{}", c.field);
         out.conflicts.push(c);
     }
-    out.decided.extend(inner.decided.into_iter().map(|d| format!("{key}.{d}")));
+    out.decided
+        .extend(inner.decided.into_iter().map(|d| format!("{key}.{d}")));
     Value::Object(inner.fields)
 }
 
@@ -293,8 +300,16 @@ mod tests {
         let base = map(json!({"given_name": "Ann", "company": "Acme"}));
         let local = map(json!({"given_name": "Anne", "company": "Acme"}));
         let remote = map(json!({"given_name": "Ann", "company": "Acme Ltd"}));
-        let m = merge3(Some(&base), side(&local, "crm"), side(&remote, "shop"), &MergePolicy::default());
-        assert_eq!(m.fields, map(json!({"given_name": "Anne", "company": "Acme Ltd"})));
+        let m = merge3(
+            Some(&base),
+            side(&local, "crm"),
+            side(&remote, "shop"),
+            &MergePolicy::default(),
+        );
+        assert_eq!(
+            m.fields,
+            map(json!({"given_name": "Anne", "company": "Acme Ltd"}))
+        );
         assert!(m.conflicts.is_empty());
     }
 
@@ -303,7 +318,12 @@ mod tests {
         let base = map(json!({"emails": ["a@x.tw", "b@x.tw"]}));
         let local = map(json!({"emails": ["a@x.tw", "b@x.tw", "c@x.tw"]}));
         let remote = map(json!({"emails": ["b@x.tw"]}));
-        let m = merge3(Some(&base), side(&local, "crm"), side(&remote, "shop"), &MergePolicy::default());
+        let m = merge3(
+            Some(&base),
+            side(&local, "crm"),
+            side(&remote, "shop"),
+            &MergePolicy::default(),
+        );
         assert_eq!(m.fields, map(json!({"emails": ["b@x.tw", "c@x.tw"]})));
     }
 
@@ -316,7 +336,12 @@ mod tests {
             default: FieldPolicy::Manual,
             ..MergePolicy::default()
         };
-        let m = merge3(Some(&base), side(&local, "crm"), side(&remote, "shop"), &policy);
+        let m = merge3(
+            Some(&base),
+            side(&local, "crm"),
+            side(&remote, "shop"),
+            &policy,
+        );
         assert_eq!(m.fields, local);
         assert_eq!(m.conflicts.len(), 1);
         assert_eq!(m.conflicts[0].remote, json!("Acme HK"));
@@ -334,8 +359,16 @@ mod tests {
         let mk = |lt: i64, rt: i64| {
             merge3(
                 Some(&base),
-                Side { fields: &local, changed_at: Some(t0 + Duration::seconds(lt)), source: "crm" },
-                Side { fields: &remote, changed_at: Some(t0 + Duration::seconds(rt)), source: "shop" },
+                Side {
+                    fields: &local,
+                    changed_at: Some(t0 + Duration::seconds(lt)),
+                    source: "crm",
+                },
+                Side {
+                    fields: &remote,
+                    changed_at: Some(t0 + Duration::seconds(rt)),
+                    source: "shop",
+                },
                 &policy,
             )
         };
@@ -343,7 +376,11 @@ mod tests {
         assert_eq!(mk(60, 0).fields["title"], json!("L"));
         let close = mk(0, 2);
         assert_eq!(close.fields["title"], json!("L"));
-        assert_eq!(close.conflicts.len(), 1, "within skew: review, never a silent loss");
+        assert_eq!(
+            close.conflicts.len(),
+            1,
+            "within skew: review, never a silent loss"
+        );
     }
 
     #[test]
@@ -355,9 +392,19 @@ mod tests {
             default: FieldPolicy::Priority(vec!["erp".into(), "crm".into()]),
             ..MergePolicy::default()
         };
-        let m = merge3(Some(&base), side(&local, "crm"), side(&remote, "erp"), &policy);
+        let m = merge3(
+            Some(&base),
+            side(&local, "crm"),
+            side(&remote, "erp"),
+            &policy,
+        );
         assert_eq!(m.fields["title"], json!("R"));
-        let m = merge3(Some(&base), side(&local, "crm"), side(&remote, "shop"), &policy);
+        let m = merge3(
+            Some(&base),
+            side(&local, "crm"),
+            side(&remote, "shop"),
+            &policy,
+        );
         assert_eq!(m.fields["title"], json!("L"));
     }
 
@@ -365,7 +412,12 @@ mod tests {
     fn never_in_step_fills_gaps_from_both_sides() {
         let local = map(json!({"given_name": "大文", "emails": ["a@x.hk"]}));
         let remote = map(json!({"phones": ["+85291234567"], "emails": ["a@x.hk", "b@x.hk"]}));
-        let m = merge3(None, side(&local, "crm"), side(&remote, "shop"), &MergePolicy::default());
+        let m = merge3(
+            None,
+            side(&local, "crm"),
+            side(&remote, "shop"),
+            &MergePolicy::default(),
+        );
         assert_eq!(m.fields["phones"], json!(["+85291234567"]));
         assert_eq!(m.fields["emails"], json!(["a@x.hk", "b@x.hk"]));
         assert_eq!(m.fields["given_name"], json!("大文"));
@@ -376,8 +428,16 @@ mod tests {
         let base = map(json!({"custom": {"tier": "gold", "note": "a"}}));
         let local = map(json!({"custom": {"tier": "platinum", "note": "a"}}));
         let remote = map(json!({"custom": {"tier": "gold", "note": "b"}}));
-        let m = merge3(Some(&base), side(&local, "crm"), side(&remote, "s"), &MergePolicy::default());
-        assert_eq!(m.fields, map(json!({"custom": {"tier": "platinum", "note": "b"}})));
+        let m = merge3(
+            Some(&base),
+            side(&local, "crm"),
+            side(&remote, "s"),
+            &MergePolicy::default(),
+        );
+        assert_eq!(
+            m.fields,
+            map(json!({"custom": {"tier": "platinum", "note": "b"}}))
+        );
         assert!(m.conflicts.is_empty());
     }
 
@@ -388,7 +448,12 @@ mod tests {
         let remote = map(json!({"company": "Beta", "tags": ["a"]}));
         let p = MergePolicy::default();
         let m1 = merge3(Some(&base), side(&local, "crm"), side(&remote, "s"), &p);
-        let m2 = merge3(Some(&remote), side(&m1.fields, "crm"), side(&remote, "s"), &p);
+        let m2 = merge3(
+            Some(&remote),
+            side(&m1.fields, "crm"),
+            side(&remote, "s"),
+            &p,
+        );
         assert_eq!(m1.fields, m2.fields);
     }
 }

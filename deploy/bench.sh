@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# deploy/bench.sh [NAME…] — builds in release mode and runs the named
+# benchmarks (all when none is named). Each prints `BENCH name=… records=…
+# seconds=… rate=… peak_rss_mb=… [key=value …]` lines. Never part of test.sh.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source deploy/services.sh
+ensure_postgres >/dev/null
+
+declare -A BENCHES=(
+  [ingest]="synchub-engine ingest"
+  [rate_limits]="synchub-http rate_limits"
+  [dedupe]="synchub-identity dedupe"
+  [shopify_sync]="synchub-shopify shopify_sync"
+)
+names=("$@")
+[ ${#names[@]} -gt 0 ] || names=(ingest rate_limits dedupe shopify_sync)
+for name in "${names[@]}"; do
+  spec=${BENCHES[$name]:-}
+  [ -n "$spec" ] || { echo "unknown benchmark $name (have: ${!BENCHES[*]})" >&2; exit 2; }
+  set -- $spec
+  echo "==> $name ($1)" >&2
+  cargo bench -q -p "$1" --all-features --bench "$2" 2>&1 | grep -E '^BENCH ' || { echo "benchmark $name failed" >&2; exit 1; }
+done
