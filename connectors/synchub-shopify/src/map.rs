@@ -111,7 +111,7 @@ struct OrderNode {
 
 /// Maps one GraphQL `Customer` node; an unusable node becomes a [`Rejected`].
 pub fn customer_to_remote(node: &Value) -> Result<RemoteRecord, Rejected> {
-    let c: CustomerNode = serde_json::from_value(node.clone())
+    let c = CustomerNode::deserialize(node)
         .map_err(|e| reject(node, format!("customer does not match the schema: {e}")))?;
     let updated_at = parse_time(&c.updated_at)
         .ok_or_else(|| reject(node, format!("bad updatedAt {:?}", c.updated_at)))?;
@@ -176,7 +176,7 @@ pub fn customer_to_remote(node: &Value) -> Result<RemoteRecord, Rejected> {
 
 /// Maps one GraphQL `Order` node; an unusable node becomes a [`Rejected`].
 pub fn order_to_remote(node: &Value) -> Result<RemoteRecord, Rejected> {
-    let o: OrderNode = serde_json::from_value(node.clone())
+    let o = OrderNode::deserialize(node)
         .map_err(|e| reject(node, format!("order does not match the schema: {e}")))?;
     let updated_at = parse_time(&o.updated_at)
         .ok_or_else(|| reject(node, format!("bad updatedAt {:?}", o.updated_at)))?;
