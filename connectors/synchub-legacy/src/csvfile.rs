@@ -41,6 +41,12 @@ pub(crate) struct RawRow {
     pub lossy: Vec<String>,
 }
 
+/// A CSV reader left open after a page, and the text offset it started at.
+pub(crate) struct LiveReader {
+    reader: csv::Reader<Box<dyn Read + Send>>,
+    base: u64,
+}
+
 /// An opened CSV file: its encoding, header and first data position.
 #[derive(Debug, Clone)]
 pub(crate) struct CsvFile {
@@ -153,30 +159,45 @@ impl CsvFile {
 
     /// Reads up to `max` rows from `from` (the first data row when `None`);
     /// returns the position after them and whether the file is finished.
+    ///
+    /// `live` keeps the open reader between pages: when the next page starts
+    /// where the last one stopped, reading simply goes on (no seek, and no
+    /// re-transcoding of UTF-16 files).
     pub(crate) fn read_page(
         &self,
         from: Option<CsvPos>,
         max: usize,
         out: &mut Vec<RawRow>,
+        live: &mut Option<LiveReader>,
     ) -> Result<(CsvPos, bool), LegacyError> {
         let pos = from.unwrap_or(self.start);
-        let mut reader = self.reader(pos.offset)?;
+        let mut current = match live.take() {
+            Some(l) if l.base + l.reader.position().byte() == pos.offset => l,
+            _ => LiveReader {
+                reader: self.reader(pos.offset)?,
+                base: pos.offset,
+            },
+        };
         let enc = self.detected.encoding.field_encoding();
         let mut record = csv::ByteRecord::new();
         let mut line = pos.line;
         let mut next = pos;
         for row in (pos.row + 1..).take(max) {
-            let found = reader
+            let found = current
+                .reader
                 .read_byte_record(&mut record)
                 .map_err(|e| self.csv_err(e))?;
             if !found {
                 return Ok((next, true));
             }
-            let lossy = record
-                .iter()
-                .map(|f| enc.decode_without_bom_handling(f).0.into_owned())
-                .collect();
             let values = self.decode(&record, enc);
+            let lossy = match values {
+                Ok(_) => Vec::new(),
+                Err(_) => record
+                    .iter()
+                    .map(|f| enc.decode_without_bom_handling(f).0.into_owned())
+                    .collect(),
+            };
             out.push(RawRow {
                 row,
                 line,
@@ -190,18 +211,14 @@ impl CsvFile {
                 .map(|f| f.iter().filter(|b| **b == b'\n').count())
                 .sum();
             line += 1 + embedded as u64;
-            let end = reader.position();
             next = CsvPos {
                 row,
                 line,
-                offset: pos.offset + end.byte(),
+                offset: current.base + current.reader.position().byte(),
             };
         }
-        // Peek: a page that ends exactly at the end of the file is the last one.
-        let eof = !reader
-            .read_byte_record(&mut record)
-            .map_err(|e| self.csv_err(e))?;
-        Ok((next, eof))
+        *live = Some(current);
+        Ok((next, false))
     }
 
     fn decode(

@@ -14,7 +14,7 @@ use async_trait::async_trait;
 use serde_json::{json, Value};
 use synchub_core::{Connector, ConnectorError, Cursor, ObjectKind, ObjectSpec, Page};
 
-use crate::csvfile::{CsvFile, CsvPos, RawRow};
+use crate::csvfile::{CsvFile, CsvPos, LiveReader, RawRow};
 use crate::mapping::{glob_match, Compiled, Mapping, Row};
 use crate::{LegacyError, LegacyOptions};
 
@@ -29,6 +29,7 @@ struct Plan {
 /// A file opened and its columns resolved against the mapping.
 struct Opened {
     file: CsvFile,
+    live: Mutex<Option<LiveReader>>,
     slots: Vec<crate::mapping::Slot>,
 }
 
@@ -136,7 +137,11 @@ impl ExportSource {
         }
         tracing::info!(file = %plan.name, encoding = %file.detected.encoding.name(), "opened export file");
         let slots = file.headers.iter().map(|h| plan.compiled.slot(h)).collect();
-        let opened = Arc::new(Opened { file, slots });
+        let opened = Arc::new(Opened {
+            file,
+            live: Mutex::new(None),
+            slots,
+        });
         if let Ok(mut cache) = self.opened.lock() {
             cache.insert(plan.path.clone(), opened.clone());
         }
@@ -158,9 +163,18 @@ impl ExportSource {
         let plan = &plans[index];
         let opened = self.open(plan)?;
         let mut rows = Vec::with_capacity(self.opts.page_size);
-        let (next, eof) = opened
-            .file
-            .read_page(pos, self.opts.page_size.max(1), &mut rows)?;
+        let (next, eof) = {
+            // A poisoned lock only means an earlier page failed: start afresh.
+            let mut live = opened.live.lock().unwrap_or_else(|p| p.into_inner());
+            let result =
+                opened
+                    .file
+                    .read_page(pos, self.opts.page_size.max(1), &mut rows, &mut live);
+            if result.is_err() {
+                *live = None;
+            }
+            result?
+        };
         let mut page = Page::default();
         for raw in rows {
             map_one(plan, &opened, raw, &mut page);

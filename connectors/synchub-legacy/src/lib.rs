@@ -31,6 +31,7 @@ pub mod encoding;
 mod error;
 mod files;
 pub mod mapping;
+mod phone;
 mod sample;
 mod sql;
 pub mod transform;

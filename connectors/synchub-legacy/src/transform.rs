@@ -2,8 +2,6 @@
 //! amounts, booleans and HTML entities.
 
 use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
-use phonenumber::country::Id as Region;
-use phonenumber::Mode;
 use rust_decimal::Decimal;
 
 /// Chinese compound (two-character) family names, Traditional and Simplified.
@@ -81,88 +79,7 @@ pub fn half_width(s: &str) -> String {
         .collect()
 }
 
-/// Parses a region code (`TW`, `hk`) for phone normalization.
-pub fn parse_region(code: &str) -> Option<Region> {
-    code.trim().to_ascii_uppercase().parse().ok()
-}
-
-/// The phone region of a country as legacy data spells it
-/// (`Taiwan`, `台灣`, `Taiwan, R.O.C.`, `HK`, `香港`, `中国`, `PRC`, or any ISO code).
-pub fn country_region(country: &str) -> Option<Region> {
-    let c = half_width(country).trim().to_lowercase();
-    let code = match c.as_str() {
-        "taiwan" | "台灣" | "臺灣" | "台湾" | "taiwan, r.o.c." | "roc" | "r.o.c." | "中華民國" => {
-            "TW"
-        }
-        "hong kong" | "hongkong" | "香港" | "hong kong sar" => "HK",
-        "china" | "中国" | "中國" | "prc" | "p.r.c." | "mainland china" => "CN",
-        "macau" | "macao" | "澳門" | "澳门" => "MO",
-        "singapore" | "新加坡" => "SG",
-        "usa" | "united states" | "united states of america" | "美國" | "美国" => "US",
-        "japan" | "日本" => "JP",
-        other if other.len() == 2 && other.is_ascii() => return parse_region(other),
-        _ => return None,
-    };
-    parse_region(code)
-}
-
-/// Normalizes a phone number to E.164 using `region` for national numbers.
-///
-/// Handles full-width digits, `00`/`0086`-style international prefixes,
-/// country codes written without `+` (`886912…`, `(852) 9123…`) and
-/// extensions (`#123`, `ext. 123`, kept as `;ext=123`). Returns `None`
-/// when no valid number can be read; the caller keeps the text as written.
-pub fn normalize_phone(raw: &str, region: Option<Region>) -> Option<String> {
-    let text = half_width(raw);
-    let text = text.trim();
-    if text.is_empty() {
-        return None;
-    }
-    let lower = text.to_ascii_lowercase();
-    let (number, ext) = match lower.find(['#', 'x', 'e']) {
-        Some(i) if lower[..i].chars().filter(char::is_ascii_digit).count() >= 6 => {
-            let ext: String = lower[i..].chars().filter(char::is_ascii_digit).collect();
-            (&text[..i], (!ext.is_empty()).then_some(ext))
-        }
-        _ => (text, None),
-    };
-    let plus = number.trim_start().starts_with('+');
-    let digits: String = number.chars().filter(char::is_ascii_digit).collect();
-    if digits.len() < 6 || digits.len() > 17 {
-        return None;
-    }
-    let mut candidates = Vec::with_capacity(3);
-    if plus {
-        candidates.push(format!("+{digits}"));
-    } else {
-        candidates.push(digits.clone());
-        if let Some(rest) = digits.strip_prefix("00") {
-            candidates.push(format!("+{rest}"));
-        }
-        if digits.len() >= 10 && !digits.starts_with('0') {
-            candidates.push(format!("+{digits}"));
-        }
-    }
-    for candidate in candidates {
-        let parsed = if candidate.starts_with('+') {
-            phonenumber::parse(None, &candidate)
-        } else if region.is_some() {
-            phonenumber::parse(region, &candidate)
-        } else {
-            continue;
-        };
-        if let Ok(n) = parsed {
-            if phonenumber::is_valid(&n) {
-                let e164 = n.format().mode(Mode::E164).to_string();
-                return Some(match &ext {
-                    Some(ext) => format!("{e164};ext={ext}"),
-                    None => e164,
-                });
-            }
-        }
-    }
-    None
-}
+pub use crate::phone::{country_region, normalize_phone, parse_region};
 
 /// Trims and lower-cases an email; `None` when it has no `local@domain` shape.
 pub fn normalize_email(raw: &str) -> Option<String> {

@@ -2,8 +2,9 @@
 //! `tests/data/suitecrm/` (copies of shared/real-peers/legacy-crm) are loaded
 //! into a database of their own; the counts come from the generator's truth file.
 //!
-//! Needs MariaDB on 127.0.0.1:3306 (root, no password; override with
-//! `SYNCHUB_TEST_MYSQL_URL`) and `python3`. Fails, never skips, without them.
+//! Needs MariaDB on 127.0.0.1:3306 (root, no password; override the server
+//! with `SYNCHUB_TEST_MYSQL_URL=mysql://USER:PASS@HOST:PORT`) and `python3`.
+//! Fails, never skips, without them.
 
 use std::collections::HashSet;
 
@@ -17,17 +18,16 @@ use crate::{company, contact, data, drain, opts, order};
 
 const DB: &str = "synchub_legacy_suitecrm";
 
-/// The admin URL of the test server.
+/// The URL of the test server (no database).
 pub fn admin_url() -> String {
     std::env::var("SYNCHUB_TEST_MYSQL_URL")
-        .unwrap_or_else(|_| "mysql://root@127.0.0.1:3306/test".into())
+        .map(|u| u.trim_end_matches('/').to_string())
+        .unwrap_or_else(|_| "mysql://root@127.0.0.1:3306".into())
 }
 
 /// The URL of database `db` on the test server.
 pub fn db_url(db: &str) -> String {
-    let admin = admin_url();
-    let base = admin.rsplit_once('/').map_or(admin.as_str(), |(b, _)| b);
-    format!("{base}/{db}")
+    format!("{}/{db}", admin_url())
 }
 
 /// Connects to the admin database or fails with what to do.
@@ -317,10 +317,7 @@ async fn suitecrm_paging_resumes_exactly_and_can_skip_deleted() {
 #[tokio::test]
 async fn wrong_password_and_missing_tables_are_clear_errors() {
     load().await;
-    let admin = admin_url();
-    let url = admin
-        .replacen("mysql://root@", "mysql://root:wrong-secret@", 1)
-        .replace("/test", &format!("/{DB}"));
+    let url = db_url(DB).replacen("mysql://root@", "mysql://root:wrong-secret@", 1);
     let conn = build("suitecrm", &url, LegacyOptions::default()).expect("build");
     let e = conn.check().await.expect_err("wrong password").to_string();
     assert!(
@@ -329,7 +326,17 @@ async fn wrong_password_and_missing_tables_are_clear_errors() {
     );
     assert!(!e.contains("wrong-secret"), "{e}");
     // A database without the SuiteCRM tables.
-    let conn = build("suitecrm", &admin, LegacyOptions::default()).expect("build");
+    let empty = "synchub_legacy_empty";
+    let mut admin = admin().await;
+    admin
+        .execute(format!("DROP DATABASE IF EXISTS {empty}").as_str())
+        .await
+        .expect("drop");
+    admin
+        .execute(format!("CREATE DATABASE {empty}").as_str())
+        .await
+        .expect("create");
+    let conn = build("suitecrm", &db_url(empty), LegacyOptions::default()).expect("build");
     let e = conn.check().await.expect_err("not suitecrm").to_string();
     assert!(
         e.contains("has no table 'contacts'") && e.contains("suitecrm"),
