@@ -48,7 +48,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
     let exe = std::env::current_exe()?;
     for n in sizes {
-        let status = Command::new(&exe).arg("--child").arg(n.to_string()).status()?;
+        let status = Command::new(&exe)
+            .arg("--child")
+            .arg(n.to_string())
+            .status()?;
         if !status.success() {
             return Err(format!("dedupe bench for {n} rows failed: {status}").into());
         }

@@ -7,7 +7,11 @@ use std::time::Instant;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
-    let rows: usize = args.next().map(|s| s.parse()).transpose()?.unwrap_or(50_000);
+    let rows: usize = args
+        .next()
+        .map(|s| s.parse())
+        .transpose()?
+        .unwrap_or(50_000);
     let seed: u64 = args.next().map(|s| s.parse()).transpose()?.unwrap_or(42);
     let dir = tempfile::tempdir()?;
     let start = Instant::now();
@@ -25,6 +29,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "pairs: true={} predicted={} correct={}",
         s.true_pairs, s.predicted_pairs, s.true_positives
     );
-    println!("precision={:.4} recall={:.4} f1={:.4}", s.precision, s.recall, s.f1);
+    println!(
+        "precision={:.4} recall={:.4} f1={:.4}",
+        s.precision, s.recall, s.f1
+    );
     Ok(())
 }

@@ -37,10 +37,29 @@ pub fn pairwise_scores(truth: &[u32], predicted: &[u32]) -> PairwiseScores {
     let tp: u64 = both.values().map(|n| pairs(*n)).sum();
     let predicted_pairs: u64 = p.values().map(|n| pairs(*n)).sum();
     let true_pairs: u64 = t.values().map(|n| pairs(*n)).sum();
-    let precision = if predicted_pairs == 0 { 1.0 } else { tp as f64 / predicted_pairs as f64 };
-    let recall = if true_pairs == 0 { 1.0 } else { tp as f64 / true_pairs as f64 };
-    let f1 = if precision + recall == 0.0 { 0.0 } else { 2.0 * precision * recall / (precision + recall) };
-    PairwiseScores { true_positives: tp, predicted_pairs, true_pairs, precision, recall, f1 }
+    let precision = if predicted_pairs == 0 {
+        1.0
+    } else {
+        tp as f64 / predicted_pairs as f64
+    };
+    let recall = if true_pairs == 0 {
+        1.0
+    } else {
+        tp as f64 / true_pairs as f64
+    };
+    let f1 = if precision + recall == 0.0 {
+        0.0
+    } else {
+        2.0 * precision * recall / (precision + recall)
+    };
+    PairwiseScores {
+        true_positives: tp,
+        predicted_pairs,
+        true_pairs,
+        precision,
+        recall,
+        f1,
+    }
 }
 
 /// A generated, labelled set written to CSV, ready for `dedupe_csv`.
@@ -53,14 +72,26 @@ pub struct GeneratedSet {
 
 impl GeneratedSet {
     /// Generate `rows` labelled rows from `seed` into `dir`, one CSV per source.
-    pub fn create(rows: usize, seed: u64, dir: &std::path::Path) -> Result<Self, crate::dedupe::DedupeError> {
+    pub fn create(
+        rows: usize,
+        seed: u64,
+        dir: &std::path::Path,
+    ) -> Result<Self, crate::dedupe::DedupeError> {
         use crate::dedupe::{DedupeError, DedupeInput, DedupeOptions};
         let data = crate::synth::generate(seed, rows);
-        let paths = crate::synth::write_csvs(dir, &data)
-            .map_err(|source| DedupeError::Csv { path: dir.to_path_buf(), source })?;
-        let truth_of = data.iter().map(|r| ((r.source.to_string(), r.values[0].clone()), r.entity)).collect();
+        let paths = crate::synth::write_csvs(dir, &data).map_err(|source| DedupeError::Csv {
+            path: dir.to_path_buf(),
+            source,
+        })?;
+        let truth_of = data
+            .iter()
+            .map(|r| ((r.source.to_string(), r.values[0].clone()), r.entity))
+            .collect();
         let options = DedupeOptions {
-            inputs: paths.into_iter().map(|path| DedupeInput { path, source: None }).collect(),
+            inputs: paths
+                .into_iter()
+                .map(|path| DedupeInput { path, source: None })
+                .collect(),
             map: Vec::new(),
             region: Some("TW".into()),
             output: dir.join("clusters.csv"),
@@ -72,12 +103,18 @@ impl GeneratedSet {
     /// Score the output file of a dedupe run against the truth.
     pub fn score(&self) -> Result<PairwiseScores, crate::dedupe::DedupeError> {
         let output = &self.options.output;
-        let err = |source| crate::dedupe::DedupeError::Csv { path: output.clone(), source };
+        let err = |source| crate::dedupe::DedupeError::Csv {
+            path: output.clone(),
+            source,
+        };
         let mut reader = csv::Reader::from_path(output).map_err(err)?;
         let (mut truth, mut predicted) = (Vec::new(), Vec::new());
         for rec in reader.records() {
             let rec = rec.map_err(err)?;
-            let key = (rec.get(0).unwrap_or("").to_string(), rec.get(1).unwrap_or("").to_string());
+            let key = (
+                rec.get(0).unwrap_or("").to_string(),
+                rec.get(1).unwrap_or("").to_string(),
+            );
             truth.push(self.truth_of.get(&key).copied().unwrap_or(u32::MAX));
             predicted.push(rec.get(2).and_then(|c| c.parse().ok()).unwrap_or(u32::MAX));
         }

@@ -64,31 +64,43 @@ impl FromStr for ColumnField {
 
 /// Guess the field of a header, or `None` to ignore the column.
 pub fn guess(header: &str) -> Option<ColumnField> {
-    let h: String = header.chars().filter(|c| c.is_alphanumeric()).flat_map(char::to_lowercase).collect();
+    let h: String = header
+        .chars()
+        .filter(|c| c.is_alphanumeric())
+        .flat_map(char::to_lowercase)
+        .collect();
     Some(match h.as_str() {
-        "id" | "contactid" | "customerid" | "recordid" | "externalid" | "uid" | "sourceid" => ColumnField::Id,
-        "firstname" | "givenname" | "first" | "fname" | "forename" | "名" | "名字" => ColumnField::FirstName,
-        "lastname" | "familyname" | "surname" | "last" | "lname" | "姓" | "姓氏" => ColumnField::LastName,
-        "name" | "fullname" | "contactname" | "displayname" | "customername" | "姓名" | "名稱" | "名称" => {
-            ColumnField::FullName
+        "id" | "contactid" | "customerid" | "recordid" | "externalid" | "uid" | "sourceid" => {
+            ColumnField::Id
         }
-        "email" | "emailaddress" | "mail" | "email1" | "email2" | "電子郵件" | "电子邮件" | "邮箱" | "信箱" => {
-            ColumnField::Email
+        "firstname" | "givenname" | "first" | "fname" | "forename" | "名" | "名字" => {
+            ColumnField::FirstName
         }
-        "phone" | "phonenumber" | "mobile" | "mobilephone" | "tel" | "telephone" | "cell" | "cellphone"
-        | "phone1" | "phone2" | "電話" | "电话" | "手機" | "手机" => ColumnField::Phone,
-        "company" | "companyname" | "organization" | "organisation" | "account" | "accountname" | "公司" => {
-            ColumnField::Company
+        "lastname" | "familyname" | "surname" | "last" | "lname" | "姓" | "姓氏" => {
+            ColumnField::LastName
         }
-        "address" | "addressline1" | "address1" | "street" | "street1" | "streetaddress" | "地址" => {
-            ColumnField::AddressLine1
+        "name" | "fullname" | "contactname" | "displayname" | "customername" | "姓名" | "名稱"
+        | "名称" => ColumnField::FullName,
+        "email" | "emailaddress" | "mail" | "email1" | "email2" | "電子郵件" | "电子邮件"
+        | "邮箱" | "信箱" => ColumnField::Email,
+        "phone" | "phonenumber" | "mobile" | "mobilephone" | "tel" | "telephone" | "cell"
+        | "cellphone" | "phone1" | "phone2" | "電話" | "电话" | "手機" | "手机" => {
+            ColumnField::Phone
         }
+        "company" | "companyname" | "organization" | "organisation" | "account" | "accountname"
+        | "公司" => ColumnField::Company,
+        "address" | "addressline1" | "address1" | "street" | "street1" | "streetaddress"
+        | "地址" => ColumnField::AddressLine1,
         "addressline2" | "address2" | "street2" => ColumnField::AddressLine2,
         "city" | "town" | "城市" | "縣市" => ColumnField::City,
-        "postalcode" | "zip" | "zipcode" | "postcode" | "郵遞區號" | "邮编" => ColumnField::PostalCode,
+        "postalcode" | "zip" | "zipcode" | "postcode" | "郵遞區號" | "邮编" => {
+            ColumnField::PostalCode
+        }
         "region" | "state" | "province" | "county" | "省" => ColumnField::Region,
         "country" | "countrycode" | "國家" | "国家" => ColumnField::Country,
-        "birthdate" | "dob" | "dateofbirth" | "birthday" | "生日" | "出生日期" => ColumnField::BirthDate,
+        "birthdate" | "dob" | "dateofbirth" | "birthday" | "生日" | "出生日期" => {
+            ColumnField::BirthDate
+        }
         _ => return None,
     })
 }
@@ -105,9 +117,13 @@ pub fn resolve(
     }
     let mut out = vec![None; headers.len()];
     for (column, field) in map {
-        let idx = headers.iter().position(|h| h.trim() == column.as_str()).ok_or_else(|| {
-            DedupeError::MissingColumn { file: file.to_path_buf(), column: column.clone() }
-        })?;
+        let idx = headers
+            .iter()
+            .position(|h| h.trim() == column.as_str())
+            .ok_or_else(|| DedupeError::MissingColumn {
+                file: file.to_path_buf(),
+                column: column.clone(),
+            })?;
         out[idx] = Some(*field);
     }
     Ok(out)
@@ -115,7 +131,9 @@ pub fn resolve(
 
 /// Parse `COLUMN=FIELD`.
 pub fn parse_map_entry(entry: &str) -> Result<(String, ColumnField), DedupeError> {
-    let (column, field) = entry.rsplit_once('=').ok_or_else(|| DedupeError::BadMap(entry.to_string()))?;
+    let (column, field) = entry
+        .rsplit_once('=')
+        .ok_or_else(|| DedupeError::BadMap(entry.to_string()))?;
     if column.trim().is_empty() {
         return Err(DedupeError::BadMap(entry.to_string()));
     }
@@ -137,8 +155,17 @@ mod tests {
 
     #[test]
     fn parses_map_entries() {
-        assert_eq!(parse_map_entry("Mail=email").ok(), Some(("Mail".to_string(), ColumnField::Email)));
-        assert!(matches!(parse_map_entry("Mail"), Err(DedupeError::BadMap(_))));
-        assert!(matches!(parse_map_entry("Mail=nope"), Err(DedupeError::UnknownField(_))));
+        assert_eq!(
+            parse_map_entry("Mail=email").ok(),
+            Some(("Mail".to_string(), ColumnField::Email))
+        );
+        assert!(matches!(
+            parse_map_entry("Mail"),
+            Err(DedupeError::BadMap(_))
+        ));
+        assert!(matches!(
+            parse_map_entry("Mail=nope"),
+            Err(DedupeError::UnknownField(_))
+        ));
     }
 }

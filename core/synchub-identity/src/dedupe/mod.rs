@@ -116,7 +116,11 @@ pub fn dedupe_csv(opts: &DedupeOptions) -> Result<DedupeSummary, DedupeError> {
     if opts.inputs.is_empty() {
         return Err(DedupeError::NoInputs);
     }
-    let map = opts.map.iter().map(|m| parse_map_entry(m)).collect::<Result<Vec<_>, _>>()?;
+    let map = opts
+        .map
+        .iter()
+        .map(|m| parse_map_entry(m))
+        .collect::<Result<Vec<_>, _>>()?;
     let region = opts.region.as_deref().map(str::to_ascii_uppercase);
     let mut metas: Vec<RowMeta> = Vec::new();
     let mut prepared: Vec<Prepared> = Vec::new();
@@ -129,14 +133,25 @@ pub fn dedupe_csv(opts: &DedupeOptions) -> Result<DedupeSummary, DedupeError> {
             .par_iter()
             .map(|(row_no, rec)| {
                 let (contact, id, problem) = to_contact(rec, &fields);
-                (Prepared::new(&contact, region.as_deref()), id.unwrap_or_else(|| row_no.to_string()), problem)
+                (
+                    Prepared::new(&contact, region.as_deref()),
+                    id.unwrap_or_else(|| row_no.to_string()),
+                    problem,
+                )
             })
             .collect();
         for ((p, id, problem), (row_no, _)) in parsed.into_iter().zip(&rows) {
             if let Some(reason) = problem {
-                bad_rows.push(BadRow { file: input.path.clone(), row: *row_no, reason });
+                bad_rows.push(BadRow {
+                    file: input.path.clone(),
+                    row: *row_no,
+                    reason,
+                });
             }
-            metas.push(RowMeta { source: s, source_id: id });
+            metas.push(RowMeta {
+                source: s,
+                source_id: id,
+            });
             prepared.push(p);
         }
     }
@@ -144,7 +159,11 @@ pub fn dedupe_csv(opts: &DedupeOptions) -> Result<DedupeSummary, DedupeError> {
     cfg.default_region = region;
     let resolution = resolve_prepared(&prepared, &cfg);
     drop(prepared);
-    let review_pairs = resolution.pairs.iter().filter(|p| resolution.decision(p.score) == Decision::Review).count();
+    let review_pairs = resolution
+        .pairs
+        .iter()
+        .filter(|p| resolution.decision(p.score) == Decision::Review)
+        .count();
     let (cluster_ids, clusters, merged) = number_clusters(&resolution.labels);
     write_output(&opts.output, &sources, &metas, &cluster_ids)?;
     bad_rows.sort_by(|a, b| (&a.file, a.row).cmp(&(&b.file, b.row)));
@@ -160,7 +179,10 @@ pub fn dedupe_csv(opts: &DedupeOptions) -> Result<DedupeSummary, DedupeError> {
 
 fn source_label(input: &DedupeInput) -> String {
     input.source.clone().unwrap_or_else(|| {
-        input.path.file_stem().map_or_else(|| input.path.display().to_string(), |s| s.to_string_lossy().into_owned())
+        input.path.file_stem().map_or_else(
+            || input.path.display().to_string(),
+            |s| s.to_string_lossy().into_owned(),
+        )
     })
 }
 
@@ -173,8 +195,14 @@ fn read_rows(
     map: &[(String, ColumnField)],
     bad: &mut Vec<BadRow>,
 ) -> Result<(Rows, Vec<Option<ColumnField>>), DedupeError> {
-    let err = |source| DedupeError::Csv { path: path.to_path_buf(), source };
-    let mut reader = csv::ReaderBuilder::new().flexible(true).from_path(path).map_err(err)?;
+    let err = |source| DedupeError::Csv {
+        path: path.to_path_buf(),
+        source,
+    };
+    let mut reader = csv::ReaderBuilder::new()
+        .flexible(true)
+        .from_path(path)
+        .map_err(err)?;
     let headers = reader.headers().map_err(err)?.clone();
     let fields = resolve_columns(&headers, map, path)?;
     let mut rows = Vec::new();
@@ -188,19 +216,31 @@ fn read_rows(
                 let rec = match csv::StringRecord::from_byte_record(raw.clone()) {
                     Ok(r) => r,
                     Err(_) => {
-                        bad.push(BadRow { file: path.to_path_buf(), row: row_no, reason: "not valid UTF-8".into() });
+                        bad.push(BadRow {
+                            file: path.to_path_buf(),
+                            row: row_no,
+                            reason: "not valid UTF-8".into(),
+                        });
                         csv::StringRecord::from_byte_record_lossy(raw.clone())
                     }
                 };
                 if rec.len() != headers.len() {
                     let reason = format!("{} fields, header has {}", rec.len(), headers.len());
-                    bad.push(BadRow { file: path.to_path_buf(), row: row_no, reason });
+                    bad.push(BadRow {
+                        file: path.to_path_buf(),
+                        row: row_no,
+                        reason,
+                    });
                 }
                 rows.push((row_no, rec));
             }
             Err(e) if e.is_io_error() => return Err(err(e)),
             Err(e) => {
-                bad.push(BadRow { file: path.to_path_buf(), row: row_no, reason: e.to_string() });
+                bad.push(BadRow {
+                    file: path.to_path_buf(),
+                    row: row_no,
+                    reason: e.to_string(),
+                });
                 rows.push((row_no, csv::StringRecord::new()));
             }
         }
@@ -209,7 +249,10 @@ fn read_rows(
 }
 
 /// Build a contact from a row; returns it, the id column, and a problem if any.
-fn to_contact(rec: &csv::StringRecord, fields: &[Option<ColumnField>]) -> (Contact, Option<String>, Option<String>) {
+fn to_contact(
+    rec: &csv::StringRecord,
+    fields: &[Option<ColumnField>],
+) -> (Contact, Option<String>, Option<String>) {
     let mut c = Contact::default();
     let mut addr = Address::default();
     let mut id = None;
@@ -221,14 +264,24 @@ fn to_contact(rec: &csv::StringRecord, fields: &[Option<ColumnField>]) -> (Conta
     };
     for (value, field) in rec.iter().zip(fields) {
         let v = value.trim();
-        let Some(field) = field.filter(|_| !v.is_empty()) else { continue };
+        let Some(field) = field.filter(|_| !v.is_empty()) else {
+            continue;
+        };
         match field {
             ColumnField::Id => set(&mut id, v),
             ColumnField::FirstName => set(&mut c.given_name, v),
             ColumnField::LastName => set(&mut c.family_name, v),
             ColumnField::FullName => set(&mut c.full_name, v),
-            ColumnField::Email => c.emails.extend(v.split([';', ',']).map(|e| e.trim().to_string()).filter(|e| !e.is_empty())),
-            ColumnField::Phone => c.phones.extend(v.split([';', '/']).map(|p| p.trim().to_string()).filter(|p| !p.is_empty())),
+            ColumnField::Email => c.emails.extend(
+                v.split([';', ','])
+                    .map(|e| e.trim().to_string())
+                    .filter(|e| !e.is_empty()),
+            ),
+            ColumnField::Phone => c.phones.extend(
+                v.split([';', '/'])
+                    .map(|p| p.trim().to_string())
+                    .filter(|p| !p.is_empty()),
+            ),
             ColumnField::Company => set(&mut c.company, v),
             ColumnField::AddressLine1 => set(&mut addr.line1, v),
             ColumnField::AddressLine2 => set(&mut addr.line2, v),
@@ -279,13 +332,27 @@ fn number_clusters(labels: &[u32]) -> (Vec<u32>, usize, usize) {
     (ids, next as usize, merged)
 }
 
-fn write_output(path: &Path, sources: &[String], metas: &[RowMeta], ids: &[u32]) -> Result<(), DedupeError> {
-    let err = |source| DedupeError::Csv { path: path.to_path_buf(), source };
+fn write_output(
+    path: &Path,
+    sources: &[String],
+    metas: &[RowMeta],
+    ids: &[u32],
+) -> Result<(), DedupeError> {
+    let err = |source| DedupeError::Csv {
+        path: path.to_path_buf(),
+        source,
+    };
     let mut w = csv::Writer::from_path(path).map_err(err)?;
-    w.write_record(["source", "source_id", "cluster_id"]).map_err(err)?;
+    w.write_record(["source", "source_id", "cluster_id"])
+        .map_err(err)?;
     for (m, id) in metas.iter().zip(ids) {
         let cluster = id.to_string();
-        w.write_record([sources[m.source].as_str(), m.source_id.as_str(), cluster.as_str()]).map_err(err)?;
+        w.write_record([
+            sources[m.source].as_str(),
+            m.source_id.as_str(),
+            cluster.as_str(),
+        ])
+        .map_err(err)?;
     }
     w.flush().map_err(|e| err(e.into()))
 }

@@ -10,7 +10,9 @@ fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
 
 fn read(path: &Path) -> Vec<Vec<String>> {
     let text = std::fs::read_to_string(path).unwrap_or_default();
-    text.lines().map(|l| l.split(',').map(str::to_string).collect()).collect()
+    text.lines()
+        .map(|l| l.split(',').map(str::to_string).collect())
+        .collect()
 }
 
 #[test]
@@ -29,7 +31,16 @@ fn links_across_sources_and_keeps_every_row() {
     );
     let out = dir.path().join("out.csv");
     let opts = DedupeOptions {
-        inputs: vec![DedupeInput { path: a.clone(), source: None }, DedupeInput { path: b, source: Some("shop".into()) }],
+        inputs: vec![
+            DedupeInput {
+                path: a.clone(),
+                source: None,
+            },
+            DedupeInput {
+                path: b,
+                source: Some("shop".into()),
+            },
+        ],
         map: vec![],
         region: Some("tw".into()),
         output: out.clone(),
@@ -40,18 +51,39 @@ fn links_across_sources_and_keeps_every_row() {
     // THEN every row appears once, with its id or row number
     let rows = read(&out);
     assert_eq!(rows[0], vec!["source", "source_id", "cluster_id"]);
-    let ids: Vec<(String, String)> = rows[1..].iter().map(|r| (r[0].clone(), r[1].clone())).collect();
+    let ids: Vec<(String, String)> = rows[1..]
+        .iter()
+        .map(|r| (r[0].clone(), r[1].clone()))
+        .collect();
     assert_eq!(summary.rows, rows.len() - 1);
     assert!(ids.contains(&("crm".into(), "A1".into())));
     assert!(ids.contains(&("shop".into(), "1".into())));
-    assert!(ids.contains(&("shop".into(), "3".into())), "the broken row is kept: {ids:?}");
+    assert!(
+        ids.contains(&("shop".into(), "3".into())),
+        "the broken row is kept: {ids:?}"
+    );
     // and 陳大文 = Chan Tai Man across sources, Jane and John Doe apart
-    let cluster = |s: &str, id: &str| rows.iter().find(|r| r[0] == s && r[1] == id).map(|r| r[2].clone());
+    let cluster = |s: &str, id: &str| {
+        rows.iter()
+            .find(|r| r[0] == s && r[1] == id)
+            .map(|r| r[2].clone())
+    };
     assert_eq!(cluster("crm", "A1"), cluster("shop", "1"));
     assert_ne!(cluster("crm", "A2"), cluster("shop", "2"));
     // and the bad rows are reported with file and row number
-    assert!(summary.bad_rows.iter().any(|r| r.file == a && r.row == 3), "{:?}", summary.bad_rows);
-    assert!(summary.bad_rows.iter().any(|r| r.row == 3 && r.file.ends_with("shop.csv")), "{:?}", summary.bad_rows);
+    assert!(
+        summary.bad_rows.iter().any(|r| r.file == a && r.row == 3),
+        "{:?}",
+        summary.bad_rows
+    );
+    assert!(
+        summary
+            .bad_rows
+            .iter()
+            .any(|r| r.row == 3 && r.file.ends_with("shop.csv")),
+        "{:?}",
+        summary.bad_rows
+    );
 }
 
 #[test]
@@ -60,7 +92,10 @@ fn map_selects_columns_and_reports_missing_ones() {
     let a = write(dir.path(), "x.csv", "Key,Who\n7,Jane Doe\n");
     let out = dir.path().join("out.csv");
     let mut opts = DedupeOptions {
-        inputs: vec![DedupeInput { path: a, source: None }],
+        inputs: vec![DedupeInput {
+            path: a,
+            source: None,
+        }],
         map: vec!["Key=id".into(), "Who=full_name".into()],
         region: None,
         output: out.clone(),
@@ -69,7 +104,10 @@ fn map_selects_columns_and_reports_missing_ones() {
     dedupe_csv(&opts).expect("dedupe");
     assert_eq!(read(&out)[1], vec!["x", "7", "1"]);
     opts.map = vec!["Nope=email".into()];
-    assert!(matches!(dedupe_csv(&opts), Err(DedupeError::MissingColumn { .. })));
+    assert!(matches!(
+        dedupe_csv(&opts),
+        Err(DedupeError::MissingColumn { .. })
+    ));
     opts.inputs.clear();
     assert!(matches!(dedupe_csv(&opts), Err(DedupeError::NoInputs)));
 }
@@ -81,5 +119,9 @@ fn parses_year_first_dates() {
     assert_eq!(parse_date("1980/2/3"), d);
     assert_eq!(parse_date("19800203"), d);
     assert_eq!(parse_date("１９８０年２月３日"), d);
-    assert_eq!(parse_date("03/02/1980"), None, "ambiguous day/month order is refused");
+    assert_eq!(
+        parse_date("03/02/1980"),
+        None,
+        "ambiguous day/month order is refused"
+    );
 }

@@ -102,7 +102,12 @@ fn pack(a: u32, b: u32) -> u64 {
     (u64::from(lo) << 32) | u64::from(hi)
 }
 
-fn block_pairs(records: &[Prepared], mut members: Vec<u32>, max_block: usize, window: usize) -> Vec<u64> {
+fn block_pairs(
+    records: &[Prepared],
+    mut members: Vec<u32>,
+    max_block: usize,
+    window: usize,
+) -> Vec<u64> {
     let mut out = Vec::new();
     if members.len() <= max_block {
         for (i, a) in members.iter().enumerate() {
@@ -128,7 +133,10 @@ fn block_pairs(records: &[Prepared], mut members: Vec<u32>, max_block: usize, wi
 
 /// Unpack a pair made by [`candidate_pairs`].
 pub fn unpack(pair: u64) -> (u32, u32) {
-    (u32::try_from(pair >> 32).unwrap_or(u32::MAX), u32::try_from(pair & 0xFFFF_FFFF).unwrap_or(u32::MAX))
+    (
+        u32::try_from(pair >> 32).unwrap_or(u32::MAX),
+        u32::try_from(pair & 0xFFFF_FFFF).unwrap_or(u32::MAX),
+    )
 }
 
 #[cfg(test)]
@@ -137,14 +145,26 @@ mod tests {
     use synchub_core::model::Contact;
 
     fn prep(full: &str, email: &str) -> Prepared {
-        let c = Contact { full_name: Some(full.into()), emails: vec![email.into()], ..Contact::default() };
+        let c = Contact {
+            full_name: Some(full.into()),
+            emails: vec![email.into()],
+            ..Contact::default()
+        };
         Prepared::new(&c, None)
     }
 
     #[test]
     fn romanized_and_swapped_names_share_a_block() {
-        let recs = vec![prep("陳大文", ""), prep("Chan Tai Man", ""), prep("Man Tai Chan", ""), prep("Jane Doe", "")];
-        let pairs: Vec<(u32, u32)> = candidate_pairs(&recs, 100, 5).into_iter().map(unpack).collect();
+        let recs = vec![
+            prep("陳大文", ""),
+            prep("Chan Tai Man", ""),
+            prep("Tai Man Chan", ""),
+            prep("Jane Doe", ""),
+        ];
+        let pairs: Vec<(u32, u32)> = candidate_pairs(&recs, 100, 5)
+            .into_iter()
+            .map(unpack)
+            .collect();
         assert!(pairs.contains(&(0, 1)));
         assert!(pairs.contains(&(0, 2)) || pairs.contains(&(1, 2)));
         assert!(!pairs.iter().any(|(a, b)| *a == 3 || *b == 3));
@@ -152,7 +172,9 @@ mod tests {
 
     #[test]
     fn oversized_blocks_stay_linear() {
-        let recs: Vec<Prepared> = (0..1000).map(|i| prep("Wei Chen", &format!("u{i}@x.com"))).collect();
+        let recs: Vec<Prepared> = (0..1000)
+            .map(|i| prep("Wei Chen", &format!("u{i}@x.com")))
+            .collect();
         let pairs = candidate_pairs(&recs, 50, 4);
         assert!(pairs.len() <= 1000 * 4 * 3, "{} pairs", pairs.len());
         assert!(pairs.len() >= 999);

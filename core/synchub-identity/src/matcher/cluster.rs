@@ -22,7 +22,9 @@ impl Clusters {
         }
         Clusters {
             parent: (0..u32::try_from(n).unwrap_or(u32::MAX)).collect(),
-            members: (0..u32::try_from(n).unwrap_or(u32::MAX)).map(|i| vec![i]).collect(),
+            members: (0..u32::try_from(n).unwrap_or(u32::MAX))
+                .map(|i| vec![i])
+                .collect(),
             conflicts: adj,
             max_size,
         }
@@ -70,13 +72,13 @@ impl Clusters {
     pub fn labels(&mut self) -> Vec<u32> {
         let n = self.parent.len();
         let mut label = vec![u32::MAX; n];
-        let mut out = vec![0u32; n];
-        for i in 0..n {
-            let r = self.find(u32::try_from(i).unwrap_or(u32::MAX)) as usize;
+        let mut out = Vec::with_capacity(n);
+        for i in 0..u32::try_from(n).unwrap_or(u32::MAX) {
+            let r = self.find(i) as usize;
             if label[r] == u32::MAX {
-                label[r] = u32::try_from(i).unwrap_or(u32::MAX);
+                label[r] = i;
             }
-            out[i] = label[r];
+            out.push(label[r]);
         }
         out
     }

@@ -51,9 +51,14 @@ impl Field {
     /// Human-readable labels of the levels, best first.
     pub const fn level_names(self) -> &'static [&'static str] {
         match self {
-            Field::GivenName | Field::FamilyName => {
-                &["exact", "equivalent", "close", "initial", "different", "missing"]
-            }
+            Field::GivenName | Field::FamilyName => &[
+                "exact",
+                "equivalent",
+                "close",
+                "initial",
+                "different",
+                "missing",
+            ],
             Field::Email => &["same", "close", "different", "missing"],
             Field::Phone => &["same", "different", "missing"],
             Field::BirthDate => &["same", "near", "different", "missing"],
@@ -75,7 +80,10 @@ pub struct Comparison {
 impl Comparison {
     /// Mixed-radix code of the level vector, unique per pattern.
     pub fn pattern(&self) -> u32 {
-        FIELDS.iter().zip(self.levels).fold(0u32, |acc, (f, l)| acc * f.levels() as u32 + u32::from(l))
+        FIELDS
+            .iter()
+            .zip(self.levels)
+            .fold(0u32, |acc, (f, l)| acc * f.levels() as u32 + u32::from(l))
     }
 
     /// Decode a pattern code.
@@ -123,7 +131,8 @@ fn compare_emails(a: &[String], b: &[String]) -> u8 {
         b.iter().any(|y| {
             let (lx, dx) = x.split_once('@').unwrap_or((x, ""));
             let (ly, dy) = y.split_once('@').unwrap_or((y, ""));
-            (dx == dy && lx.len() >= 4 && strsim::damerau_levenshtein(lx, ly) <= 1) || (lx == ly && lx.len() >= 6)
+            (dx == dy && lx.len() >= 4 && strsim::damerau_levenshtein(lx, ly) <= 1)
+                || (lx == ly && lx.len() >= 6)
         })
     });
     if close {
@@ -144,12 +153,17 @@ fn compare_phones(a: &[String], b: &[String]) -> u8 {
 }
 
 fn compare_dates(a: &Prepared, b: &Prepared) -> u8 {
-    let (Some(x), Some(y)) = (a.birth_date, b.birth_date) else { return 3 };
+    let (Some(x), Some(y)) = (a.birth_date, b.birth_date) else {
+        return 3;
+    };
     if x == y {
         return 0;
     }
     let swapped_dm = x.year() == y.year() && x.month() == y.day() && x.day() == y.month();
-    let one_off = u8::from(x.year() != y.year()) + u8::from(x.month() != y.month()) + u8::from(x.day() != y.day()) == 1;
+    let one_off = u8::from(x.year() != y.year())
+        + u8::from(x.month() != y.month())
+        + u8::from(x.day() != y.day())
+        == 1;
     if swapped_dm || one_off {
         1
     } else {
@@ -164,11 +178,14 @@ fn compare_address(a: &Prepared, b: &Prepared) -> u8 {
         (Some(x), Some(y)) if !postal_conflict && strsim::jaro_winkler(x, y) >= 0.92 => 1,
         (Some(_), Some(_)) => 3,
         _ => {
-            let same_postal = matches!((&a.postal_code, &b.postal_code), (Some(x), Some(y)) if x == y);
+            let same_postal =
+                matches!((&a.postal_code, &b.postal_code), (Some(x), Some(y)) if x == y);
             let same_city = matches!((&a.city, &b.city), (Some(x), Some(y)) if x == y);
             if same_postal || same_city {
                 2
-            } else if (a.postal_code.is_some() || a.city.is_some()) && (b.postal_code.is_some() || b.city.is_some()) {
+            } else if (a.postal_code.is_some() || a.city.is_some())
+                && (b.postal_code.is_some() || b.city.is_some())
+            {
                 3
             } else {
                 4
@@ -203,7 +220,10 @@ mod tests {
 
     #[test]
     fn pattern_round_trips() {
-        let c = Comparison { levels: [1, 2, 3, 2, 1, 4, 0], swapped: false };
+        let c = Comparison {
+            levels: [1, 2, 3, 2, 1, 4, 0],
+            swapped: false,
+        };
         assert_eq!(Comparison::from_pattern(c.pattern()), c.levels);
         assert!(usize::try_from(c.pattern()).unwrap_or(usize::MAX) < Comparison::pattern_count());
     }
@@ -211,7 +231,11 @@ mod tests {
     #[test]
     fn compares_a_cjk_record_with_its_romanization() {
         let a = prep("陳大文", "taiman.chan@example.com", "0912-345-678");
-        let b = prep("Chan Tai Man", "TaiMan.Chan@Example.com", "+886 912 345 678");
+        let b = prep(
+            "Chan Tai Man",
+            "TaiMan.Chan@Example.com",
+            "+886 912 345 678",
+        );
         let c = compare(&a, &b);
         assert_eq!(&c.levels[..4], &[1, 1, 0, 0]);
         assert_eq!(c.levels[4], 3, "no birth dates: missing");

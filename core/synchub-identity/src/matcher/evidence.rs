@@ -59,7 +59,12 @@ impl MatchEvidence {
                 let level = pair.comparison.levels[i];
                 FieldEvidence {
                     field: *f,
-                    level: f.level_names().get(usize::from(level)).copied().unwrap_or("?").to_string(),
+                    level: f
+                        .level_names()
+                        .get(usize::from(level))
+                        .copied()
+                        .unwrap_or("?")
+                        .to_string(),
                     weight: model.weight(i, level),
                 }
             })

@@ -47,7 +47,7 @@ impl Default for MatchConfig {
     fn default() -> Self {
         MatchConfig {
             default_region: None,
-            auto_merge: 0.9,
+            auto_merge: 0.99,
             review: 0.5,
             max_cluster_size: 32,
             max_block: 40,
@@ -121,7 +121,10 @@ impl Resolution {
 /// Resolve a batch of contacts into clusters of the same person.
 pub fn resolve(contacts: &[Contact], cfg: &MatchConfig) -> Resolution {
     let region = cfg.default_region.as_deref();
-    let prepared: Vec<Prepared> = contacts.par_iter().map(|c| Prepared::new(c, region)).collect();
+    let prepared: Vec<Prepared> = contacts
+        .par_iter()
+        .map(|c| Prepared::new(c, region))
+        .collect();
     resolve_prepared(&prepared, cfg)
 }
 
@@ -158,14 +161,26 @@ pub fn resolve_prepared(records: &[Prepared], cfg: &MatchConfig) -> Resolution {
     for ((p, c), s) in pairs.iter().zip(&comparisons).zip(&scores) {
         let (a, b) = unpack(*p);
         if f64::from(*s) >= review_score {
-            kept.push(ScoredPair { a, b, comparison: *c, score: *s });
+            kept.push(ScoredPair {
+                a,
+                b,
+                comparison: *c,
+                score: *s,
+            });
         } else if is_conflict(c) {
             conflicts.push((a, b));
         }
     }
     let mut clusters = Clusters::new(records.len(), &conflicts, cfg.max_cluster_size);
-    let mut links: Vec<&ScoredPair> = kept.iter().filter(|p| f64::from(p.score) >= auto_score).collect();
-    links.sort_by(|x, y| y.score.total_cmp(&x.score).then((x.a, x.b).cmp(&(y.a, y.b))));
+    let mut links: Vec<&ScoredPair> = kept
+        .iter()
+        .filter(|p| f64::from(p.score) >= auto_score)
+        .collect();
+    links.sort_by(|x, y| {
+        y.score
+            .total_cmp(&x.score)
+            .then((x.a, x.b).cmp(&(y.a, y.b)))
+    });
     for l in links {
         clusters.link(l.a, l.b);
     }
@@ -203,8 +218,14 @@ impl NameFrequencies {
         }
         let n = records.len().max(1) as f64;
         NameFrequencies {
-            given: records.iter().map(|r| f64::from(g[r.name.given.compact.as_str()]) / n).collect(),
-            family: records.iter().map(|r| f64::from(f[r.name.family.compact.as_str()]) / n).collect(),
+            given: records
+                .iter()
+                .map(|r| f64::from(g[r.name.given.compact.as_str()]) / n)
+                .collect(),
+            family: records
+                .iter()
+                .map(|r| f64::from(f[r.name.family.compact.as_str()]) / n)
+                .collect(),
         }
     }
 }

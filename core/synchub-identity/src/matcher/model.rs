@@ -40,23 +40,100 @@ impl FsModel {
                 let informative = &levels[..levels.len() - 1];
                 let total: u64 = informative.iter().sum();
                 let denom = total as f64 + 0.5 * informative.len() as f64;
-                let mut u: Vec<f64> = informative.iter().map(|c| (*c as f64 + 0.5) / denom).collect();
+                let mut u: Vec<f64> = informative
+                    .iter()
+                    .map(|c| (*c as f64 + 0.5) / denom)
+                    .collect();
                 u.push(1.0);
                 u
             })
             .collect()
     }
 
-    /// Fit by EM over candidate-pair pattern counts; `u` comes from random
-    /// pairs and `all_pairs` is the number of record pairs in the population.
-    pub fn fit(u: Vec<Vec<f64>>, patterns: &FxHashMap<u32, u64>, max_iter: usize, all_pairs: f64) -> Self {
+    /// Fit in training sessions, as Splink does: EM over the candidate pairs
+    /// that share an email estimates m for every other field; EM over pairs
+    /// that share a phone and a name estimates m for email. A field a session
+    /// selects on tells nothing about its own m. Then the share of matches
+    /// among all candidates is fitted with m and u held. One EM over all
+    /// candidates (the fallback when a session has no pairs) can lock onto
+    /// "same common name" as its match class on large inputs.
+    pub fn fit(
+        u: Vec<Vec<f64>>,
+        patterns: &FxHashMap<u32, u64>,
+        max_iter: usize,
+        all_pairs: f64,
+    ) -> Self {
+        let subset = |keep: &dyn Fn(&[u8; 7]) -> bool| -> FxHashMap<u32, u64> {
+            patterns
+                .iter()
+                .filter(|(p, _)| keep(&Comparison::from_pattern(**p)))
+                .map(|(p, c)| (*p, *c))
+                .collect()
+        };
+        let by_email = subset(&|l| l[2] == 0);
+        let by_phone = subset(&|l| l[3] == 0 && l[0] <= 1 && l[1] <= 1);
+        if by_email.values().sum::<u64>() < 50 || by_phone.values().sum::<u64>() < 50 {
+            return Self::fit_em(u, patterns, max_iter, all_pairs);
+        }
+        let s1 = Self::fit_em(u.clone(), &by_email, max_iter, all_pairs);
+        let s2 = Self::fit_em(u.clone(), &by_phone, max_iter, all_pairs);
+        let mut m = s1.m;
+        m[2] = s2.m[2].clone();
+        let model = FsModel {
+            m,
+            u,
+            lambda: 0.1,
+            prior: 0.0,
+            iterations: s1.iterations + s2.iterations,
+        };
+        model.with_fitted_lambda(patterns, max_iter, all_pairs)
+    }
+
+    fn with_fitted_lambda(
+        mut self,
+        patterns: &FxHashMap<u32, u64>,
+        max_iter: usize,
+        all_pairs: f64,
+    ) -> Self {
+        let decoded: Vec<(f64, f64)> = patterns
+            .iter()
+            .map(|(p, c)| {
+                let l = Comparison::from_pattern(*p);
+                let w: f64 = l.iter().enumerate().map(|(f, x)| self.weight(f, *x)).sum();
+                (w.exp2(), *c as f64)
+            })
+            .collect();
+        let total: f64 = decoded.iter().map(|(_, c)| c).sum::<f64>().max(1.0);
+        for _ in 0..max_iter {
+            let odds = self.lambda / (1.0 - self.lambda);
+            let matched: f64 = decoded
+                .iter()
+                .map(|(bf, c)| c * odds * bf / (1.0 + odds * bf))
+                .sum();
+            self.lambda = (matched / total).clamp(1e-6, 1.0 - 1e-6);
+        }
+        let expected = (self.lambda * total).max(1.0);
+        self.prior = (expected / (all_pairs.max(total) - expected).max(1.0)).log2();
+        self
+    }
+
+    /// One EM over the given patterns, m and u both free (u starts from `u`,
+    /// the random-pair estimate, which the returned model keeps).
+    pub fn fit_em(
+        u: Vec<Vec<f64>>,
+        patterns: &FxHashMap<u32, u64>,
+        max_iter: usize,
+        all_pairs: f64,
+    ) -> Self {
         let u_random = u;
         let mut u = u_random.clone();
         let mut m: Vec<Vec<f64>> = FIELDS
             .iter()
             .map(|f| {
                 let n = f.levels() - 1;
-                let mut v: Vec<f64> = (0..n).map(|l| 0.6f64.powi(i32::try_from(l).unwrap_or(0) + 1)).collect();
+                let mut v: Vec<f64> = (0..n)
+                    .map(|l| 0.6f64.powi(i32::try_from(l).unwrap_or(0) + 1))
+                    .collect();
                 let s: f64 = v.iter().sum();
                 v.iter_mut().for_each(|x| *x /= s);
                 v.push(1.0);
@@ -64,8 +141,10 @@ impl FsModel {
             })
             .collect();
         let mut lambda = 0.1;
-        let decoded: Vec<([u8; 7], f64)> =
-            patterns.iter().map(|(p, c)| (Comparison::from_pattern(*p), *c as f64)).collect();
+        let decoded: Vec<([u8; 7], f64)> = patterns
+            .iter()
+            .map(|(p, c)| (Comparison::from_pattern(*p), *c as f64))
+            .collect();
         let total: f64 = decoded.iter().map(|(_, c)| c).sum();
         let mut iterations = 0;
         for _ in 0..max_iter {
@@ -98,7 +177,13 @@ impl FsModel {
         let candidates = total.max(1.0);
         let expected = (lambda * candidates).max(1.0);
         let prior = (expected / (all_pairs.max(candidates) - expected).max(1.0)).log2();
-        FsModel { m, u: u_random, lambda, prior, iterations }
+        FsModel {
+            m,
+            u: u_random,
+            lambda,
+            prior,
+            iterations,
+        }
     }
 
     /// Log2 Bayes factor of one field level (0 for "missing").
@@ -117,7 +202,12 @@ impl FsModel {
 
     /// Total match weight of a pattern (prior included), without term-frequency adjustment.
     pub fn score_levels(&self, levels: &[u8; 7]) -> f64 {
-        self.prior_weight() + levels.iter().enumerate().map(|(f, l)| self.weight(f, *l)).sum::<f64>()
+        self.prior_weight()
+            + levels
+                .iter()
+                .enumerate()
+                .map(|(f, l)| self.weight(f, *l))
+                .sum::<f64>()
     }
 }
 
@@ -143,7 +233,13 @@ mod tests {
     #[test]
     fn em_separates_two_obvious_classes() {
         // GIVEN 100 pairs agreeing on everything and 900 disagreeing on everything
-        let all = |l: [u8; 7]| Comparison { levels: l, swapped: false }.pattern();
+        let all = |l: [u8; 7]| {
+            Comparison {
+                levels: l,
+                swapped: false,
+            }
+            .pattern()
+        };
         let mut patterns = FxHashMap::default();
         patterns.insert(all([0, 0, 0, 0, 0, 0, 0]), 100);
         patterns.insert(all([4, 4, 2, 1, 2, 3, 2]), 900);

@@ -36,23 +36,44 @@ pub struct Prepared {
 impl Prepared {
     /// Prepare a contact; `default_region` applies to phones without a country code.
     pub fn new(contact: &Contact, default_region: Option<&str>) -> Self {
-        let mut emails: Vec<String> = contact.emails.iter().filter_map(|e| normalize_email(e)).collect();
+        let mut emails: Vec<String> = contact
+            .emails
+            .iter()
+            .filter_map(|e| normalize_email(e))
+            .collect();
         emails.sort();
         emails.dedup();
-        let mut phones: Vec<String> =
-            contact.phones.iter().filter_map(|p| normalize_phone(p, default_region)).collect();
+        let mut phones: Vec<String> = contact
+            .phones
+            .iter()
+            .filter_map(|p| normalize_phone(p, default_region))
+            .collect();
         phones.sort();
         phones.dedup();
         let addr = contact.addresses.first();
         let street = addr.and_then(|a| {
             let l1 = normalize_address_line(a.line1.as_deref().unwrap_or(""));
             let l2 = normalize_address_line(a.line2.as_deref().unwrap_or(""));
-            let s = if l2.is_empty() { l1 } else { format!("{l1} {l2}") };
+            let s = if l2.is_empty() {
+                l1
+            } else {
+                format!("{l1} {l2}")
+            };
             non_empty(s)
         });
-        let postal_code = addr.and_then(|a| a.postal_code.as_deref()).map(normalize_postal_code).and_then(non_empty);
-        let city = addr.and_then(|a| a.city.as_deref()).map(fold).and_then(non_empty);
-        let company = contact.company.as_deref().map(normalize_company).and_then(non_empty);
+        let postal_code = addr
+            .and_then(|a| a.postal_code.as_deref())
+            .map(normalize_postal_code)
+            .and_then(non_empty);
+        let city = addr
+            .and_then(|a| a.city.as_deref())
+            .map(fold)
+            .and_then(non_empty);
+        let company = contact
+            .company
+            .as_deref()
+            .map(normalize_company)
+            .and_then(non_empty);
         Prepared {
             name: person_name(contact),
             emails,

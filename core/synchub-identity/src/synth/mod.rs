@@ -13,8 +13,19 @@ use self::rng::Rng;
 
 /// CSV header of the generated files (`entity` is the truth label).
 pub const COLUMNS: [&str; 13] = [
-    "id", "first_name", "last_name", "full_name", "email", "phone", "company", "address_line1", "city",
-    "postal_code", "country", "birth_date", "entity",
+    "id",
+    "first_name",
+    "last_name",
+    "full_name",
+    "email",
+    "phone",
+    "company",
+    "address_line1",
+    "city",
+    "postal_code",
+    "country",
+    "birth_date",
+    "entity",
 ];
 
 /// Source labels rows are spread over.
@@ -53,7 +64,11 @@ pub fn generate(seed: u64, rows: usize) -> Vec<SynthRow> {
                 counters[s] += 1;
                 let mut values = render::render(&mut rng, &person);
                 values[0] = format!("{}{:07}", &SOURCES[s][..1].to_uppercase(), counters[s]);
-                out.push(SynthRow { entity: person.entity, source: SOURCES[s], values });
+                out.push(SynthRow {
+                    entity: person.entity,
+                    source: SOURCES[s],
+                    values,
+                });
             }
         }
     }
@@ -70,7 +85,12 @@ pub fn write_csvs(dir: &Path, rows: &[SynthRow]) -> Result<Vec<PathBuf>, csv::Er
         w.write_record(COLUMNS)?;
         for row in rows.iter().filter(|r| r.source == source) {
             let entity = row.entity.to_string();
-            w.write_record(row.values.iter().map(String::as_str).chain([entity.as_str()]))?;
+            w.write_record(
+                row.values
+                    .iter()
+                    .map(String::as_str)
+                    .chain([entity.as_str()]),
+            )?;
         }
         w.flush()?;
         paths.push(path);
@@ -90,7 +110,15 @@ mod tests {
         assert!(a.len() >= 500);
         let entities: std::collections::BTreeSet<u32> = a.iter().map(|r| r.entity).collect();
         assert!(entities.len() < a.len(), "some people have duplicates");
-        assert!(a.iter().any(|r| r.values[3].chars().any(crate::normalize::is_han)), "CJK names present");
-        assert!(a.iter().any(|r| r.values[5].contains('＋') || r.values[5].contains('０')), "full-width phones");
+        assert!(
+            a.iter()
+                .any(|r| r.values[3].chars().any(crate::normalize::is_han)),
+            "CJK names present"
+        );
+        assert!(
+            a.iter()
+                .any(|r| r.values[5].contains('＋') || r.values[5].contains('０')),
+            "full-width phones"
+        );
     }
 }

@@ -3,7 +3,10 @@
 use chrono::NaiveDate;
 
 use super::rng::Rng;
-use super::tables::{CITIES, COMPANIES, DOMAINS, HAN_GIVEN, HAN_ROADS, HAN_SURNAMES, STREETS, WESTERN_FAMILY, WESTERN_GIVEN};
+use super::tables::{
+    CITIES, COMPANIES, DOMAINS, HAN_GIVEN, HAN_ROADS, HAN_SURNAMES, STREETS, WESTERN_FAMILY,
+    WESTERN_GIVEN,
+};
 use crate::normalize::phone::normalize_phone;
 
 /// Where a Chinese name comes from, which decides its usual romanization.
@@ -66,7 +69,11 @@ pub fn household(rng: &mut Rng, first_entity: u32) -> Vec<Person> {
         _ => Region::Us,
     };
     let han = region != Region::Us;
-    let family = if han { rng.index(HAN_SURNAMES.len()) } else { rng.index(WESTERN_FAMILY.len()) };
+    let family = if han {
+        rng.index(HAN_SURNAMES.len())
+    } else {
+        rng.index(WESTERN_FAMILY.len())
+    };
     let address = address(rng, region);
     let landline = (size > 1 && rng.chance(0.5)).then(|| phone(rng, region, true));
     let mut out: Vec<Person> = Vec::with_capacity(size);
@@ -75,7 +82,9 @@ pub fn household(rng: &mut Rng, first_entity: u32) -> Vec<Person> {
         let given = loop {
             let g = if han {
                 let n = if rng.chance(0.8) { 2 } else { 1 };
-                (0..n).map(|_| rng.index(HAN_GIVEN.len())).collect::<Vec<_>>()
+                (0..n)
+                    .map(|_| rng.index(HAN_GIVEN.len()))
+                    .collect::<Vec<_>>()
             } else {
                 vec![rng.index(WESTERN_GIVEN.len())]
             };
@@ -84,16 +93,33 @@ pub fn household(rng: &mut Rng, first_entity: u32) -> Vec<Person> {
             }
         };
         used.push(given.clone());
-        let name = if han { Name::Han { family, given } } else { Name::Western { given: given[0], family } };
+        let name = if han {
+            Name::Han { family, given }
+        } else {
+            Name::Western {
+                given: given[0],
+                family,
+            }
+        };
         let entity = first_entity + u32::try_from(k).unwrap_or(0);
         let latin = latin_handle(&name);
-        let mut emails = vec![format!("{latin}{}@{}", rng.below(9000) + 100, rng.pick(DOMAINS))];
+        let mut emails = vec![format!(
+            "{latin}{}@{}",
+            rng.below(9000) + 100,
+            rng.pick(DOMAINS)
+        )];
         if rng.chance(0.15) {
-            emails.push(format!("{}{}@{}.com", latin.replace('.', ""), rng.below(90) + 10, rng.pick(COMPANIES).to_lowercase()));
+            emails.push(format!(
+                "{}{}@{}.com",
+                latin.replace('.', ""),
+                rng.below(90) + 10,
+                rng.pick(COMPANIES).to_lowercase()
+            ));
         }
         let birth_date = rng.chance(0.85).then(|| {
             let y = 1945 + i32::try_from(rng.below(60)).unwrap_or(0);
-            NaiveDate::from_ymd_opt(y, 1 + rng.below(12) as u32, 1 + rng.below(28) as u32).unwrap_or_default()
+            NaiveDate::from_ymd_opt(y, 1 + rng.below(12) as u32, 1 + rng.below(28) as u32)
+                .unwrap_or_default()
         });
         let company = rng.chance(0.6).then(|| *rng.pick(COMPANIES));
         out.push(Person {
@@ -128,11 +154,28 @@ fn phone(rng: &mut Rng, region: Region, landline: bool) -> (&'static str, String
         let (cc, nsn, iso) = match (region, landline) {
             (Region::Tw, false) => ("886", format!("9{:08}", rng.below(100_000_000)), "TW"),
             (Region::Tw, true) => ("886", format!("2{:08}", rng.below(100_000_000)), "TW"),
-            (Region::Hk, false) => ("852", format!("{}{:07}", rng.pick(&[5, 6, 9]), rng.below(10_000_000)), "HK"),
+            (Region::Hk, false) => (
+                "852",
+                format!("{}{:07}", rng.pick(&[5, 6, 9]), rng.below(10_000_000)),
+                "HK",
+            ),
             (Region::Hk, true) => ("852", format!("2{:07}", rng.below(10_000_000)), "HK"),
-            (Region::Cn, false) => ("86", format!("1{}{:09}", rng.pick(&[3, 5, 8]), rng.below(1_000_000_000)), "CN"),
+            (Region::Cn, false) => (
+                "86",
+                format!("1{}{:09}", rng.pick(&[3, 5, 8]), rng.below(1_000_000_000)),
+                "CN",
+            ),
             (Region::Cn, true) => ("86", format!("21{:08}", rng.below(100_000_000)), "CN"),
-            (Region::Us, _) => ("1", format!("{}{}{:06}", rng.pick(&[212, 415, 206, 617, 512, 312]), 2 + rng.below(7), rng.below(1_000_000)), "US"),
+            (Region::Us, _) => (
+                "1",
+                format!(
+                    "{}{}{:06}",
+                    rng.pick(&[212, 415, 206, 617, 512, 312]),
+                    2 + rng.below(7),
+                    rng.below(1_000_000)
+                ),
+                "US",
+            ),
         };
         if normalize_phone(&format!("+{cc}{nsn}"), Some(iso)).is_some() {
             return (cc, nsn);
@@ -147,13 +190,26 @@ fn address(rng: &mut Rng, region: Region) -> (String, String, String, &'static s
         Region::Cn => "CN",
         Region::Us => "US",
     };
-    let cities = CITIES.iter().find(|(c, _)| *c == iso).map_or(&[][..], |(_, l)| l);
-    let city = cities.get(rng.index(cities.len())).copied().unwrap_or_default().to_string();
+    let cities = CITIES
+        .iter()
+        .find(|(c, _)| *c == iso)
+        .map_or(&[][..], |(_, l)| l);
+    let city = cities
+        .get(rng.index(cities.len()))
+        .copied()
+        .unwrap_or_default()
+        .to_string();
     let n = rng.below(300) + 1;
     if region == Region::Us {
         let line = format!("{n} {} Street Apt {}", rng.pick(STREETS), rng.below(40) + 1);
         return (line, city, format!("{:05}", rng.below(99_999)), iso);
     }
-    let line = format!("{}{}段{}號{}樓", rng.pick(HAN_ROADS), rng.below(5) + 1, n, rng.below(20) + 1);
+    let line = format!(
+        "{}{}段{}號{}樓",
+        rng.pick(HAN_ROADS),
+        rng.below(5) + 1,
+        n,
+        rng.below(20) + 1
+    );
     (line, city, format!("{}", 100 + rng.below(900)), iso)
 }

@@ -13,7 +13,11 @@ pub fn render(rng: &mut Rng, p: &Person) -> [String; 12] {
     let (first, last, full) = render_name(rng, p);
     (v[1], v[2], v[3]) = (first, last, full);
     if rng.chance(0.75) {
-        let e = if p.emails.len() > 1 && rng.chance(0.4) { &p.emails[1] } else { &p.emails[0] };
+        let e = if p.emails.len() > 1 && rng.chance(0.4) {
+            &p.emails[1]
+        } else {
+            &p.emails[0]
+        };
         v[4] = email_variant(rng, e);
     }
     if rng.chance(0.7) {
@@ -35,7 +39,11 @@ pub fn render(rng: &mut Rng, p: &Person) -> [String; 12] {
         let (line, city, postal, country) = &p.address;
         v[7] = address_variant(rng, line);
         v[8] = city.clone();
-        v[9] = if rng.chance(0.8) { postal.clone() } else { String::new() };
+        v[9] = if rng.chance(0.8) {
+            postal.clone()
+        } else {
+            String::new()
+        };
         v[10] = (*country).to_string();
     }
     if let Some(d) = p.birth_date.filter(|_| rng.chance(0.55)) {
@@ -44,7 +52,11 @@ pub fn render(rng: &mut Rng, p: &Person) -> [String; 12] {
         } else {
             d
         };
-        v[11] = if rng.chance(0.7) { d.format("%Y-%m-%d").to_string() } else { d.format("%Y/%-m/%-d").to_string() };
+        v[11] = if rng.chance(0.7) {
+            d.format("%Y-%m-%d").to_string()
+        } else {
+            d.format("%Y/%-m/%-d").to_string()
+        };
     }
     v
 }
@@ -55,7 +67,20 @@ fn render_name(rng: &mut Rng, p: &Person) -> (String, String, String) {
     let (mut given, mut family, han) = match &p.name {
         Name::Han { family, given } if rng.chance(0.45) => {
             let simp = (p.region == Region::Cn) != rng.chance(0.1);
-            let pick = |r: &(&'static str, &'static str, &'static str, &'static str, &'static str)| -> &'static str { if simp { r.1 } else { r.0 } };
+            let pick = |r: &(
+                &'static str,
+                &'static str,
+                &'static str,
+                &'static str,
+                &'static str,
+            )|
+             -> &'static str {
+                if simp {
+                    r.1
+                } else {
+                    r.0
+                }
+            };
             let g: String = given.iter().map(|i| pick(&HAN_GIVEN[*i])).collect();
             (g, pick(&HAN_SURNAMES[*family]).to_string(), true)
         }
@@ -69,7 +94,13 @@ fn render_name(rng: &mut Rng, p: &Person) -> (String, String, String) {
             } else {
                 2 + rng.index(3)
             };
-            let col = |r: &(&'static str, &'static str, &'static str, &'static str, &'static str)| match scheme {
+            let col = |r: &(
+                &'static str,
+                &'static str,
+                &'static str,
+                &'static str,
+                &'static str,
+            )| match scheme {
                 2 => r.2,
                 3 => r.3,
                 _ => r.4,
@@ -123,7 +154,8 @@ fn render_name(rng: &mut Rng, p: &Person) -> (String, String, String) {
 
 fn capitalize(s: &str) -> String {
     let mut c = s.chars();
-    c.next().map_or_else(String::new, |f| f.to_uppercase().chain(c).collect())
+    c.next()
+        .map_or_else(String::new, |f| f.to_uppercase().chain(c).collect())
 }
 
 fn typo(rng: &mut Rng, s: &str) -> String {
