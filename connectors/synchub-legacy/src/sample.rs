@@ -55,10 +55,17 @@ pub fn write_sample_contacts_csv(path: &Path, rows: u64, seed: u64) -> io::Resul
     )?;
     let mut rng = SplitMix(seed);
     let mut duplicates = 0;
+    let mut people = 0u64;
     for i in 1..=rows {
-        // A duplicate re-draws the person of an earlier row from that row's seed.
-        let dup_of = (i > 20 && rng.below(20) == 0).then(|| 1 + rng.below(i - 1));
-        let person_no = dup_of.unwrap_or(i);
+        // A duplicate re-draws an earlier person from that person's seed.
+        let dup_of = (people > 20 && rng.below(20) == 0).then(|| 1 + rng.below(people));
+        let person_no = match dup_of {
+            Some(p) => p,
+            None => {
+                people += 1;
+                people
+            }
+        };
         let mut p = SplitMix(seed ^ person_no.wrapping_mul(0x9E37_79B9_7F4A_7C15));
         let cjk = p.below(10) < 6;
         let (first, last) = if cjk {
@@ -75,14 +82,18 @@ pub fn write_sample_contacts_csv(path: &Path, rows: u64, seed: u64) -> io::Resul
         let (city, cc) = CITIES[p.below_usize(CITIES.len())];
         let local = p.next() % 100_000_000;
         let email = format!("user{person_no}.{local}@example.com");
-        let digits = 10_000_000 + p.below(89_999_999);
+        // Valid mobile blocks only (TW 09[1-8], HK 9[467], CN 138), so every
+        // format of a duplicate normalizes to the same E.164 number.
+        let digits = p.below(10_000_000);
+        let tw = format!("{}{digits:07}", 1 + p.below(8));
+        let hk = format!("{}{:06}", [4, 6, 7][p.below_usize(3)], digits % 1_000_000);
         let phone_fmt = if dup_of.is_some() { rng.below(3) } else { 0 };
         let phone = match (cc, phone_fmt) {
-            ("TW", 0) => format!("09{:08}", digits % 100_000_000),
-            ("TW", 1) => format!("+886 9{:08}", digits % 100_000_000),
-            ("TW", _) => format!("886-9{:08}", digits % 100_000_000),
-            ("HK", 0) => format!("+852 9{:03} {:04}", digits % 1000, digits / 1000 % 10_000),
-            ("HK", _) => format!("(852) 9{:03}{:04}", digits % 1000, digits / 1000 % 10_000),
+            ("TW", 0) => format!("09{tw}"),
+            ("TW", 1) => format!("+886 9{tw}"),
+            ("TW", _) => format!("886-9{tw}"),
+            ("HK", 0) => format!("+852 9{} {}", &hk[..3], &hk[3..]),
+            ("HK", _) => format!("(852) 9{hk}"),
             (_, 0) => format!(
                 "+86 138 {:04} {:04}",
                 digits % 10_000,

@@ -278,6 +278,13 @@ async fn sample_file_for_the_benchmark_reads_back() {
     let all = drain(conn.as_ref(), ObjectKind::Contact, None).await;
     assert_eq!(all.records.len(), 5000, "{:?}", all.rejected.first());
     assert!(all.rejected.is_empty());
+    // Duplicates differ only in formatting: normalized, they share email and phone.
+    let people: std::collections::HashSet<(String, String)> = all
+        .records
+        .iter()
+        .map(|r| (contact(r).emails[0].clone(), contact(r).phones[0].clone()))
+        .collect();
+    assert_eq!(people.len() as u64, summary.rows - summary.duplicates);
     let first = contact(&all.records[0]);
     assert!(first.phones[0].starts_with('+'), "{:?}", first.phones);
     assert!(first.custom.contains_key("line_id"));
