@@ -144,7 +144,11 @@ pub fn resolve_prepared(records: &[Prepared], cfg: &MatchConfig) -> Resolution {
     }
     let u = FsModel::u_from_counts(&random_pair_counts(records, cfg.u_samples, cfg.seed));
     let n = records.len() as f64;
-    let model = FsModel::fit(u, &patterns, cfg.em_iterations, n * (n - 1.0) / 2.0);
+    let model = if records.len() < SMALL_BATCH {
+        FsModel::defaults(&patterns, n * (n - 1.0) / 2.0)
+    } else {
+        FsModel::fit(u, &patterns, cfg.em_iterations, n * (n - 1.0) / 2.0)
+    };
     let tf = NameFrequencies::new(records);
     let scores: Vec<f32> = pairs
         .par_iter()
@@ -192,6 +196,9 @@ pub fn resolve_prepared(records: &[Prepared], cfg: &MatchConfig) -> Resolution {
         thresholds: (cfg.auto_merge, cfg.review),
     }
 }
+
+/// Below this many records the model uses [`FsModel::defaults`] instead of EM.
+pub const SMALL_BATCH: usize = 1000;
 
 fn odds(p: f64) -> f64 {
     let p = p.clamp(1e-12, 1.0 - 1e-12);

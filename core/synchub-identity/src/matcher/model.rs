@@ -89,6 +89,38 @@ impl FsModel {
         model.with_fitted_lambda(patterns, max_iter, all_pairs)
     }
 
+    /// Textbook m and u (each level's share among matches and among random
+    /// non-matches) for batches too small to estimate from: a few records
+    /// cannot tell EM anything, and their random pairs include the matches.
+    pub fn defaults(patterns: &FxHashMap<u32, u64>, all_pairs: f64) -> Self {
+        let m = vec![
+            vec![0.6, 0.25, 0.08, 0.02, 0.05, 1.0],
+            vec![0.65, 0.25, 0.05, 0.01, 0.04, 1.0],
+            vec![0.85, 0.05, 0.10, 1.0],
+            vec![0.85, 0.15, 1.0],
+            vec![0.93, 0.05, 0.02, 1.0],
+            vec![0.7, 0.15, 0.1, 0.05, 1.0],
+            vec![0.6, 0.2, 0.2, 1.0],
+        ];
+        let u = vec![
+            vec![0.005, 0.002, 0.003, 0.002, 0.988, 1.0],
+            vec![0.01, 0.01, 0.002, 0.001, 0.977, 1.0],
+            vec![1e-5, 1e-6, 0.99999, 1.0],
+            vec![1e-5, 0.99999, 1.0],
+            vec![1e-4, 5e-3, 0.995, 1.0],
+            vec![1e-4, 1e-3, 0.02, 0.979, 1.0],
+            vec![0.05, 0.01, 0.94, 1.0],
+        ];
+        FsModel {
+            m,
+            u,
+            lambda: 0.5,
+            prior: 0.0,
+            iterations: 0,
+        }
+        .with_fitted_lambda(patterns, 30, all_pairs)
+    }
+
     fn with_fitted_lambda(
         mut self,
         patterns: &FxHashMap<u32, u64>,
