@@ -95,13 +95,15 @@ pub async fn mark_resolved(
     id: i64,
     resolution: &str,
 ) -> Result<(), StoreError> {
-    sqlx::query("UPDATE conflict SET status = 'resolved', resolution = $1, resolved_at = $2 WHERE id = $3")
-        .bind(resolution)
-        .bind(now_text())
-        .bind(id)
-        .execute(conn)
-        .await
-        .ctx("resolving a conflict")?;
+    sqlx::query(
+        "UPDATE conflict SET status = 'resolved', resolution = $1, resolved_at = $2 WHERE id = $3",
+    )
+    .bind(resolution)
+    .bind(now_text())
+    .bind(id)
+    .execute(conn)
+    .await
+    .ctx("resolving a conflict")?;
     Ok(())
 }
 
@@ -116,9 +118,18 @@ fn decode(r: &sqlx::any::AnyRow) -> Result<Conflict, StoreError> {
             field: r.try_get("field").ctx(CTX)?,
             connection: r.try_get("connection").ctx(CTX)?,
             external_id: r.try_get("external_id").ctx(CTX)?,
-            base: r.try_get::<Option<String>, _>("base").ctx(CTX)?.unwrap_or_default(),
-            local: r.try_get::<Option<String>, _>("local").ctx(CTX)?.unwrap_or_default(),
-            remote: r.try_get::<Option<String>, _>("remote").ctx(CTX)?.unwrap_or_default(),
+            base: r
+                .try_get::<Option<String>, _>("base")
+                .ctx(CTX)?
+                .unwrap_or_default(),
+            local: r
+                .try_get::<Option<String>, _>("local")
+                .ctx(CTX)?
+                .unwrap_or_default(),
+            remote: r
+                .try_get::<Option<String>, _>("remote")
+                .ctx(CTX)?
+                .unwrap_or_default(),
         },
         status: r.try_get("status").ctx(CTX)?,
         resolution: r.try_get("resolution").ctx(CTX)?,
@@ -134,9 +145,17 @@ pub async fn open_for(
 ) -> Result<std::collections::HashSet<String>, StoreError> {
     let mut out = std::collections::HashSet::new();
     for chunk in crm_ids.chunks(crate::records::CHUNK) {
-        let mut q = crate::sql::Sql::new("SELECT crm_id FROM conflict WHERE status = 'open' AND connection = ");
-        q.bind(connection.to_string()).push(" AND crm_id IN ").list(chunk.iter().cloned());
-        for row in q.fetch_all(&mut *conn).await.ctx("looking up open conflicts")? {
+        let mut q = crate::sql::Sql::new(
+            "SELECT crm_id FROM conflict WHERE status = 'open' AND connection = ",
+        );
+        q.bind(connection.to_string())
+            .push(" AND crm_id IN ")
+            .list(chunk.iter().cloned());
+        for row in q
+            .fetch_all(&mut *conn)
+            .await
+            .ctx("looking up open conflicts")?
+        {
             out.insert(row.try_get("crm_id").ctx("looking up open conflicts")?);
         }
     }

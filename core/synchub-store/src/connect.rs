@@ -61,14 +61,16 @@ pub(crate) async fn open(url: &str) -> Result<(AnyPool, Backend), StoreError> {
         message: e.to_string(),
     })?;
     let pool_options = match backend {
-        Backend::Sqlite => AnyPoolOptions::new().max_connections(4).after_connect(|conn, _| {
-            Box::pin(async move {
-                conn.execute("PRAGMA journal_mode = WAL").await?;
-                conn.execute("PRAGMA synchronous = NORMAL").await?;
-                conn.execute("PRAGMA busy_timeout = 10000").await?;
-                Ok(())
-            })
-        }),
+        Backend::Sqlite => AnyPoolOptions::new()
+            .max_connections(4)
+            .after_connect(|conn, _| {
+                Box::pin(async move {
+                    conn.execute("PRAGMA journal_mode = WAL").await?;
+                    conn.execute("PRAGMA synchronous = NORMAL").await?;
+                    conn.execute("PRAGMA busy_timeout = 10000").await?;
+                    Ok(())
+                })
+            }),
         Backend::Postgres => AnyPoolOptions::new().max_connections(8),
     };
     let pool = pool_options

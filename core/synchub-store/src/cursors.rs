@@ -23,16 +23,19 @@ pub async fn load(
     object: ObjectKind,
 ) -> Result<Option<StoredCursor>, StoreError> {
     const CTX: &str = "loading a stream cursor";
-    let row = sqlx::query("SELECT cursor, seq FROM sync_cursor WHERE connection = $1 AND object = $2")
-        .bind(connection)
-        .bind(object.as_str())
-        .fetch_optional(conn)
-        .await
-        .ctx(CTX)?;
+    let row =
+        sqlx::query("SELECT cursor, seq FROM sync_cursor WHERE connection = $1 AND object = $2")
+            .bind(connection)
+            .bind(object.as_str())
+            .fetch_optional(conn)
+            .await
+            .ctx(CTX)?;
     let Some(row) = row else { return Ok(None) };
     let text: Option<String> = row.try_get("cursor").ctx(CTX)?;
     let cursor = match text {
-        Some(t) => Some(Cursor(serde_json::from_str(&t).map_err(|e| corrupt(CTX, e))?)),
+        Some(t) => Some(Cursor(
+            serde_json::from_str(&t).map_err(|e| corrupt(CTX, e))?,
+        )),
         None => None,
     };
     Ok(Some(StoredCursor {
@@ -70,7 +73,9 @@ pub async fn save(
 
 impl Store {
     /// All cursors: (connection, object, cursor JSON, seq, updated_at).
-    pub async fn cursors(&self) -> Result<Vec<(String, String, Option<String>, i64, String)>, StoreError> {
+    pub async fn cursors(
+        &self,
+    ) -> Result<Vec<(String, String, Option<String>, i64, String)>, StoreError> {
         const CTX: &str = "listing cursors";
         let rows = sqlx::query(
             "SELECT connection, object, cursor, seq, updated_at FROM sync_cursor ORDER BY connection, object",

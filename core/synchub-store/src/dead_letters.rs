@@ -42,7 +42,10 @@ impl DeadLetter {
 }
 
 /// Stores dead letters, skipping exact replays.
-pub async fn insert_many(conn: &mut AnyConnection, letters: &[DeadLetter]) -> Result<(), StoreError> {
+pub async fn insert_many(
+    conn: &mut AnyConnection,
+    letters: &[DeadLetter],
+) -> Result<(), StoreError> {
     let now = now_text();
     for chunk in letters.chunks(CHUNK) {
         let mut q = Sql::new(

@@ -7,8 +7,8 @@
 //! snapshots, outbox rows, dead letters, conflicts and the stream cursor — is
 //! written through a [`Tx`], so a page is applied whole or not at all.
 
-mod connect;
 pub mod conflicts;
+mod connect;
 pub mod cursors;
 pub mod dead_letters;
 pub mod links;

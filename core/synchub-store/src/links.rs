@@ -72,7 +72,10 @@ pub async fn by_external_ids(
         q.push(" WHERE connection = ").bind(connection.to_string());
         q.push(" AND object = ").bind(object.as_str());
         q.push(" AND external_id IN ").list(chunk.iter().cloned());
-        let rows = q.fetch_all(&mut *conn).await.ctx("loading identity links")?;
+        let rows = q
+            .fetch_all(&mut *conn)
+            .await
+            .ctx("loading identity links")?;
         for row in &rows {
             let link = decode(row)?;
             out.insert(link.external_id.clone(), link);
@@ -91,7 +94,10 @@ pub async fn by_crm_ids(
         let mut q = Sql::new(SELECT);
         q.push(" WHERE crm_id IN ").list(chunk.iter().cloned());
         q.push(" ORDER BY connection, external_id");
-        let rows = q.fetch_all(&mut *conn).await.ctx("loading identity links")?;
+        let rows = q
+            .fetch_all(&mut *conn)
+            .await
+            .ctx("loading identity links")?;
         for row in &rows {
             let link = decode(row)?;
             out.entry(link.crm_id.clone()).or_default().push(link);

@@ -96,7 +96,9 @@ pub async fn complete(
             .bind(connection.to_string());
         q.push(" AND object = ").bind(object.as_str());
         q.push(" AND crm_id IN ").list(chunk.iter().cloned());
-        q.execute(&mut *conn).await.ctx("completing outbox entries")?;
+        q.execute(&mut *conn)
+            .await
+            .ctx("completing outbox entries")?;
     }
     Ok(())
 }
@@ -172,7 +174,9 @@ impl Store {
                 Ok((
                     r.try_get("connection").ctx(CTX)?,
                     r.try_get("pending").ctx(CTX)?,
-                    r.try_get::<Option<i64>, _>("failing").ctx(CTX)?.unwrap_or(0),
+                    r.try_get::<Option<i64>, _>("failing")
+                        .ctx(CTX)?
+                        .unwrap_or(0),
                 ))
             })
             .collect()

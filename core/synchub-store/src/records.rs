@@ -122,13 +122,15 @@ pub async fn mark_merged(
     loser: &str,
     survivor: &str,
 ) -> Result<(), StoreError> {
-    sqlx::query("UPDATE crm_record SET merged_into = $1, deleted = 1, updated_at = $2 WHERE id = $3")
-        .bind(survivor)
-        .bind(now_text())
-        .bind(loser)
-        .execute(conn)
-        .await
-        .ctx("marking a merged record")?;
+    sqlx::query(
+        "UPDATE crm_record SET merged_into = $1, deleted = 1, updated_at = $2 WHERE id = $3",
+    )
+    .bind(survivor)
+    .bind(now_text())
+    .bind(loser)
+    .execute(conn)
+    .await
+    .ctx("marking a merged record")?;
     Ok(())
 }
 
@@ -141,7 +143,9 @@ pub async fn find_by_keys(
     let mut out = Vec::new();
     for chunk in keys.chunks(CHUNK) {
         let mut q = Sql::new("SELECT key, crm_id FROM match_key WHERE kind = ");
-        q.bind(kind.as_str()).push(" AND key IN ").list(chunk.iter().cloned());
+        q.bind(kind.as_str())
+            .push(" AND key IN ")
+            .list(chunk.iter().cloned());
         let rows = q.fetch_all(&mut *conn).await.ctx("looking up match keys")?;
         for row in rows {
             out.push((
@@ -176,7 +180,11 @@ pub async fn set_keys(
                 if i > 0 {
                     q.push(", ");
                 }
-                q.open().item(kind.as_str()).item(key.to_string()).item(id.to_string()).close();
+                q.open()
+                    .item(kind.as_str())
+                    .item(key.to_string())
+                    .item(id.to_string())
+                    .close();
             }
             q.push(" ON CONFLICT DO NOTHING");
             q.execute(&mut *conn).await.ctx("writing match keys")?;
@@ -220,7 +228,12 @@ impl Store {
         .await
         .ctx("counting crm records")?;
         rows.iter()
-            .map(|r| Ok((r.try_get("kind").ctx("counting")?, r.try_get("n").ctx("counting")?)))
+            .map(|r| {
+                Ok((
+                    r.try_get("kind").ctx("counting")?,
+                    r.try_get("n").ctx("counting")?,
+                ))
+            })
             .collect()
     }
 }

@@ -16,7 +16,12 @@ pub(crate) struct Sql {
 
 impl Sql {
     pub(crate) fn new(text: &str) -> Sql {
-        Sql { text: text.to_string(), args: AnyArguments::default(), n: 0, first_in_tuple: true }
+        Sql {
+            text: text.to_string(),
+            args: AnyArguments::default(),
+            n: 0,
+            first_in_tuple: true,
+        }
     }
 
     pub(crate) fn push(&mut self, text: &str) -> &mut Sql {
@@ -75,11 +80,19 @@ impl Sql {
         self.close()
     }
 
-    pub(crate) async fn execute(self, conn: &mut AnyConnection) -> Result<AnyQueryResult, sqlx::Error> {
+    pub(crate) async fn execute(
+        self,
+        conn: &mut AnyConnection,
+    ) -> Result<AnyQueryResult, sqlx::Error> {
         sqlx::query_with(&self.text, self.args).execute(conn).await
     }
 
-    pub(crate) async fn fetch_all(self, conn: &mut AnyConnection) -> Result<Vec<AnyRow>, sqlx::Error> {
-        sqlx::query_with(&self.text, self.args).fetch_all(conn).await
+    pub(crate) async fn fetch_all(
+        self,
+        conn: &mut AnyConnection,
+    ) -> Result<Vec<AnyRow>, sqlx::Error> {
+        sqlx::query_with(&self.text, self.args)
+            .fetch_all(conn)
+            .await
     }
 }

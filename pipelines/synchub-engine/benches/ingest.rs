@@ -31,13 +31,21 @@ impl Connector for Generator {
         "generator"
     }
     fn objects(&self) -> Vec<ObjectSpec> {
-        vec![ObjectSpec { kind: ObjectKind::Contact, can_read: true, incremental: true, can_write: false }]
+        vec![ObjectSpec {
+            kind: ObjectKind::Contact,
+            can_read: true,
+            incremental: true,
+            can_write: false,
+        }]
     }
     async fn check(&self) -> Result<(), ConnectorError> {
         Ok(())
     }
     async fn pull(&self, _: ObjectKind, from: Option<&Cursor>) -> Result<Page, ConnectorError> {
-        let start = from.and_then(|c| c.0.get("offset")).and_then(|v| v.as_u64()).unwrap_or(0);
+        let start = from
+            .and_then(|c| c.0.get("offset"))
+            .and_then(|v| v.as_u64())
+            .unwrap_or(0);
         let end = (start + self.page).min(self.total);
         let records = (start..end)
             .map(|i| RemoteRecord {
@@ -49,14 +57,24 @@ impl Connector for Generator {
                     given_name: Some(["大文", "美玲", "Wei", "Ana"][(i % 4) as usize].into()),
                     family_name: Some(["陳", "林", "Wang", "García"][(i % 4) as usize].into()),
                     emails: vec![format!("person{i}@example.com")],
-                    phones: vec![format!("+886 9{:02} {:03} {:03}", i % 100, (i / 100) % 1000, i % 1000)],
+                    phones: vec![format!(
+                        "+886 9{:02} {:03} {:03}",
+                        i % 100,
+                        (i / 100) % 1000,
+                        i % 1000
+                    )],
                     company: Some(format!("Company {} Ltd", i % 1000)),
                     ..Contact::default()
                 })),
                 raw: json!(null),
             })
             .collect();
-        Ok(Page { records, rejected: vec![], next: Some(Cursor(json!({ "offset": end }))), done: end >= self.total })
+        Ok(Page {
+            records,
+            rejected: vec![],
+            next: Some(Cursor(json!({ "offset": end }))),
+            done: end >= self.total,
+        })
     }
 }
 
@@ -77,9 +95,17 @@ async fn child(backend: &str, n: u64) {
         "postgres" => {
             let admin = "postgres://postgres@127.0.0.1:5432/postgres";
             let name = format!("synchub_bench_{}", std::process::id());
-            let mut c = sqlx::postgres::PgConnection::connect(admin).await.expect("postgres");
-            sqlx::query(&format!("DROP DATABASE IF EXISTS {name}")).execute(&mut c).await.unwrap();
-            sqlx::query(&format!("CREATE DATABASE {name}")).execute(&mut c).await.unwrap();
+            let mut c = sqlx::postgres::PgConnection::connect(admin)
+                .await
+                .expect("postgres");
+            sqlx::query(&format!("DROP DATABASE IF EXISTS {name}"))
+                .execute(&mut c)
+                .await
+                .unwrap();
+            sqlx::query(&format!("CREATE DATABASE {name}"))
+                .execute(&mut c)
+                .await
+                .unwrap();
             format!("postgres://postgres@127.0.0.1:5432/{name}")
         }
         _ => format!("sqlite://{}/bench.db", dir.display()),
@@ -87,12 +113,21 @@ async fn child(backend: &str, n: u64) {
     let store = synchub_store::Store::connect(&url).await.expect("store");
     let conn = Connection {
         name: "gen".into(),
-        connector: Arc::new(Generator { total: n, page: 1000 }),
+        connector: Arc::new(Generator {
+            total: n,
+            page: 1000,
+        }),
         direction: Direction::Pull,
         objects: vec![ObjectKind::Contact],
         region: Some("TW".into()),
     };
-    let engine = Engine::new(store, "bench", vec![conn], Default::default(), BTreeMap::new());
+    let engine = Engine::new(
+        store,
+        "bench",
+        vec![conn],
+        Default::default(),
+        BTreeMap::new(),
+    );
     let started = Instant::now();
     let report = engine.run(&RunOptions::default()).await.expect("run");
     let secs = started.elapsed().as_secs_f64();
@@ -119,7 +154,8 @@ fn main() {
         return;
     }
     let sizes = std::env::var("SYNCHUB_BENCH_SIZES").unwrap_or_else(|_| "100000,1000000".into());
-    let backends = std::env::var("SYNCHUB_BENCH_BACKENDS").unwrap_or_else(|_| "sqlite,postgres".into());
+    let backends =
+        std::env::var("SYNCHUB_BENCH_BACKENDS").unwrap_or_else(|_| "sqlite,postgres".into());
     let exe = std::env::current_exe().unwrap();
     for backend in backends.split(',') {
         for n in sizes.split(',') {

@@ -4,9 +4,23 @@
 use std::io::Write;
 use std::path::Path;
 
-const FAMILY: &[&str] = &["陳", "林", "黃", "張", "李", "王", "吳", "劉", "蔡", "楊", "Chan", "Wong", "Lee", "Smith", "García"];
-const GIVEN: &[&str] = &["大文", "美玲", "志明", "淑芬", "偉", "秀英", "Tai Man", "Mei-Ling", "John", "Ana", "Wei", "Siu Ming"];
-const CITY: &[&str] = &["台北市", "Hong Kong", "深圳", "Kowloon", "Taipei", "上海", "London"];
+const FAMILY: &[&str] = &[
+    "陳", "林", "黃", "張", "李", "王", "吳", "劉", "蔡", "楊", "Chan", "Wong", "Lee", "Smith",
+    "García",
+];
+const GIVEN: &[&str] = &[
+    "大文", "美玲", "志明", "淑芬", "偉", "秀英", "Tai Man", "Mei-Ling", "John", "Ana", "Wei",
+    "Siu Ming",
+];
+const CITY: &[&str] = &[
+    "台北市",
+    "Hong Kong",
+    "深圳",
+    "Kowloon",
+    "Taipei",
+    "上海",
+    "London",
+];
 
 /// A tiny deterministic generator (no dependency, stable across versions).
 pub struct Lcg(u64);
@@ -14,11 +28,16 @@ pub struct Lcg(u64);
 impl Lcg {
     /// Seeded generator.
     pub fn new(seed: u64) -> Lcg {
-        Lcg(seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407))
+        Lcg(seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407))
     }
     /// Next value below `n`.
     pub fn below(&mut self, n: u64) -> u64 {
-        self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         (self.0 >> 33) % n.max(1)
     }
 }
@@ -33,9 +52,18 @@ pub fn contact_row(i: u64, rng: &mut Lcg) -> String {
     let city = CITY[rng.below(CITY.len() as u64) as usize];
     // Every 50th row repeats the email of an earlier person: a duplicate.
     let person = if i % 50 == 0 && i > 0 { i - 37 } else { i };
-    let email = if i % 13 == 0 { String::new() } else { format!("person{person}@example.com") };
+    let email = if i % 13 == 0 {
+        String::new()
+    } else {
+        format!("person{person}@example.com")
+    };
     let phone = match i % 4 {
-        0 => format!("+886 9{:02}-{:03}-{:03}", i % 100, (i / 100) % 1000, i % 1000),
+        0 => format!(
+            "+886 9{:02}-{:03}-{:03}",
+            i % 100,
+            (i / 100) % 1000,
+            i % 1000
+        ),
         1 => format!("+852 9{:03} {:04}", i % 1000, (i * 7) % 10000),
         2 => format!("+86 13{} {:04} {:04}", i % 10, (i * 3) % 10000, i % 10000),
         _ => format!("09{:02}{:06}", i % 100, i % 1_000_000),
@@ -48,7 +76,10 @@ pub fn contact_row(i: u64, rng: &mut Lcg) -> String {
     if i % 700 == 11 {
         return format!("C{i},,,,,,{city},,no name no email no phone");
     }
-    format!("C{i},{giv},{fam},{email},{phone},Company {} Ltd,{city},{birth},row {i}", i % 97)
+    format!(
+        "C{i},{giv},{fam},{email},{phone},Company {} Ltd,{city},{birth},row {i}",
+        i % 97
+    )
 }
 
 /// Writes a contacts CSV of `rows` data rows.

@@ -25,7 +25,11 @@ impl TestDb {
     pub fn sqlite() -> TestDb {
         let dir = tempfile::tempdir().expect("temp dir");
         let url = format!("sqlite://{}", dir.path().join("synchub.db").display());
-        TestDb { url, pg_name: None, _dir: Some(dir) }
+        TestDb {
+            url,
+            pg_name: None,
+            _dir: Some(dir),
+        }
     }
 
     /// A new PostgreSQL database. Panics with a clear message when the
@@ -40,8 +44,15 @@ impl TestDb {
             .execute(&mut conn)
             .await
             .expect("create test database");
-        let base = admin.rsplit_once('/').map(|(b, _)| b.to_string()).unwrap_or(admin);
-        TestDb { url: format!("{base}/{name}"), pg_name: Some(name), _dir: None }
+        let base = admin
+            .rsplit_once('/')
+            .map(|(b, _)| b.to_string())
+            .unwrap_or(admin);
+        TestDb {
+            url: format!("{base}/{name}"),
+            pg_name: Some(name),
+            _dir: None,
+        }
     }
 
     /// A database of the named backend (`sqlite` or `postgres`).
@@ -64,13 +75,17 @@ impl Drop for TestDb {
             // Best effort, on a thread of its own: Drop may run inside a runtime.
             let admin = admin_url();
             let _ = std::thread::spawn(move || {
-                let rt = tokio::runtime::Builder::new_current_thread().enable_all().build();
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build();
                 if let Ok(rt) = rt {
                     rt.block_on(async move {
                         if let Ok(mut c) = sqlx::postgres::PgConnection::connect(&admin).await {
-                            let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-                                .execute(&mut c)
-                                .await;
+                            let _ = sqlx::query(&format!(
+                                "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+                            ))
+                            .execute(&mut c)
+                            .await;
                         }
                     });
                 }

@@ -49,14 +49,26 @@ pub struct MemorySystem {
 impl MemorySystem {
     /// An empty system; `name` prefixes the ids it assigns.
     pub fn new(name: &str) -> MemorySystem {
-        MemorySystem { inner: Arc::default(), name: name.to_string() }
+        MemorySystem {
+            inner: Arc::default(),
+            name: name.to_string(),
+        }
     }
 
     fn bump(inner: &mut Inner, key: (ObjectKind, String), record: Record, deleted: bool) {
         inner.seq += 1;
         let seq = inner.seq;
         let version = inner.entries.get(&key).map(|e| e.version + 1).unwrap_or(1);
-        inner.entries.insert(key, Entry { record, version, seq, updated_at: Utc::now(), deleted });
+        inner.entries.insert(
+            key,
+            Entry {
+                record,
+                version,
+                seq,
+                updated_at: Utc::now(),
+                deleted,
+            },
+        );
     }
 
     /// Creates or replaces a record as a user of that system would.
@@ -70,7 +82,11 @@ impl MemorySystem {
     pub fn edit(&self, kind: ObjectKind, id: &str, f: impl FnOnce(&mut Record)) -> bool {
         let mut inner = self.inner.lock().unwrap();
         let key = (kind, id.to_string());
-        let Some(mut record) = inner.entries.get(&key).filter(|e| !e.deleted).map(|e| e.record.clone())
+        let Some(mut record) = inner
+            .entries
+            .get(&key)
+            .filter(|e| !e.deleted)
+            .map(|e| e.record.clone())
         else {
             return false;
         };
@@ -91,7 +107,11 @@ impl MemorySystem {
     /// A live record.
     pub fn get(&self, kind: ObjectKind, id: &str) -> Option<Record> {
         let inner = self.inner.lock().unwrap();
-        inner.entries.get(&(kind, id.to_string())).filter(|e| !e.deleted).map(|e| e.record.clone())
+        inner
+            .entries
+            .get(&(kind, id.to_string()))
+            .filter(|e| !e.deleted)
+            .map(|e| e.record.clone())
     }
 
     /// Every live record of a kind, by id.
@@ -117,7 +137,10 @@ impl MemorySystem {
 
     /// A connector over this system serving `page_size` records per page.
     pub fn connector(&self, page_size: usize) -> MemoryConnector {
-        MemoryConnector { system: self.clone(), page_size }
+        MemoryConnector {
+            system: self.clone(),
+            page_size,
+        }
     }
 }
 
@@ -138,7 +161,12 @@ impl Connector for MemoryConnector {
     fn objects(&self) -> Vec<ObjectSpec> {
         [ObjectKind::Contact, ObjectKind::Order]
             .into_iter()
-            .map(|kind| ObjectSpec { kind, can_read: true, incremental: true, can_write: true })
+            .map(|kind| ObjectSpec {
+                kind,
+                can_read: true,
+                incremental: true,
+                can_write: true,
+            })
             .collect()
     }
 
@@ -146,7 +174,11 @@ impl Connector for MemoryConnector {
         Ok(())
     }
 
-    async fn pull(&self, object: ObjectKind, from: Option<&Cursor>) -> Result<Page, ConnectorError> {
+    async fn pull(
+        &self,
+        object: ObjectKind,
+        from: Option<&Cursor>,
+    ) -> Result<Page, ConnectorError> {
         let mut inner = self.system.inner.lock().unwrap();
         if inner.throttle_next > 0 {
             inner.throttle_next -= 1;
@@ -156,7 +188,10 @@ impl Connector for MemoryConnector {
                 retry_after: Some(std::time::Duration::from_millis(10)),
             });
         }
-        let after = from.and_then(|c| c.0.get("seq")).and_then(|v| v.as_u64()).unwrap_or(0);
+        let after = from
+            .and_then(|c| c.0.get("seq"))
+            .and_then(|v| v.as_u64())
+            .unwrap_or(0);
         let mut changed: Vec<(&(ObjectKind, String), &Entry)> = inner
             .entries
             .iter()
@@ -177,10 +212,19 @@ impl Connector for MemoryConnector {
                 raw: serde_json::to_value(&e.record).unwrap_or(json!(null)),
             })
             .collect();
-        Ok(Page { records, rejected: Vec::new(), next: Some(Cursor(json!({ "seq": last }))), done })
+        Ok(Page {
+            records,
+            rejected: Vec::new(),
+            next: Some(Cursor(json!({ "seq": last }))),
+            done,
+        })
     }
 
-    async fn push(&self, object: ObjectKind, changes: &[Change]) -> Result<Vec<PushOutcome>, ConnectorError> {
+    async fn push(
+        &self,
+        object: ObjectKind,
+        changes: &[Change],
+    ) -> Result<Vec<PushOutcome>, ConnectorError> {
         let mut inner = self.system.inner.lock().unwrap();
         let mut out = Vec::with_capacity(changes.len());
         for change in changes {
@@ -198,7 +242,11 @@ impl Connector for MemoryConnector {
             let version = inner.entries.get(&key).map(|e| e.version.to_string());
             out.push(PushOutcome {
                 crm_id: change.crm_id.clone(),
-                result: Ok(Written { external_id: id, version, record: Some(change.record.clone()) }),
+                result: Ok(Written {
+                    external_id: id,
+                    version,
+                    record: Some(change.record.clone()),
+                }),
             });
         }
         Ok(out)
