@@ -97,7 +97,7 @@ pub async fn resolve_conflict(
 ) -> Result<i64, EngineError> {
     let d = &conflict.detail;
     let mut tx = store.begin().await?;
-    let current = records::get_many(&mut tx, &[d.crm_id.clone()]).await?;
+    let current = records::get_many(&mut tx, std::slice::from_ref(&d.crm_id)).await?;
     let cur = current
         .get(&d.crm_id)
         .ok_or_else(|| EngineError::Invalid(format!("CRM record {} no longer exists", d.crm_id)))?;

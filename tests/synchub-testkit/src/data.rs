@@ -51,8 +51,12 @@ pub fn contact_row(i: u64, rng: &mut Lcg) -> String {
     let giv = GIVEN[rng.below(GIVEN.len() as u64) as usize];
     let city = CITY[rng.below(CITY.len() as u64) as usize];
     // Every 50th row repeats the email of an earlier person: a duplicate.
-    let person = if i % 50 == 0 && i > 0 { i - 37 } else { i };
-    let email = if i % 13 == 0 {
+    let person = if i.is_multiple_of(50) && i > 0 {
+        i - 37
+    } else {
+        i
+    };
+    let email = if i.is_multiple_of(13) {
         String::new()
     } else {
         format!("person{person}@example.com")
