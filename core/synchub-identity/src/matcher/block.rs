@@ -19,6 +19,9 @@ fn key<T: Hash>(tag: u8, value: T) -> u64 {
     h.finish()
 }
 
+/// Script-independent codes of a name part's first syllable: its
+/// romanization-table rows when known (so `陳`, `Chan` and `Chen` agree),
+/// plus the first three letters of the compact form.
 fn part_codes(part: &NamePart) -> Vec<u64> {
     let mut codes = Vec::with_capacity(4);
     if let Some(first) = part.syllables.as_ref().and_then(|s| s.first()) {
@@ -31,9 +34,56 @@ fn part_codes(part: &NamePart) -> Vec<u64> {
     codes
 }
 
+/// Most whole-part codes emitted for one name part.
+const MAX_WHOLE_CODES: usize = 4;
+
+/// Codes of a whole name part: every reading of its syllable sequence (so
+/// `大文`, `Tai Man` and `Da-Wen` share one), or its compact form when the
+/// syllables are not all known. Ambiguous spellings (`wong` is 黃 or 王)
+/// multiply the readings; they are capped at [`MAX_WHOLE_CODES`].
+fn whole_codes(part: &NamePart) -> Vec<u64> {
+    let Some(sylls) = part.syllables.as_ref() else {
+        return if part.compact.is_empty() {
+            Vec::new()
+        } else {
+            vec![key(3, &part.compact)]
+        };
+    };
+    let mut codes = vec![key(4, sylls.len())];
+    for options in sylls {
+        let mut next = Vec::with_capacity(codes.len() * options.len());
+        for c in &codes {
+            for id in options {
+                if next.len() < MAX_WHOLE_CODES {
+                    next.push(key(5, (c, id)));
+                }
+            }
+        }
+        codes = next;
+    }
+    codes
+}
+
+/// The first-syllable row ids of a part, or its initial: a short code that
+/// survives romanization, for pairing with strong but shared values.
+fn initial_codes(part: &NamePart) -> Vec<u64> {
+    match part.syllables.as_ref().and_then(|s| s.first()) {
+        Some(first) => first.iter().map(|id| key(6, id)).collect(),
+        None => part.initial().map(|c| key(7, c)).into_iter().collect(),
+    }
+}
+
 /// Blocking keys of one prepared record.
+///
+/// - every email, and its local part when it has five characters or more;
+/// - every phone;
+/// - given × family first-syllable codes, symmetric so swapped names share them;
+/// - the whole name modulo romanization, also symmetric: blocks about as big
+///   as the number of people with that name;
+/// - birth date with either part's first-syllable code or initial;
+/// - street address on its own (a household's rows and little else).
 pub fn block_keys(p: &Prepared) -> Vec<u64> {
-    let mut keys = Vec::with_capacity(16);
+    let mut keys = Vec::with_capacity(24);
     keys.extend(p.emails.iter().map(|e| key(10, e)));
     for e in &p.emails {
         if let Some((local, _)) = e.split_once('@').filter(|(l, _)| l.len() >= 5) {
@@ -48,16 +98,22 @@ pub fn block_keys(p: &Prepared) -> Vec<u64> {
             keys.push(key(13, (g.min(f), g.max(f))));
         }
     }
-    let initials = {
-        let (a, b) = (p.name.given.initial(), p.name.family.initial());
-        (a.min(b), a.max(b))
-    };
+    let (whole_g, whole_f) = (whole_codes(&p.name.given), whole_codes(&p.name.family));
+    for g in &whole_g {
+        for f in &whole_f {
+            keys.push(key(16, (g.min(f), g.max(f))));
+        }
+    }
     if let Some(d) = p.birth_date {
-        keys.push(key(14, (d, initials.0)));
-        keys.push(key(14, (d, initials.1)));
+        for c in initial_codes(&p.name.given)
+            .into_iter()
+            .chain(initial_codes(&p.name.family))
+        {
+            keys.push(key(14, (d, c)));
+        }
     }
     if let Some(s) = &p.street {
-        keys.push(key(15, (s, initials.1)));
+        keys.push(key(15, s));
     }
     keys.sort_unstable();
     keys.dedup();
@@ -117,16 +173,35 @@ fn block_pairs(
         }
         return out;
     }
-    // Sorted neighbourhood: order by given name then family name, compare
+    // Sorted neighbourhood: order by a script-independent form of the name
+    // (smallest romanization row per syllable, else the letters), compare
     // each record with the next `window` ones.
-    members.sort_by(|x, y| {
-        let (px, py) = (&records[*x as usize].name, &records[*y as usize].name);
-        (&px.given.compact, &px.family.compact, x).cmp(&(&py.given.compact, &py.family.compact, y))
-    });
+    let mut sort_keys: Vec<(Vec<u32>, u32)> = members
+        .iter()
+        .map(|m| (sort_key(&records[*m as usize]), *m))
+        .collect();
+    sort_keys.sort_unstable();
+    members = sort_keys.into_iter().map(|(_, m)| m).collect();
     for (i, a) in members.iter().enumerate() {
         for b in members.iter().skip(i + 1).take(window) {
             out.push(pack(*a, *b));
         }
+    }
+    out
+}
+
+fn sort_key(p: &Prepared) -> Vec<u32> {
+    let mut out = Vec::with_capacity(8);
+    for part in [&p.name.given, &p.name.family] {
+        match &part.syllables {
+            Some(sylls) => out.extend(
+                sylls
+                    .iter()
+                    .map(|ids| ids.iter().copied().min().map_or(0, u32::from)),
+            ),
+            None => out.extend(part.compact.chars().map(|c| 0x1_0000 + u32::from(c))),
+        }
+        out.push(u32::MAX);
     }
     out
 }

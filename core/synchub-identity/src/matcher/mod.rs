@@ -210,6 +210,9 @@ fn is_conflict(c: &Comparison) -> bool {
     c.levels[0] == 4 || c.levels[4] == 2
 }
 
+/// Per record, how common its given and family values are: the share of
+/// records carrying that value in whichever position it is more common in,
+/// so a family name written in the given-name column still counts as common.
 struct NameFrequencies {
     given: Vec<f64>,
     family: Vec<f64>,
@@ -224,14 +227,18 @@ impl NameFrequencies {
             *f.entry(&r.name.family.compact).or_default() += 1;
         }
         let n = records.len().max(1) as f64;
+        let freq = |v: &str| {
+            let count = g.get(v).copied().unwrap_or(0).max(f.get(v).copied().unwrap_or(0));
+            f64::from(count) / n
+        };
         NameFrequencies {
             given: records
                 .iter()
-                .map(|r| f64::from(g[r.name.given.compact.as_str()]) / n)
+                .map(|r| freq(&r.name.given.compact))
                 .collect(),
             family: records
                 .iter()
-                .map(|r| f64::from(f[r.name.family.compact.as_str()]) / n)
+                .map(|r| freq(&r.name.family.compact))
                 .collect(),
         }
     }
@@ -251,10 +258,12 @@ fn score_pair(model: &FsModel, tf: &NameFrequencies, a: u32, c: &Comparison) -> 
         }
         let exact_name = f < 2 && *l == 0;
         if exact_name {
-            // The name a record agrees on is its given (or, swapped, family) value.
-            let freq = match (f, c.swapped) {
-                (0, false) | (1, true) => tf.given[a as usize],
-                _ => tf.family[a as usize],
+            // Field 0 compares a's given name (with b's given, or b's family
+            // when swapped); field 1 a's family name.
+            let freq = if f == 0 {
+                tf.given[a as usize]
+            } else {
+                tf.family[a as usize]
             };
             let u_tf = freq.max(model.u[f][0].min(1e-6));
             score += (model.m[f][0] / u_tf).log2().min(w + 4.0);

@@ -1,7 +1,8 @@
 //! Fellegi–Sunter scoring with m and u probabilities estimated from the data.
-//! EM (two latent classes, fields conditionally independent) runs over the
-//! level patterns of the candidate pairs, fitting m, u and the share of
-//! matches among candidates; u starts from randomly drawn record pairs.
+//! u comes from randomly drawn record pairs (almost all non-matches); EM (two
+//! latent classes, fields conditionally independent, u held) runs over the
+//! level patterns of the candidate pairs, fitting m and the share of matches
+//! among candidates.
 //! Scoring then uses the EM m with the random-pair u and the prior of a
 //! random pair being a match (expected matches / all pairs): candidate pairs
 //! are a biased sample (they share a blocking key), so their own u would
@@ -149,16 +150,18 @@ impl FsModel {
         self
     }
 
-    /// One EM over the given patterns, m and u both free (u starts from `u`,
-    /// the random-pair estimate, which the returned model keeps).
+    /// One EM over the given patterns with `u` held at the random-pair
+    /// estimate: only m and the match share are free. Letting u float too
+    /// lets the two classes lock onto something other than match/non-match
+    /// (for instance "both written in Han" against "one romanized" among the
+    /// pairs that share an email), which drove the m of romanization-equivalent
+    /// names to a twentieth of its true value.
     pub fn fit_em(
         u: Vec<Vec<f64>>,
         patterns: &FxHashMap<u32, u64>,
         max_iter: usize,
         all_pairs: f64,
     ) -> Self {
-        let u_random = u;
-        let mut u = u_random.clone();
         let mut m: Vec<Vec<f64>> = FIELDS
             .iter()
             .map(|f| {
@@ -182,7 +185,6 @@ impl FsModel {
         for _ in 0..max_iter {
             iterations += 1;
             let mut acc: Vec<Vec<f64>> = FIELDS.iter().map(|f| vec![0.0; f.levels()]).collect();
-            let mut acc_u: Vec<Vec<f64>> = FIELDS.iter().map(|f| vec![0.0; f.levels()]).collect();
             let mut matched = 0.0;
             for (levels, count) in &decoded {
                 let (mut pm, mut pu) = (lambda, 1.0 - lambda);
@@ -194,12 +196,10 @@ impl FsModel {
                 matched += p * count;
                 for (f, l) in levels.iter().enumerate() {
                     acc[f][usize::from(*l)] += p * count;
-                    acc_u[f][usize::from(*l)] += (1.0 - p) * count;
                 }
             }
             let new_lambda = (matched / total.max(1.0)).clamp(1e-6, 1.0 - 1e-6);
             normalize_into(&acc, &mut m);
-            normalize_into(&acc_u, &mut u);
             let converged = (new_lambda - lambda).abs() < 1e-7;
             lambda = new_lambda;
             if converged {
@@ -211,7 +211,7 @@ impl FsModel {
         let prior = (expected / (all_pairs.max(candidates) - expected).max(1.0)).log2();
         FsModel {
             m,
-            u: u_random,
+            u,
             lambda,
             prior,
             iterations,
