@@ -69,8 +69,7 @@ fn main() {
         println!("{f:?}: {}", w.join(" "));
     }
     let cands = candidate_pairs(&prepared, cfg.max_block, cfg.window);
-    let kept: HashMap<(u32, u32), f32> =
-        res.pairs.iter().map(|p| ((p.a, p.b), p.score)).collect();
+    let kept: HashMap<(u32, u32), f32> = res.pairs.iter().map(|p| ((p.a, p.b), p.score)).collect();
     let mut cause: HashMap<&str, u64> = HashMap::new();
     let mut patterns: HashMap<(&str, [u8; 7]), u64> = HashMap::new();
     let mut shown: HashMap<&str, usize> = HashMap::new();
@@ -188,7 +187,10 @@ fn main() {
                 fp_shown += 1;
                 println!(
                     "FP {:?} score {:.1}\n  {:?}\n  {:?}",
-                    p.comparison.levels, p.score, data[p.a as usize].values, data[p.b as usize].values
+                    p.comparison.levels,
+                    p.score,
+                    data[p.a as usize].values,
+                    data[p.b as usize].values
                 );
             }
         }

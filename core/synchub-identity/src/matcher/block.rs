@@ -11,6 +11,7 @@ use rustc_hash::FxHasher;
 
 use super::prepare::Prepared;
 use crate::normalize::name::NamePart;
+use crate::normalize::romanize::SyllableId;
 
 fn key<T: Hash>(tag: u8, value: T) -> u64 {
     let mut h = FxHasher::default();
@@ -42,13 +43,15 @@ const MAX_WHOLE_CODES: usize = 4;
 /// syllables are not all known. Ambiguous spellings (`wong` is 黃 or 王)
 /// multiply the readings; they are capped at [`MAX_WHOLE_CODES`].
 fn whole_codes(part: &NamePart) -> Vec<u64> {
-    let Some(sylls) = part.syllables.as_ref() else {
-        return if part.compact.is_empty() {
-            Vec::new()
-        } else {
-            vec![key(3, &part.compact)]
-        };
-    };
+    match part.syllables.as_ref() {
+        Some(sylls) => readings(sylls),
+        None if part.compact.is_empty() => Vec::new(),
+        None => vec![key(3, &part.compact)],
+    }
+}
+
+/// Every reading of a syllable sequence, capped at [`MAX_WHOLE_CODES`].
+fn readings(sylls: &[Vec<SyllableId>]) -> Vec<u64> {
     let mut codes = vec![key(4, sylls.len())];
     for options in sylls {
         let mut next = Vec::with_capacity(codes.len() * options.len());
@@ -78,8 +81,9 @@ fn initial_codes(part: &NamePart) -> Vec<u64> {
 /// - every email, and its local part when it has five characters or more;
 /// - every phone;
 /// - given × family first-syllable codes, symmetric so swapped names share them;
-/// - the whole name modulo romanization, also symmetric: blocks about as big
-///   as the number of people with that name;
+/// - the whole name modulo romanization, read family-first and given-first
+///   (so swapped or mis-split names share it): blocks about as big as the
+///   number of people with that name;
 /// - birth date with either part's first-syllable code or initial;
 /// - street address on its own (a household's rows and little else).
 pub fn block_keys(p: &Prepared) -> Vec<u64> {
@@ -98,10 +102,22 @@ pub fn block_keys(p: &Prepared) -> Vec<u64> {
             keys.push(key(13, (g.min(f), g.max(f))));
         }
     }
-    let (whole_g, whole_f) = (whole_codes(&p.name.given), whole_codes(&p.name.family));
-    for g in &whole_g {
-        for f in &whole_f {
-            keys.push(key(16, (g.min(f), g.max(f))));
+    match (&p.name.given.syllables, &p.name.family.syllables) {
+        (Some(g), Some(f)) => {
+            // Family-then-given and given-then-family readings of the whole
+            // name, so a name split in the wrong place still shares a key.
+            let fg: Vec<Vec<SyllableId>> = f.iter().chain(g).cloned().collect();
+            let gf: Vec<Vec<SyllableId>> = g.iter().chain(f).cloned().collect();
+            keys.extend(readings(&fg).into_iter().map(|r| key(16, r)));
+            keys.extend(readings(&gf).into_iter().map(|r| key(16, r)));
+        }
+        _ => {
+            let (g, f) = (whole_codes(&p.name.given), whole_codes(&p.name.family));
+            for a in &g {
+                for b in &f {
+                    keys.push(key(17, (a.min(b), a.max(b))));
+                }
+            }
         }
     }
     if let Some(d) = p.birth_date {

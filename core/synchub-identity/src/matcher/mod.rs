@@ -228,7 +228,11 @@ impl NameFrequencies {
         }
         let n = records.len().max(1) as f64;
         let freq = |v: &str| {
-            let count = g.get(v).copied().unwrap_or(0).max(f.get(v).copied().unwrap_or(0));
+            let count = g
+                .get(v)
+                .copied()
+                .unwrap_or(0)
+                .max(f.get(v).copied().unwrap_or(0));
             f64::from(count) / n
         };
         NameFrequencies {

@@ -6,7 +6,8 @@
 use serde::{Deserialize, Serialize};
 
 use super::romanize::{
-    compound_surname_id, han_id, is_surname_spelling, segment, syllable_ids, SyllableId,
+    compound_surname_id, han_id, is_surname_id, is_surname_spelling, segment, syllable_ids,
+    SyllableId,
 };
 use super::{fold, is_han};
 
@@ -193,11 +194,43 @@ impl PersonName {
             compare_parts(&self.family, &other.given),
         );
         let rank = |(g, f): (NameLevel, NameLevel)| g as u8 + f as u8;
-        if rank(swapped) < rank(straight) {
+        let best = if rank(swapped) < rank(straight) {
             (swapped.0, swapped.1, true)
         } else {
             (straight.0, straight.1, false)
+        };
+        let equivalent = (NameLevel::Equivalent, NameLevel::Equivalent);
+        if rank((best.0, best.1)) > rank(equivalent) && self.same_syllables_resplit(other) {
+            return (equivalent.0, equivalent.1, best.2);
         }
+        best
+    }
+
+    /// True when both names are fully known Chinese syllables and read the
+    /// same once the family/given boundary is ignored: `Hui Yun Huang`
+    /// (parsed family-first as 許/雲黃) and `黃慧雲`, or `强强罗` (given name
+    /// written first, no space) and `Qiang-qiang Luo`.
+    fn same_syllables_resplit(&self, other: &PersonName) -> bool {
+        let (Some(ag), Some(af), Some(bg), Some(bf)) = (
+            &self.given.syllables,
+            &self.family.syllables,
+            &other.given.syllables,
+            &other.family.syllables,
+        ) else {
+            return false;
+        };
+        let seq = |first: &[Vec<SyllableId>], second: &[Vec<SyllableId>]| {
+            first.iter().chain(second).cloned().collect::<Vec<_>>()
+        };
+        let (a_fg, a_gf) = (seq(af, ag), seq(ag, af));
+        let (b_fg, b_gf) = (seq(bf, bg), seq(bg, bf));
+        let same = |x: &[Vec<SyllableId>], y: &[Vec<SyllableId>]| {
+            x.len() == y.len()
+                && x.iter()
+                    .zip(y)
+                    .all(|(p, q)| p.iter().any(|i| q.contains(i)))
+        };
+        same(&a_fg, &b_fg) || same(&a_fg, &b_gf) || same(&a_gf, &b_fg)
     }
 }
 
@@ -262,6 +295,20 @@ pub fn split_full_name(full: &str) -> (Vec<String>, Vec<String>) {
     if let Some((family, given)) = full.split_once(',') {
         return (name_tokens(given), name_tokens(family));
     }
+    // `Hui-fang Liu`: a hyphen joins the syllables of a given name, so the
+    // other word is the family name even when the first syllable could
+    // spell a surname (許 is `Hui` in Cantonese).
+    let words: Vec<&str> = full.split_whitespace().collect();
+    if let [a, b] = words.as_slice() {
+        let hyphenated = |w: &str| w.contains('-') && w.is_ascii();
+        if hyphenated(a) != hyphenated(b) {
+            let (given, family) = if hyphenated(a) { (a, b) } else { (b, a) };
+            let (g, f) = (name_tokens(given), name_tokens(family));
+            if !g.is_empty() && f.len() == 1 {
+                return (g, f);
+            }
+        }
+    }
     let tokens = name_tokens(full);
     match tokens.as_slice() {
         [] => (vec![], vec![]),
@@ -274,6 +321,9 @@ pub fn split_full_name(full: &str) -> (Vec<String>, Vec<String>) {
             } else {
                 1
             };
+            if let Some(split) = given_first_han(&chars) {
+                return split;
+            }
             let family: String = chars[..cut.min(chars.len())].iter().collect();
             let given: String = chars[cut.min(chars.len())..].iter().collect();
             (
@@ -298,6 +348,31 @@ pub fn split_full_name(full: &str) -> (Vec<String>, Vec<String>) {
             }
         }
     }
+}
+
+/// `大文陳`: a Han name whose first character is a known given-name
+/// character and whose end is a known surname was written given name first.
+fn given_first_han(chars: &[char]) -> Option<(Vec<String>, Vec<String>)> {
+    if chars.len() < 2 {
+        return None;
+    }
+    let first_is_given = han_id(chars[0]).is_some_and(|id| !is_surname_id(id));
+    if !first_is_given {
+        return None;
+    }
+    let n = chars.len();
+    let tail2: String = chars[n.saturating_sub(2)..].iter().collect();
+    let cut = if n >= 3 && compound_surname_id(&tail2).is_some() {
+        n - 2
+    } else if han_id(chars[n - 1]).is_some_and(is_surname_id) {
+        n - 1
+    } else {
+        return None;
+    };
+    Some((
+        vec![chars[..cut].iter().collect()],
+        vec![chars[cut..].iter().collect()],
+    ))
 }
 
 fn canonical_given(token: &str) -> &str {

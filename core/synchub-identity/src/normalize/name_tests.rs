@@ -88,3 +88,41 @@ fn nicknames_typos_initials_and_swaps() {
     assert_eq!(swapped, (NameLevel::Exact, NameLevel::Exact, true));
     assert_eq!(a.compare(&PersonName::default()).0, NameLevel::Missing);
 }
+
+#[test]
+fn hyphenated_given_names_are_not_surnames() {
+    // Hui is also 許 in Cantonese, but the hyphen marks a given name.
+    assert_eq!(
+        split_full_name("Hui-fang Liu"),
+        (
+            vec!["hui".to_string(), "fang".to_string()],
+            vec!["liu".to_string()]
+        )
+    );
+    let (g, f, _) =
+        full("Hui-fang Liu").compare(&PersonName::parse(Some("輝芳"), Some("劉"), None));
+    assert_eq!((g, f), (NameLevel::Equivalent, NameLevel::Equivalent));
+}
+
+#[test]
+fn han_names_written_given_first_are_split_at_the_surname() {
+    let (g, f) = split_full_name("大文陳");
+    assert_eq!((g, f), (vec!["大文".to_string()], vec!["陳".to_string()]));
+    let (g, f) = split_full_name("小明歐陽");
+    assert_eq!((g, f), (vec!["小明".to_string()], vec!["歐陽".to_string()]));
+    // A surname first stays family-first, an unknown first character too.
+    assert_eq!(split_full_name("陳大文").1, vec!["陳".to_string()]);
+    assert_eq!(split_full_name("孔文林").1, vec!["孔".to_string()]);
+}
+
+#[test]
+fn names_split_differently_still_read_the_same() {
+    // `Hui Yun Huang` reads family-first as 許 + 雲黃; the syllables still match 黃慧雲.
+    let (g, f, _) = full("Hui Yun Huang").compare(&full("黃慧雲"));
+    assert_eq!((g, f), (NameLevel::Equivalent, NameLevel::Equivalent));
+    let (g, f, _) = full("Qiang-qiang Luo").compare(&full("羅強強"));
+    assert_eq!((g, f), (NameLevel::Equivalent, NameLevel::Equivalent));
+    // Different characters do not.
+    let (g, _, _) = full("Hui Yun Huang").compare(&full("黃慧明"));
+    assert_ne!(g, NameLevel::Equivalent);
+}

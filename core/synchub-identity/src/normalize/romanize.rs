@@ -170,6 +170,11 @@ pub fn syllable_ids(syllable: &str) -> &'static [SyllableId] {
         .unwrap_or(&[])
 }
 
+/// True when a row is a surname row.
+pub fn is_surname_id(id: SyllableId) -> bool {
+    usize::from(id) < table().surname_rows
+}
+
 /// True when the lower-case Latin word spells a surname in the table.
 pub fn is_surname_spelling(word: &str) -> bool {
     let t = table();
