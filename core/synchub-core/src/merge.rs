@@ -68,8 +68,21 @@ pub struct Side<'a> {
     pub fields: &'a Map<String, Value>,
     /// When this side last changed (its own clock).
     pub changed_at: Option<DateTime<Utc>>,
+    /// Per field, when this side last changed it; fields not listed fall back
+    /// to `changed_at`. The CRM keeps these (a record-level time would let
+    /// an unrelated later edit win a field it never touched).
+    pub field_times: Option<&'a BTreeMap<String, DateTime<Utc>>>,
     /// Source name for priority lists.
     pub source: &'a str,
+}
+
+impl Side<'_> {
+    /// When this side last changed `field`.
+    pub fn time_of(&self, field: &str) -> Option<DateTime<Utc>> {
+        self.field_times
+            .and_then(|m| m.get(field).copied())
+            .or(self.changed_at)
+    }
 }
 
 /// A same-field conflict a person must decide.
@@ -172,7 +185,7 @@ fn decide(
         FieldPolicy::CrmWins => Some(true),
         FieldPolicy::RemoteWins => Some(false),
         FieldPolicy::Manual => None,
-        FieldPolicy::Newest => match (local.changed_at, remote.changed_at) {
+        FieldPolicy::Newest => match (local.time_of(key), remote.time_of(key)) {
             (Some(lt), Some(rt)) if (lt - rt).abs() > policy.clock_skew => Some(lt > rt),
             _ => None,
         },
@@ -229,11 +242,15 @@ fn merge_nested(
         b.map(|_| &bm),
         Side {
             fields: &lm,
-            ..local
+            changed_at: local.time_of(key),
+            field_times: None,
+            source: local.source,
         },
         Side {
             fields: &rm,
-            ..remote
+            changed_at: remote.time_of(key),
+            field_times: None,
+            source: remote.source,
         },
         policy,
     );
@@ -291,6 +308,7 @@ mod tests {
         Side {
             fields,
             changed_at: None,
+            field_times: None,
             source,
         }
     }
@@ -362,11 +380,13 @@ mod tests {
                 Side {
                     fields: &local,
                     changed_at: Some(t0 + Duration::seconds(lt)),
+                    field_times: None,
                     source: "crm",
                 },
                 Side {
                     fields: &remote,
                     changed_at: Some(t0 + Duration::seconds(rt)),
+                    field_times: None,
                     source: "shop",
                 },
                 &policy,

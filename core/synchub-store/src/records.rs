@@ -1,7 +1,8 @@
 //! CRM records and their exact-match keys.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
+use chrono::{DateTime, Utc};
 use sqlx::{AnyConnection, Row};
 use synchub_core::{ObjectKind, Record};
 
@@ -30,7 +31,13 @@ pub struct StoredRecord {
     pub merged_into: Option<String>,
     /// When the CRM record last changed (RFC 3339, UTC).
     pub updated_at: String,
+    /// Per field, the source time of the edit that set it (empty for rows
+    /// written before field times were kept).
+    pub field_times: FieldTimes,
 }
+
+/// Per field, the source time of the edit that set it.
+pub type FieldTimes = BTreeMap<String, DateTime<Utc>>;
 
 /// A record to insert or replace.
 #[derive(Debug, Clone)]
@@ -43,6 +50,8 @@ pub struct RecordWrite {
     pub version: i64,
     /// Tombstone.
     pub deleted: bool,
+    /// Per-field change times.
+    pub field_times: FieldTimes,
 }
 
 fn decode_row(row: &sqlx::any::AnyRow) -> Result<StoredRecord, StoreError> {
@@ -51,6 +60,11 @@ fn decode_row(row: &sqlx::any::AnyRow) -> Result<StoredRecord, StoreError> {
     let kind = ObjectKind::parse(&kind_text).ok_or_else(|| corrupt(CTX, kind_text.clone()))?;
     let data: String = row.try_get("data").ctx(CTX)?;
     let record: Record = serde_json::from_str(&data).map_err(|e| corrupt(CTX, e))?;
+    let times: Option<String> = row.try_get("field_times").ctx(CTX)?;
+    let field_times = match times {
+        Some(t) => serde_json::from_str(&t).map_err(|e| corrupt(CTX, e))?,
+        None => FieldTimes::new(),
+    };
     Ok(StoredRecord {
         id: row.try_get("id").ctx(CTX)?,
         kind,
@@ -60,11 +74,12 @@ fn decode_row(row: &sqlx::any::AnyRow) -> Result<StoredRecord, StoreError> {
         deleted: row.try_get::<i64, _>("deleted").ctx(CTX)? != 0,
         merged_into: row.try_get("merged_into").ctx(CTX)?,
         updated_at: row.try_get("updated_at").ctx(CTX)?,
+        field_times,
     })
 }
 
-const SELECT: &str =
-    "SELECT id, kind, data, hash, version, deleted, merged_into, updated_at FROM crm_record";
+const SELECT: &str = "SELECT id, kind, data, hash, version, deleted, merged_into, updated_at, \
+     field_times FROM crm_record";
 
 /// Loads the records with these ids.
 pub async fn get_many(
@@ -89,13 +104,15 @@ pub async fn upsert_many(conn: &mut AnyConnection, rows: &[RecordWrite]) -> Resu
     let now = now_text();
     for chunk in rows.chunks(CHUNK) {
         let mut q = Sql::new(
-            "INSERT INTO crm_record (id, kind, data, hash, version, deleted, created_at, updated_at) VALUES ",
+            "INSERT INTO crm_record (id, kind, data, hash, version, deleted, field_times, created_at, \
+             updated_at) VALUES ",
         );
         for (i, row) in chunk.iter().enumerate() {
             if i > 0 {
                 q.push(", ");
             }
             let data = serde_json::to_string(&row.record).unwrap_or_default();
+            let times = serde_json::to_string(&row.field_times).unwrap_or_default();
             q.open()
                 .item(row.id.clone())
                 .item(row.record.kind().as_str())
@@ -103,13 +120,15 @@ pub async fn upsert_many(conn: &mut AnyConnection, rows: &[RecordWrite]) -> Resu
                 .item(row.record.content_hash())
                 .item(row.version)
                 .item(i64::from(row.deleted))
+                .item(times)
                 .item(now.clone())
                 .item(now.clone())
                 .close();
         }
         q.push(
             " ON CONFLICT (id) DO UPDATE SET data = excluded.data, hash = excluded.hash, \
-             version = excluded.version, deleted = excluded.deleted, updated_at = excluded.updated_at",
+             version = excluded.version, deleted = excluded.deleted, field_times = excluded.field_times, \
+             updated_at = excluded.updated_at",
         );
         q.execute(&mut *conn).await.ctx("writing crm records")?;
     }

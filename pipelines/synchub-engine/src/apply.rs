@@ -10,7 +10,7 @@ use synchub_core::{derive_crm_id, ObjectKind, Page, Record, RemoteRecord};
 use synchub_store::conflicts::NewConflict;
 use synchub_store::dead_letters::DeadLetter;
 use synchub_store::links::Link;
-use synchub_store::records::{RecordWrite, StoredRecord};
+use synchub_store::records::{FieldTimes, RecordWrite, StoredRecord};
 use synchub_store::{conflicts, cursors, dead_letters, links, records, StoreError, Tx};
 
 use crate::local::plan_outbox;
@@ -24,6 +24,30 @@ pub(crate) struct Current {
     pub deleted: bool,
     pub merged_into: Option<String>,
     pub changed_at: Option<DateTime<Utc>>,
+    pub field_times: FieldTimes,
+}
+
+/// The field-times key of the CRM delete (its source time).
+pub(crate) const DELETED_FIELD: &str = "_deleted";
+
+impl Current {
+    /// When the record was deleted, by the deleting source's clock.
+    fn deleted_at(&self) -> Option<DateTime<Utc>> {
+        self.field_times
+            .get(DELETED_FIELD)
+            .copied()
+            .or(self.changed_at)
+    }
+
+    /// The latest source time of a live field.
+    fn last_edit(&self) -> Option<DateTime<Utc>> {
+        self.field_times
+            .iter()
+            .filter(|(k, _)| k.as_str() != DELETED_FIELD)
+            .map(|(_, t)| *t)
+            .max()
+            .or(self.changed_at)
+    }
 }
 
 impl From<StoredRecord> for Current {
@@ -34,8 +58,29 @@ impl From<StoredRecord> for Current {
             version: s.version,
             deleted: s.deleted,
             merged_into: s.merged_into,
+            field_times: s.field_times,
         }
     }
+}
+
+/// Field times after `old` became `new`: changed (or removed) fields get
+/// `at`, the others keep theirs.
+pub(crate) fn next_field_times(
+    times: &FieldTimes,
+    old: Option<&Map<String, Value>>,
+    new: &Map<String, Value>,
+    at: DateTime<Utc>,
+) -> FieldTimes {
+    let mut out = times.clone();
+    out.remove(DELETED_FIELD);
+    let empty = Map::new();
+    let old = old.unwrap_or(&empty);
+    for key in old.keys().chain(new.keys()) {
+        if old.get(key) != new.get(key) {
+            out.insert(key.clone(), at);
+        }
+    }
+    out
 }
 
 pub(crate) fn parse_time(s: &str) -> Option<DateTime<Utc>> {
@@ -104,7 +149,7 @@ pub(crate) async fn apply_page(
     counts.read = (page.records.len() + page.rejected.len()) as u64;
     for (remote, rec) in prepared {
         match rec {
-            None => apply_delete(engine, object, remote, &mut w, &mut counts),
+            None => apply_delete(engine, conn, object, remote, &mut w, &mut counts),
             Some(rec) => apply_one(engine, conn, object, remote, rec, &mut w, &mut counts),
         }
     }
@@ -367,11 +412,11 @@ fn apply_one(
         },
     };
 
-    let new_fields: Map<String, Value> = match w.current.get(&crm_id) {
+    let (new_fields, new_times): (Map<String, Value>, FieldTimes) = match w.current.get(&crm_id) {
         Some(cur) if cur.deleted => {
             if remote
                 .updated_at
-                .is_some_and(|r| cur.changed_at.is_some_and(|d| r > d))
+                .is_some_and(|r| cur.deleted_at().is_some_and(|d| r > d))
             {
                 // An edit made after the CRM delete: keep it deleted, ask a person.
                 w.conflicts.push(NewConflict {
@@ -398,11 +443,13 @@ fn apply_one(
                 Side {
                     fields: &local_fields,
                     changed_at: cur.changed_at,
+                    field_times: Some(&cur.field_times),
                     source: CRM_SOURCE,
                 },
                 Side {
                     fields: &remote_fields,
                     changed_at: remote.updated_at,
+                    field_times: None,
                     source: &conn.name,
                 },
                 &engine.policy,
@@ -440,11 +487,23 @@ fn apply_one(
                 set_link(w, conn, object, remote, &crm_id, remote_fields, remote_hash);
                 return;
             }
-            merged.fields
+            let times = next_field_times(
+                &cur.field_times,
+                Some(&local_fields),
+                &merged.fields,
+                remote.updated_at.unwrap_or_else(Utc::now),
+            );
+            (merged.fields, times)
         }
         None => {
             counts.created += 1;
-            remote_fields.clone()
+            let times = next_field_times(
+                &FieldTimes::new(),
+                None,
+                &remote_fields,
+                remote.updated_at.unwrap_or_else(Utc::now),
+            );
+            (remote_fields.clone(), times)
         }
     };
     let record = match Record::from_fields(object, new_fields) {
@@ -473,6 +532,7 @@ fn apply_one(
             deleted: false,
             merged_into: None,
             changed_at: Some(Utc::now()),
+            field_times: new_times,
         },
     );
     w.dirty.insert(crm_id.clone());
@@ -506,6 +566,7 @@ fn set_link(
 
 fn apply_delete(
     engine: &Engine,
+    conn: &Connection,
     object: ObjectKind,
     remote: &RemoteRecord,
     w: &mut Writes,
@@ -521,12 +582,28 @@ fn apply_delete(
     }
     let policy = engine.delete_policy(object);
     let crm_id = survivor(w, link.crm_id.clone());
+    let deleted_at = remote.updated_at.unwrap_or_else(Utc::now);
     if policy != DeletePolicy::Ignore {
         if let Some(cur) = w.current.get_mut(&crm_id) {
-            if !cur.deleted {
+            if !cur.deleted && cur.last_edit().is_some_and(|t| t > deleted_at) {
+                // Another system edited the record after this delete: keep it
+                // live, ask a person (the mirror of an edit after a delete).
+                w.conflicts.push(NewConflict {
+                    crm_id: crm_id.clone(),
+                    object,
+                    field: DELETED_FIELD.into(),
+                    connection: conn.name.clone(),
+                    external_id: remote.external_id.clone(),
+                    base: "false".into(),
+                    local: "false".into(),
+                    remote: "true".into(),
+                });
+                counts.conflicted += 1;
+            } else if !cur.deleted {
                 cur.deleted = true;
                 cur.version += 1;
                 cur.changed_at = Some(Utc::now());
+                cur.field_times.insert(DELETED_FIELD.into(), deleted_at);
                 w.dirty.insert(crm_id.clone());
                 if policy == DeletePolicy::Delete {
                     w.propagate_delete.insert(crm_id.clone());
@@ -536,7 +613,7 @@ fn apply_delete(
     }
     counts.deleted += 1;
     link.deleted = true;
-    link.remote_updated_at = time_text(remote.updated_at.or(Some(Utc::now())));
+    link.remote_updated_at = time_text(Some(deleted_at));
     w.links.insert(remote.external_id.clone(), link);
 }
 
@@ -556,6 +633,7 @@ async fn write_all(
                 record: cur.record.clone(),
                 version: cur.version,
                 deleted: cur.deleted,
+                field_times: cur.field_times.clone(),
             });
             if let (Record::Contact(c), false) = (&cur.record, cur.deleted) {
                 keys.push((

@@ -87,6 +87,15 @@ pub async fn apply_local_edit(
     Ok(version)
 }
 
+/// Deletes a record in the CRM and queues a delete for every system linked
+/// to it. Returns the new version.
+pub async fn delete_local(store: &Store, crm_id: &str) -> Result<i64, EngineError> {
+    let mut tx = store.begin().await?;
+    let version = edit_in_tx(&mut tx, crm_id, None, Some(true)).await?;
+    commit(tx).await?;
+    Ok(version)
+}
+
 /// Resolves a conflict with the chosen value: the record gets it as a CRM
 /// edit (so it is pushed to every linked system) and the conflict is closed,
 /// in one transaction. Field `_deleted` decides a delete-versus-edit conflict.
@@ -159,6 +168,21 @@ async fn edit_in_tx(
     let record = record.unwrap_or_else(|| cur.record.clone());
     let deleted = deleted.unwrap_or(cur.deleted);
     let object = record.kind();
+    let now = chrono::Utc::now();
+    let mut field_times = crate::apply::next_field_times(
+        &cur.field_times,
+        Some(&cur.record.to_fields()),
+        &record.to_fields(),
+        now,
+    );
+    if deleted {
+        let at = if cur.deleted {
+            cur.field_times.get(crate::apply::DELETED_FIELD).copied()
+        } else {
+            None
+        };
+        field_times.insert(crate::apply::DELETED_FIELD.into(), at.unwrap_or(now));
+    }
     records::upsert_many(
         tx,
         &[RecordWrite {
@@ -166,6 +190,7 @@ async fn edit_in_tx(
             record: record.clone(),
             version,
             deleted,
+            field_times,
         }],
     )
     .await?;

@@ -66,18 +66,31 @@ pub(crate) async fn drain(
                 skipped.push(p.crm_id.clone());
                 continue;
             };
-            let link = linked.get(&p.crm_id).and_then(|ls| {
-                ls.iter()
-                    .find(|l| l.connection == conn.name && l.object == object && !l.deleted)
-            });
-            let op = match (p.op, link) {
-                (ChangeOp::Delete, Some(_)) => ChangeOp::Delete,
-                (ChangeOp::Delete, None) => {
+            let mine: Vec<&Link> = linked
+                .get(&p.crm_id)
+                .map(|ls| {
+                    ls.iter()
+                        .filter(|l| l.connection == conn.name && l.object == object)
+                        .collect()
+                })
+                .unwrap_or_default();
+            let link = mine.iter().copied().find(|l| !l.deleted);
+            // The operation follows the record as it is now, not as it was
+            // when the row was queued: a record deleted since is never
+            // created or updated, and a live one is never deleted.
+            let op = match (rec.deleted, p.op, link) {
+                (true, ChangeOp::Delete, Some(_)) => ChangeOp::Delete,
+                (true, _, _) => {
                     skipped.push(p.crm_id.clone());
                     continue;
                 }
-                (_, Some(_)) => ChangeOp::Update,
-                (_, None) => ChangeOp::Create,
+                (false, _, Some(_)) => ChangeOp::Update,
+                // The target deleted its copy; it is not brought back.
+                (false, _, None) if !mine.is_empty() => {
+                    skipped.push(p.crm_id.clone());
+                    continue;
+                }
+                (false, _, None) => ChangeOp::Create,
             };
             changes.push(Change {
                 crm_id: p.crm_id.clone(),

@@ -3,7 +3,8 @@
 //! sequence number), counts the writes it receives, and can be told to
 //! throttle.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
@@ -37,6 +38,32 @@ struct Inner {
     next_id: u64,
     writes: u64,
     throttle_next: u32,
+    /// Idempotency keys of creates already carried out → the id created.
+    created_by_key: HashMap<String, String>,
+    /// Pushes fail (the whole call) after this many more writes.
+    fail_push_after: Option<u64>,
+    /// Pulls fail after this many more pages.
+    fail_pull_after: Option<u64>,
+    /// Records served once, ahead of the change feed (a lagging replica).
+    stale: VecDeque<RemoteRecord>,
+}
+
+static LAST_TICK: AtomicI64 = AtomicI64::new(0);
+
+/// The wall clock, strictly increasing across every system of the process
+/// (at least one microsecond apart), so "newest" is never a tie by accident.
+pub fn tick() -> DateTime<Utc> {
+    loop {
+        let now = Utc::now().timestamp_micros();
+        let last = LAST_TICK.load(Ordering::SeqCst);
+        let t = now.max(last + 1);
+        if LAST_TICK
+            .compare_exchange(last, t, Ordering::SeqCst, Ordering::SeqCst)
+            .is_ok()
+        {
+            return DateTime::from_timestamp_micros(t).unwrap_or_else(Utc::now);
+        }
+    }
 }
 
 /// The state of a fake system, shared between a test and its connector.
@@ -56,6 +83,16 @@ impl MemorySystem {
     }
 
     fn bump(inner: &mut Inner, key: (ObjectKind, String), record: Record, deleted: bool) {
+        Self::bump_at(inner, key, record, deleted, tick());
+    }
+
+    fn bump_at(
+        inner: &mut Inner,
+        key: (ObjectKind, String),
+        record: Record,
+        deleted: bool,
+        at: DateTime<Utc>,
+    ) {
         inner.seq += 1;
         let seq = inner.seq;
         let version = inner.entries.get(&key).map(|e| e.version + 1).unwrap_or(1);
@@ -65,7 +102,7 @@ impl MemorySystem {
                 record,
                 version,
                 seq,
-                updated_at: Utc::now(),
+                updated_at: at,
                 deleted,
             },
         );
@@ -78,8 +115,27 @@ impl MemorySystem {
         Self::bump(&mut inner, key, record, false);
     }
 
+    /// Creates or replaces a record with a change time of this system's
+    /// (possibly skewed) clock.
+    pub fn put_at(&self, id: &str, record: Record, at: DateTime<Utc>) {
+        let mut inner = self.inner.lock().unwrap();
+        let key = (record.kind(), id.to_string());
+        Self::bump_at(&mut inner, key, record, false, at);
+    }
+
     /// Edits a record in place; returns false when it does not exist.
     pub fn edit(&self, kind: ObjectKind, id: &str, f: impl FnOnce(&mut Record)) -> bool {
+        self.edit_at(kind, id, tick(), f)
+    }
+
+    /// Edits a record with a change time of this system's clock.
+    pub fn edit_at(
+        &self,
+        kind: ObjectKind,
+        id: &str,
+        at: DateTime<Utc>,
+        f: impl FnOnce(&mut Record),
+    ) -> bool {
         let mut inner = self.inner.lock().unwrap();
         let key = (kind, id.to_string());
         let Some(mut record) = inner
@@ -91,17 +147,59 @@ impl MemorySystem {
             return false;
         };
         f(&mut record);
-        Self::bump(&mut inner, key, record, false);
+        Self::bump_at(&mut inner, key, record, false, at);
         true
     }
 
     /// Deletes a record.
     pub fn delete(&self, kind: ObjectKind, id: &str) {
+        self.delete_at(kind, id, tick());
+    }
+
+    /// Deletes a record at a time of this system's clock.
+    pub fn delete_at(&self, kind: ObjectKind, id: &str, at: DateTime<Utc>) {
         let mut inner = self.inner.lock().unwrap();
         let key = (kind, id.to_string());
-        if let Some(record) = inner.entries.get(&key).map(|e| e.record.clone()) {
-            Self::bump(&mut inner, key, record, true);
+        if let Some(record) = inner
+            .entries
+            .get(&key)
+            .filter(|e| !e.deleted)
+            .map(|e| e.record.clone())
+        {
+            Self::bump_at(&mut inner, key, record, true, at);
         }
+    }
+
+    /// The stored entry (live or deleted).
+    pub fn entry(&self, kind: ObjectKind, id: &str) -> Option<Entry> {
+        let inner = self.inner.lock().unwrap();
+        inner.entries.get(&(kind, id.to_string())).cloned()
+    }
+
+    /// The next pull serves this entry as it is now once more, ahead of the
+    /// feed, as a lagging read replica would after later changes.
+    pub fn serve_stale(&self, id: &str, entry: &Entry) {
+        let mut inner = self.inner.lock().unwrap();
+        inner.stale.push_back(RemoteRecord {
+            external_id: id.to_string(),
+            version: Some(entry.version.to_string()),
+            updated_at: Some(entry.updated_at),
+            deleted: entry.deleted,
+            record: (!entry.deleted).then(|| entry.record.clone()),
+            raw: serde_json::to_value(&entry.record).unwrap_or(json!(null)),
+        });
+    }
+
+    /// Push calls fail once `n` more writes have been carried out (the
+    /// writes before the failure stay applied, as after a dropped
+    /// connection); `None` heals.
+    pub fn fail_push_after(&self, n: Option<u64>) {
+        self.inner.lock().unwrap().fail_push_after = n;
+    }
+
+    /// Pulls fail once `n` more pages have been served; `None` heals.
+    pub fn fail_pull_after(&self, n: Option<u64>) {
+        self.inner.lock().unwrap().fail_pull_after = n;
     }
 
     /// A live record.
@@ -188,10 +286,30 @@ impl Connector for MemoryConnector {
                 retry_after: Some(std::time::Duration::from_millis(10)),
             });
         }
+        match inner.fail_pull_after {
+            Some(0) => {
+                return Err(ConnectorError::Unavailable {
+                    host: format!("memory://{}", self.system.name),
+                    message: "connection reset (injected)".into(),
+                    retry_after: None,
+                })
+            }
+            Some(n) => inner.fail_pull_after = Some(n - 1),
+            None => {}
+        }
         let after = from
             .and_then(|c| c.0.get("seq"))
             .and_then(|v| v.as_u64())
             .unwrap_or(0);
+        if !inner.stale.is_empty() {
+            let records: Vec<RemoteRecord> = inner.stale.drain(..).collect();
+            return Ok(Page {
+                records,
+                rejected: Vec::new(),
+                next: Some(Cursor(json!({ "seq": after }))),
+                done: false,
+            });
+        }
         let mut changed: Vec<(&(ObjectKind, String), &Entry)> = inner
             .entries
             .iter()
@@ -228,15 +346,59 @@ impl Connector for MemoryConnector {
         let mut inner = self.system.inner.lock().unwrap();
         let mut out = Vec::with_capacity(changes.len());
         for change in changes {
-            inner.writes += 1;
+            match inner.fail_push_after {
+                Some(0) => {
+                    return Err(ConnectorError::Unavailable {
+                        host: format!("memory://{}", self.system.name),
+                        message: "connection reset (injected)".into(),
+                        retry_after: None,
+                    })
+                }
+                Some(n) => inner.fail_push_after = Some(n - 1),
+                None => {}
+            }
             let id = match (&change.op, &change.external_id) {
                 (ChangeOp::Create, _) | (_, None) => {
-                    inner.next_id += 1;
-                    format!("{}-{}", self.system.name, inner.next_id)
+                    // Creates honour the idempotency key, as real APIs that
+                    // take one do: a retried create returns the first id.
+                    match inner.created_by_key.get(&change.idempotency_key) {
+                        Some(id) => id.clone(),
+                        None => {
+                            inner.next_id += 1;
+                            let id = format!("{}-{}", self.system.name, inner.next_id);
+                            inner
+                                .created_by_key
+                                .insert(change.idempotency_key.clone(), id.clone());
+                            id
+                        }
+                    }
                 }
                 (_, Some(id)) => id.clone(),
             };
             let key = (object, id.clone());
+            let gone = inner.entries.get(&key).is_none_or(|e| e.deleted);
+            if change.op == ChangeOp::Update && gone {
+                // Like a real API: no update of what is gone.
+                out.push(PushOutcome {
+                    crm_id: change.crm_id.clone(),
+                    result: Err(format!("404 not found: {id}")),
+                });
+                continue;
+            }
+            if change.op == ChangeOp::Delete && gone {
+                // Deleting what is gone is done already (a retried delete).
+                let version = inner.entries.get(&key).map(|e| e.version.to_string());
+                out.push(PushOutcome {
+                    crm_id: change.crm_id.clone(),
+                    result: Ok(Written {
+                        external_id: id,
+                        version,
+                        record: Some(change.record.clone()),
+                    }),
+                });
+                continue;
+            }
+            inner.writes += 1;
             let deleted = change.op == ChangeOp::Delete;
             MemorySystem::bump(&mut inner, key.clone(), change.record.clone(), deleted);
             let version = inner.entries.get(&key).map(|e| e.version.to_string());
