@@ -211,6 +211,13 @@ pub trait Connector: Send + Sync {
     async fn pull(&self, object: ObjectKind, from: Option<&Cursor>)
         -> Result<Page, ConnectorError>;
 
+    /// About how many records a full read of `object` returns, when the
+    /// source can tell cheaply (for progress and ETA); `None` when it cannot.
+    async fn estimate(&self, object: ObjectKind) -> Option<u64> {
+        let _ = object;
+        None
+    }
+
     /// Writes CRM changes; one outcome per change, in order.
     async fn push(
         &self,

@@ -72,6 +72,9 @@ pub enum Command {
         /// Input encoding.
         #[arg(long, value_enum, default_value = "auto")]
         encoding: Encoding,
+        /// Rows per transaction (each page commits with its cursor; --resume continues after the last).
+        #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..=100_000))]
+        page_size: u64,
     },
     /// Cluster the people of CSV files: which rows are the same person.
     Dedupe {
@@ -100,8 +103,11 @@ pub enum Command {
     Status,
     /// OAuth2 authorization for a connector instance.
     Auth {
-        /// Connector instance name.
+        /// Connector instance name (a connection with `[connections.config.oauth]`).
         instance: String,
+        /// Folder of pipeline files to find the instance in.
+        #[arg(long, env = "SYNCHUB_CONFIG_DIR", default_value = ".")]
+        config_dir: PathBuf,
     },
 }
 

@@ -18,20 +18,46 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     let db = cli.database_url.clone();
     match cli.command {
         Command::Demo => demo::run(&db).await,
-        Command::Run { pipeline, once, full_refresh, dry_run, report } => {
-            run(&db, &pipeline, once, full_refresh, dry_run, report).await
-        }
-        Command::Daemon { .. } => not_yet("daemon", "run pipelines with `synchub run FILE` from a timer"),
-        Command::Migrate { kind, path_or_url, dry_run, resume, map, encoding } => {
-            crate::migrate::run(&db, &kind, &path_or_url, dry_run, resume, map, encoding).await
-        }
-        Command::Dedupe { inputs, sources, maps, region, output } => {
-            crate::migrate::dedupe(inputs, sources, maps, region, output).await
-        }
-        Command::Auth { instance } => not_yet(
-            "auth",
-            &format!("no connector in this build signs in with OAuth2, so `{instance}` has nothing to authorize; Xero, QuickBooks and Microsoft Graph connectors will use it"),
+        Command::Run {
+            pipeline,
+            once,
+            full_refresh,
+            dry_run,
+            report,
+        } => run(&db, &pipeline, once, full_refresh, dry_run, report).await,
+        Command::Daemon { .. } => not_yet(
+            "daemon",
+            "run pipelines with `synchub run FILE` from a timer",
         ),
+        Command::Migrate {
+            kind,
+            path_or_url,
+            dry_run,
+            resume,
+            map,
+            encoding,
+            page_size,
+        } => {
+            let opts = crate::migrate::MigrateArgs {
+                dry_run,
+                resume,
+                map,
+                encoding,
+                page_size,
+            };
+            crate::migrate::run(&db, &kind, &path_or_url, opts).await
+        }
+        Command::Dedupe {
+            inputs,
+            sources,
+            maps,
+            region,
+            output,
+        } => crate::migrate::dedupe(inputs, sources, maps, region, output).await,
+        Command::Auth {
+            instance,
+            config_dir,
+        } => crate::auth::run(&db, &instance, &config_dir).await,
         Command::Conflicts { action } => conflicts(&db, action).await,
         Command::Status => status(&db).await,
     }

@@ -2,6 +2,7 @@
 
 mod cli;
 mod commands;
+mod auth;
 mod demo;
 mod migrate;
 mod pipeline;

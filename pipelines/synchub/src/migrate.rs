@@ -1,28 +1,45 @@
 //! `synchub migrate` (a legacy source run through the engine: identity map,
 //! dedup, dead letters, page transactions, exact resume) and `synchub dedupe`.
 
+use std::collections::HashMap;
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use anyhow::anyhow;
 use synchub_core::merge::MergePolicy;
-use synchub_engine::{Connection, Direction, Engine};
+use synchub_core::ObjectKind;
+use synchub_engine::{Connection, Direction, Engine, RunOptions};
 use synchub_identity::dedupe::{dedupe_csv, DedupeInput, DedupeOptions};
 use synchub_legacy::{EncodingChoice, LegacyOptions};
 
 use crate::cli::Encoding;
-use crate::commands::{open_store, run_engine};
+use crate::commands::open_store;
+
+/// The options of `synchub migrate`.
+pub struct MigrateArgs {
+    pub dry_run: bool,
+    pub resume: bool,
+    pub map: Option<PathBuf>,
+    pub encoding: Encoding,
+    pub page_size: u64,
+}
 
 pub async fn run(
     db: &str,
     kind: &str,
     path_or_url: &str,
-    dry_run: bool,
-    resume: bool,
-    map: Option<PathBuf>,
-    encoding: Encoding,
+    args: MigrateArgs,
 ) -> anyhow::Result<ExitCode> {
+    let MigrateArgs {
+        dry_run,
+        resume,
+        map,
+        encoding,
+        page_size,
+    } = args;
     let encoding = match encoding {
         Encoding::Auto => EncodingChoice::Auto,
         Encoding::Utf8 => EncodingChoice::Utf8,
@@ -33,6 +50,7 @@ pub async fn run(
     let opts = LegacyOptions {
         encoding,
         map_file: map,
+        page_size: usize::try_from(page_size).unwrap_or(1000),
         ..LegacyOptions::default()
     };
     let connector: Arc<dyn synchub_core::Connector> =
@@ -40,12 +58,13 @@ pub async fn run(
     connector.check().await?;
     let store = open_store(db).await?;
     let name = format!("migrate_{}", kind.to_ascii_lowercase());
-    let objects = connector
+    let objects: Vec<ObjectKind> = connector
         .objects()
         .iter()
         .filter(|s| s.can_read)
         .map(|s| s.kind)
         .collect();
+    let progress = MigrationProgress::start(&store, &name, &*connector, &objects, resume).await;
     let connection = Connection {
         name: name.clone(),
         connector,
@@ -62,7 +81,16 @@ pub async fn run(
     );
     // A plain run reads everything (and changes nothing already imported);
     // --resume continues from the last committed page of an interrupted run.
-    let report = run_engine(&engine, !resume, dry_run).await?;
+    let run_opts = RunOptions {
+        full_refresh: !resume,
+        dry_run,
+        progress: progress.as_ref().map(|p| p.callback()),
+    };
+    let report = engine.run(&run_opts).await;
+    if let Some(p) = progress {
+        p.finish();
+    }
+    let report = report?;
     let t = report.total();
     println!(
         "{}migration from {kind} ({})",
@@ -96,6 +124,82 @@ pub async fn run(
     } else {
         ExitCode::from(1)
     })
+}
+
+/// Rows, rate and ETA on a terminal (nothing when stderr is not one).
+struct MigrationProgress {
+    bar: indicatif::ProgressBar,
+    /// Rows read per stream in this run, and rows committed before it.
+    done: Arc<Mutex<(HashMap<String, u64>, u64)>>,
+}
+
+impl MigrationProgress {
+    async fn start(
+        store: &synchub_store::Store,
+        name: &str,
+        connector: &dyn synchub_core::Connector,
+        objects: &[ObjectKind],
+        resume: bool,
+    ) -> Option<MigrationProgress> {
+        if !std::io::stderr().is_terminal() {
+            return None;
+        }
+        let mut total = Some(0u64);
+        let mut before = 0u64;
+        for object in objects {
+            total = match (total, connector.estimate(*object).await) {
+                (Some(t), Some(n)) => Some(t + n),
+                _ => None,
+            };
+            if resume {
+                // Rows committed by the interrupted run (file cursors carry them).
+                if let Ok(Some(Some(c))) = store
+                    .cursor(name, *object)
+                    .await
+                    .map(|c| c.map(|c| c.cursor))
+                {
+                    before += c.0.get("row").and_then(|v| v.as_u64()).unwrap_or(0);
+                }
+            }
+        }
+        let (bar, template) = match total {
+            Some(len) => (
+                indicatif::ProgressBar::new(len),
+                "{bar:30} {human_pos}/~{human_len} rows  {per_sec}  ETA {eta}  {msg}",
+            ),
+            None => (
+                indicatif::ProgressBar::new_spinner(),
+                "{spinner} {human_pos} rows  {per_sec}  {elapsed}  {msg}",
+            ),
+        };
+        bar.set_style(
+            indicatif::ProgressStyle::with_template(template)
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        bar.set_position(before);
+        bar.reset_eta();
+        bar.enable_steady_tick(Duration::from_millis(200));
+        Some(MigrationProgress {
+            bar,
+            done: Arc::new(Mutex::new((HashMap::new(), before))),
+        })
+    }
+
+    fn callback(&self) -> synchub_engine::Progress {
+        let bar = self.bar.clone();
+        let done = self.done.clone();
+        Arc::new(move |stream: &str, read: u64| {
+            let Ok(mut d) = done.lock() else { return };
+            d.0.insert(stream.to_string(), read);
+            let sum: u64 = d.0.values().sum::<u64>() + d.1;
+            bar.set_position(sum);
+            bar.set_message(stream.to_string());
+        })
+    }
+
+    fn finish(self) {
+        self.bar.finish_and_clear();
+    }
 }
 
 pub async fn dedupe(

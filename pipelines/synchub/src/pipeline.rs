@@ -44,7 +44,7 @@ pub fn load(path: &Path) -> anyhow::Result<LoadedPipeline> {
 }
 
 /// Replaces `${NAME}` in string values with the environment variable.
-fn substitute_env(v: &mut toml::Value, path: &mut Vec<String>) -> Result<(), String> {
+pub(crate) fn substitute_env(v: &mut toml::Value, path: &mut Vec<String>) -> Result<(), String> {
     match v {
         toml::Value::String(s) if s.contains("${") => {
             let mut out = String::new();

@@ -277,6 +277,18 @@ impl Connector for SqlSource {
         self.state().await.map(|_| ()).map_err(ConnectorError::from)
     }
 
+    async fn estimate(&self, object: ObjectKind) -> Option<u64> {
+        let (pool, prepared) = self.state().await.ok()?;
+        let mut total = 0u64;
+        for table in prepared.iter().filter(|p| p.spec.kind == object) {
+            // The table name comes from the built-in schema, never from input.
+            let sql = format!("SELECT COUNT(*) FROM `{}`", table.spec.table);
+            let n: i64 = sqlx::query_scalar(&sql).fetch_one(pool).await.ok()?;
+            total += u64::try_from(n).unwrap_or(0);
+        }
+        Some(total)
+    }
+
     async fn pull(
         &self,
         object: ObjectKind,
