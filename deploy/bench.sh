@@ -12,9 +12,10 @@ declare -A BENCHES=(
   [rate_limits]="synchub-http rate_limits"
   [dedupe]="synchub-identity dedupe"
   [shopify_sync]="synchub-shopify shopify_sync"
+  [migrate]="synchub migrate"
 )
 names=("$@")
-[ ${#names[@]} -gt 0 ] || names=(ingest rate_limits dedupe shopify_sync)
+[ ${#names[@]} -gt 0 ] || names=(ingest rate_limits dedupe shopify_sync migrate)
 for name in "${names[@]}"; do
   spec=${BENCHES[$name]:-}
   [ -n "$spec" ] || { echo "unknown benchmark $name (have: ${!BENCHES[*]})" >&2; exit 2; }

@@ -12,6 +12,7 @@ mod apply;
 pub mod config;
 pub mod local;
 mod push;
+mod remote;
 pub mod report;
 
 use std::collections::BTreeMap;

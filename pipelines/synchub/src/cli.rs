@@ -47,12 +47,12 @@ pub enum Command {
     },
     /// Run every pipeline of a folder unattended, on webhooks and timers.
     Daemon {
-        /// Folder of pipeline files.
-        #[arg(long)]
-        config_dir: Option<PathBuf>,
+        /// Folder of pipeline files (every *.toml in it).
+        #[arg(long, env = "SYNCHUB_CONFIG_DIR", default_value = ".")]
+        config_dir: PathBuf,
         /// Address for webhooks, health and metrics.
-        #[arg(long)]
-        listen: Option<String>,
+        #[arg(long, env = "SYNCHUB_LISTEN", default_value = "127.0.0.1:8750")]
+        listen: String,
     },
     /// One-shot migration from a legacy CRM export or database.
     Migrate {

@@ -25,10 +25,9 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             dry_run,
             report,
         } => run(&db, &pipeline, once, full_refresh, dry_run, report).await,
-        Command::Daemon { .. } => not_yet(
-            "daemon",
-            "run pipelines with `synchub run FILE` from a timer",
-        ),
+        Command::Daemon { config_dir, listen } => {
+            crate::daemon::run(&db, &config_dir, &listen).await
+        }
         Command::Migrate {
             kind,
             path_or_url,
@@ -61,11 +60,6 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Conflicts { action } => conflicts(&db, action).await,
         Command::Status => status(&db).await,
     }
-}
-
-fn not_yet(cmd: &str, hint: &str) -> anyhow::Result<ExitCode> {
-    eprintln!("synchub {cmd}: not available yet in this build ({hint})");
-    Ok(ExitCode::from(3))
 }
 
 pub async fn open_store(url: &str) -> anyhow::Result<Store> {

@@ -1,8 +1,9 @@
 //! The `synchub` command line.
 
+mod auth;
 mod cli;
 mod commands;
-mod auth;
+mod daemon;
 mod demo;
 mod migrate;
 mod pipeline;

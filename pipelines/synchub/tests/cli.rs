@@ -135,13 +135,6 @@ fn missing_environment_variable_is_named() {
 }
 
 #[test]
-fn unbuilt_subcommand_says_so_and_fails() {
-    let o = synchub(&TestDb::sqlite().url, &["daemon"]);
-    assert!(!o.status.success());
-    assert!(stderr(&o).contains("not available yet"), "{}", stderr(&o));
-}
-
-#[test]
 fn json_report_incremental_runs_and_a_changed_record() {
     let (_d, csv, pipeline) = setup(1_000);
     let db = TestDb::sqlite();

@@ -1,0 +1,256 @@
+//! `synchub daemon` against the Shopify sandbox: runs the folder's pipelines
+//! at start; a verified webhook triggers an incremental run that brings the
+//! shop's edit in; a replayed delivery is recognised and does nothing; a
+//! forged one is refused before anything is read; a delete topic is applied
+//! at once; /health and /metrics say what happened.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use synchub_shopify::sandbox::{
+    self, SandboxOptions, FIRST_CUSTOMER_ID, SANDBOX_TOKEN, SANDBOX_WEBHOOK_SECRET,
+};
+use synchub_testkit::TestDb;
+
+struct Daemon {
+    child: Child,
+    base: String,
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start_daemon(db: &str, dir: &Path) -> Daemon {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_synchub"))
+        .args(["daemon", "--listen", "127.0.0.1:0", "--config-dir"])
+        .arg(dir)
+        .env("SYNCHUB_DATABASE_URL", db)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    let base = first
+        .split("listening on ")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no address in {first:?}"))
+        .to_string();
+    Daemon { child, base }
+}
+
+async fn health(http: &reqwest::Client, base: &str) -> Value {
+    http.get(format!("{base}/health"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+async fn metric(http: &reqwest::Client, base: &str, line_prefix: &str) -> u64 {
+    let text = http
+        .get(format!("{base}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .find(|l| l.starts_with(line_prefix))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+async fn wait_until<F, Fut>(what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !check().await {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn post(
+    http: &reqwest::Client,
+    base: &str,
+    conn: &str,
+    d: &sandbox::WebhookDelivery,
+    body: &[u8],
+) -> reqwest::StatusCode {
+    let mut req = http.post(format!("{base}/webhooks/{conn}"));
+    for (k, v) in &d.headers {
+        req = req.header(k, v);
+    }
+    req.body(body.to_vec()).send().await.unwrap().status()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn daemon_runs_on_start_and_on_verified_webhooks() {
+    let shop = sandbox::spawn(SandboxOptions::default()).await.unwrap();
+    let cfg = shop.config();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("shop.toml"),
+        format!(
+            r#"
+version = 1
+name = "shop-tw"
+region = "TW"
+
+[[connections]]
+name = "shop_tw"
+kind = "shopify"
+direction = "pull"
+objects = ["contact"]
+
+[connections.config]
+shop = "{}"
+base_url = "{}"
+access_token = "{SANDBOX_TOKEN}"
+webhook_secrets = ["{SANDBOX_WEBHOOK_SECRET}"]
+
+[deletes]
+contact = "archive"
+"#,
+            cfg.shop, shop.base_url
+        ),
+    )
+    .unwrap();
+    let db = TestDb::sqlite();
+    let daemon = start_daemon(&db.url, dir.path());
+    let http = reqwest::Client::new();
+    let base = daemon.base.clone();
+
+    // At start: one run reads the shop.
+    wait_until("the first run", || async {
+        health(&http, &base).await["pipelines"]["shop-tw"]["runs"]
+            .as_u64()
+            .unwrap_or(0)
+            >= 1
+    })
+    .await;
+    let h = health(&http, &base).await;
+    assert_eq!(h["status"], "ok");
+    assert_eq!(h["pipelines"]["shop-tw"]["last_error"], Value::Null, "{h}");
+    let created = metric(
+        &http,
+        &base,
+        "synchub_records_total{pipeline=\"shop-tw\",stream=\"shop_tw.contact\",outcome=\"created\"}",
+    )
+    .await;
+    assert!(
+        created >= 15,
+        "only {created} contacts created from 20 customers"
+    );
+
+    // A shop edit arrives as a signed webhook and triggers a run.
+    shop.take_webhooks();
+    assert!(shop.edit_customer(FIRST_CUSTOMER_ID + 3, |c| {
+        c.last_name = Some("Daemon-Edited".into());
+    }));
+    let deliveries = shop.take_webhooks();
+    assert_eq!(deliveries.len(), 1);
+    let d = &deliveries[0];
+
+    // Forged (body changed after signing): refused, counted, nothing runs.
+    let mut forged = d.body.clone();
+    forged.extend_from_slice(b" ");
+    assert_eq!(post(&http, &base, "shop_tw", d, &forged).await, 401);
+    // Genuine: accepted; the replay of the same delivery id is a no-op.
+    assert_eq!(post(&http, &base, "shop_tw", d, &d.body).await, 202);
+    assert_eq!(post(&http, &base, "shop_tw", d, &d.body).await, 200);
+    // Unknown connection.
+    assert_eq!(post(&http, &base, "nobody", d, &d.body).await, 404);
+
+    wait_until("the webhook-triggered run", || async {
+        metric(
+            &http,
+            &base,
+            "synchub_records_total{pipeline=\"shop-tw\",stream=\"shop_tw.contact\",outcome=\"updated\"}",
+        )
+        .await
+            >= 1
+    })
+    .await;
+    let prefix = "synchub_webhooks_total{connection=\"shop_tw\",result=";
+    assert_eq!(
+        metric(&http, &base, &format!("{prefix}\"accepted\"}}")).await,
+        1
+    );
+    assert_eq!(
+        metric(&http, &base, &format!("{prefix}\"duplicate\"}}")).await,
+        1
+    );
+    assert_eq!(
+        metric(&http, &base, &format!("{prefix}\"rejected\"}}")).await,
+        1
+    );
+
+    // The edit is in the CRM.
+    let store = db.store().await;
+    let contacts = store
+        .records(synchub_core::ObjectKind::Contact, false)
+        .await
+        .unwrap();
+    assert!(
+        contacts.iter().any(|r| serde_json::to_string(&r.record)
+            .unwrap()
+            .contains("Daemon-Edited")),
+        "the shop edit did not reach the CRM"
+    );
+
+    // A delete topic is applied at once (archive policy: tombstoned).
+    assert!(shop.shop().delete_customer(FIRST_CUSTOMER_ID + 5));
+    let deletes = shop.take_webhooks();
+    assert_eq!(deletes.len(), 1);
+    assert_eq!(
+        post(&http, &base, "shop_tw", &deletes[0], &deletes[0].body).await,
+        202
+    );
+    assert_eq!(
+        metric(
+            &http,
+            &base,
+            "synchub_records_total{pipeline=\"shop-tw\",stream=\"shop_tw.contact\",outcome=\"deleted\"}",
+        )
+        .await,
+        1
+    );
+}
+
+#[test]
+fn daemon_without_pipelines_says_where_it_looked() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_synchub"))
+        .args(["daemon", "--listen", "127.0.0.1:0", "--config-dir"])
+        .arg(dir.path())
+        .env("SYNCHUB_DATABASE_URL", &TestDb::sqlite().url)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(stderr.contains("no pipeline files"), "{stderr}");
+    assert!(
+        stderr.contains(&dir.path().display().to_string()),
+        "{stderr}"
+    );
+}
