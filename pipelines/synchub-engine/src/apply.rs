@@ -164,6 +164,19 @@ pub(crate) async fn apply_page(
         });
     }
     counts.dead_lettered += w.dead.len() as u64;
+    counts.invalid = w
+        .dead
+        .iter()
+        .take(crate::report::MAX_INVALID)
+        .map(|d| crate::report::Invalid {
+            location: d
+                .location
+                .clone()
+                .or_else(|| d.external_id.clone())
+                .unwrap_or_default(),
+            reason: d.reason.clone(),
+        })
+        .collect();
 
     write_all(engine, conn, object, &mut tx, w).await?;
     if let Some(next) = &page.next {

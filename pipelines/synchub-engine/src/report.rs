@@ -31,6 +31,22 @@ pub struct StreamReport {
     pub pages: u64,
     /// Wall-clock seconds spent on this stream.
     pub seconds: f64,
+    /// The first invalid items (where and why; at most [`MAX_INVALID`]), so
+    /// that a dry run, which keeps no dead letters, can still show them.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub invalid: Vec<Invalid>,
+}
+
+/// How many invalid items a report lists per stream.
+pub const MAX_INVALID: usize = 100;
+
+/// One invalid item: where in the source, and why.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Invalid {
+    /// Row number, file and line, or source id.
+    pub location: String,
+    /// Why it was rejected.
+    pub reason: String,
 }
 
 impl StreamReport {
@@ -48,6 +64,8 @@ impl StreamReport {
         self.push_failed += o.push_failed;
         self.pages += o.pages;
         self.seconds += o.seconds;
+        let room = MAX_INVALID.saturating_sub(self.invalid.len());
+        self.invalid.extend(o.invalid.iter().take(room).cloned());
     }
 }
 

@@ -102,22 +102,28 @@ pub async fn run(
         "read {} rows: {} new records, {} duplicates merged into existing contacts, {} already imported, {} invalid",
         t.read, t.created, t.merged, t.unchanged, t.dead_lettered
     );
+    if t.dead_lettered > 0 {
+        println!(
+            "invalid rows ({}):",
+            if dry_run {
+                "a real run keeps each as a dead letter with its payload"
+            } else {
+                "kept as dead letters with their payload; `synchub status` lists them"
+            }
+        );
+        let mut shown = 0;
+        for (stream, s) in &report.streams {
+            for item in &s.invalid {
+                println!("  {stream} {}: {}", item.location, item.reason);
+                shown += 1;
+            }
+        }
+        if (shown as u64) < t.dead_lettered {
+            println!("  … and {} more", t.dead_lettered - shown as u64);
+        }
+    }
     if dry_run {
         println!("nothing was written (--dry-run)");
-    } else if t.dead_lettered > 0 {
-        println!("invalid rows (kept as dead letters with their payload):");
-        for d in store
-            .dead_letters(50)
-            .await?
-            .into_iter()
-            .filter(|d| d.connection == name)
-        {
-            println!(
-                "  {}: {}",
-                d.location.or(d.external_id).unwrap_or_default(),
-                d.reason
-            );
-        }
     }
     Ok(if report.errors.is_empty() {
         ExitCode::SUCCESS

@@ -169,3 +169,67 @@ async fn migrate_sigkill_then_resume_equals_uninterrupted_sqlite() {
 async fn migrate_sigkill_then_resume_equals_uninterrupted_postgres() {
     kill_and_resume("postgres").await;
 }
+
+/// `--dry-run` writes nothing and still names each invalid row with its
+/// row number and reason; the real run then keeps them as dead letters.
+#[test]
+fn migrate_dry_run_lists_invalid_rows_and_writes_nothing() {
+    let export = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../connectors/synchub-legacy/tests/data/salesforce");
+    let db = TestDb::sqlite();
+    let out = Command::new(env!("CARGO_BIN_EXE_synchub"))
+        .args(["migrate", "salesforce"])
+        .arg(&export)
+        .arg("--dry-run")
+        .env("SYNCHUB_DATABASE_URL", &db.url)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.starts_with("dry run: migration from salesforce"),
+        "{text}"
+    );
+    assert!(
+        text.contains("Contact.csv row 5 (line 7): row has 6 columns, the header has 24"),
+        "{text}"
+    );
+    assert!(
+        text.contains("Contact.csv row 6 (line 8): contact has no name, email or phone"),
+        "{text}"
+    );
+    assert!(text.contains("nothing was written (--dry-run)"), "{text}");
+
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let store = db.store().await;
+        assert!(
+            store.canonical_dump().await.unwrap().is_empty(),
+            "dry run wrote to the store"
+        );
+    });
+
+    // The real run: the same rows, now kept as dead letters.
+    let out = Command::new(env!("CARGO_BIN_EXE_synchub"))
+        .args(["migrate", "salesforce"])
+        .arg(&export)
+        .env("SYNCHUB_DATABASE_URL", &db.url)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("kept as dead letters"), "{text}");
+    rt.block_on(async {
+        let store = db.store().await;
+        let dead = store.dead_letters(100).await.unwrap();
+        assert!(
+            dead.iter()
+                .any(|d| d.location.as_deref() == Some("Contact.csv row 5 (line 7)")),
+            "{dead:?}"
+        );
+    });
+}
