@@ -148,6 +148,9 @@ impl Engine {
             dry_run: opts.dry_run,
             ..RunReport::default()
         };
+        // Streams that could not be read to the end: writing to them now
+        // could overwrite edits the engine has not seen, so they wait.
+        let mut unread: std::collections::HashSet<(String, ObjectKind)> = Default::default();
         for object in ObjectKind::ALL {
             for conn in self.connections.iter().filter(|c| c.direction.pulls()) {
                 if !conn.objects.contains(&object) {
@@ -157,6 +160,7 @@ impl Engine {
                     if matches!(e, EngineError::Store(_)) {
                         return Err(e);
                     }
+                    unread.insert((conn.name.clone(), object));
                     tracing::error!(connection = %conn.name, %object, error = %e, "stream failed");
                     report
                         .errors
@@ -168,6 +172,10 @@ impl Engine {
             for conn in &self.connections {
                 for object in ObjectKind::ALL {
                     if !conn.can_push(object) {
+                        continue;
+                    }
+                    if unread.contains(&(conn.name.clone(), object)) {
+                        tracing::warn!(connection = %conn.name, %object, "push held: the stream was not read to the end");
                         continue;
                     }
                     if let Err(e) = push::drain(self, conn, object, &mut report).await {

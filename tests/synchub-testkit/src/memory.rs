@@ -291,8 +291,9 @@ impl Connector for MemoryConnector {
                 return Err(ConnectorError::Unavailable {
                     host: format!("memory://{}", self.system.name),
                     message: "connection reset (injected)".into(),
-                    retry_after: None,
-                })
+                    // Retried at once: tests stay fast, the error stays.
+                    retry_after: Some(std::time::Duration::from_millis(1)),
+                });
             }
             Some(n) => inner.fail_pull_after = Some(n - 1),
             None => {}

@@ -12,8 +12,8 @@ use synchub_store::Store;
 use synchub_testkit::{MemorySystem, TestDb};
 
 pub struct World {
-    pub _db: TestDb,
-    pub store: Store,
+    pub db: TestDb,
+    store: std::sync::Mutex<Store>,
     pub systems: Vec<(String, MemorySystem)>,
     pub policy: MergePolicy,
     pub deletes: DeletePolicy,
@@ -44,8 +44,8 @@ impl World {
         let db = TestDb::of(backend).await;
         let store = db.store().await;
         World {
-            _db: db,
-            store,
+            db,
+            store: std::sync::Mutex::new(store),
             systems: names
                 .iter()
                 .map(|n| (n.to_string(), MemorySystem::new(n)))
@@ -53,6 +53,20 @@ impl World {
             policy,
             deletes: DeletePolicy::Delete,
         }
+    }
+
+    /// The store (a handle; cheap to clone).
+    pub fn store(&self) -> Store {
+        self.store.lock().unwrap().clone()
+    }
+
+    /// What a killed process leaves behind: every connection closed (open
+    /// transactions die with them), then the store opened afresh.
+    pub async fn restart(&self) {
+        let old = self.store();
+        old.close().await;
+        let fresh = self.db.store().await;
+        *self.store.lock().unwrap() = fresh;
     }
 
     pub fn sys(&self, name: &str) -> &MemorySystem {
@@ -85,7 +99,7 @@ impl World {
             })
             .collect();
         Engine::new(
-            self.store.clone(),
+            self.store(),
             "sync-test",
             conns,
             self.policy.clone(),
@@ -142,7 +156,7 @@ impl World {
     /// The one live CRM contact of `email` (panics on duplicates).
     pub async fn crm(&self, email: &str) -> Option<Record> {
         let hits: Vec<Record> = self
-            .store
+            .store()
             .records(ObjectKind::Contact, false)
             .await
             .expect("records")

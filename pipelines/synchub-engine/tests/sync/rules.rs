@@ -63,7 +63,7 @@ async fn newest_later_edit_wins_in_any_pull_order(backend: &str) {
             all.iter().all(|c| c.as_deref() == Some("B Ltd")),
             "order {order:?}: {all:?}"
         );
-        assert!(w.store.conflicts(false).await.unwrap().is_empty());
+        assert!(w.store().conflicts(false).await.unwrap().is_empty());
     }
 }
 
@@ -83,7 +83,7 @@ async fn edits_within_clock_skew_go_to_review(backend: &str) {
     );
     let r = w.round().await;
     assert_eq!(r.total().conflicted, 1, "{}", r.to_table());
-    let open = w.store.conflicts(false).await.unwrap();
+    let open = w.store().conflicts(false).await.unwrap();
     assert_eq!(open.len(), 1);
     assert_eq!(open[0].detail.field, "company");
     assert_eq!(open[0].detail.remote, "\"B Ltd\"");
@@ -105,7 +105,7 @@ async fn edits_within_clock_skew_go_to_review(backend: &str) {
     w.sys("b")
         .edit_at(ObjectKind::Contact, &eb, t, set_company("B Ltd"));
     w.settle(4).await;
-    assert!(w.store.conflicts(false).await.unwrap().is_empty());
+    assert!(w.store().conflicts(false).await.unwrap().is_empty());
     assert!(w
         .companies(P)
         .await
@@ -141,12 +141,12 @@ async fn priority_first_listed_source_wins(backend: &str) {
         .await
         .iter()
         .all(|c| c.as_deref() == Some("B Ltd")));
-    assert!(w.store.conflicts(false).await.unwrap().is_empty());
+    assert!(w.store().conflicts(false).await.unwrap().is_empty());
 }
 
 async fn crm_edit(w: &World, value: &str) {
     let rec = w
-        .store
+        .store()
         .records(ObjectKind::Contact, false)
         .await
         .unwrap()
@@ -155,7 +155,7 @@ async fn crm_edit(w: &World, value: &str) {
         .expect("one contact");
     let mut r = rec.record.clone();
     set_company(value)(&mut r);
-    synchub_engine::local::apply_local_edit(&w.store, &rec.id, r)
+    synchub_engine::local::apply_local_edit(&w.store(), &rec.id, r)
         .await
         .unwrap();
 }
@@ -200,7 +200,7 @@ async fn manual_conflict_waits_for_review(backend: &str) {
         .edit(ObjectKind::Contact, &ea, set_company("A Ltd"));
     w.round().await;
     w.round().await;
-    let open = w.store.conflicts(false).await.unwrap();
+    let open = w.store().conflicts(false).await.unwrap();
     assert_eq!(open.len(), 1, "{open:#?}");
     assert_eq!(
         w.companies(P).await,
@@ -251,7 +251,7 @@ async fn set_merge_keeps_addition_and_removal(backend: &str) {
         let (_, r) = w.find(s, "meiling@example.tw").unwrap();
         assert_eq!(r.as_contact().unwrap().emails, want, "{s}");
     }
-    assert!(w.store.conflicts(false).await.unwrap().is_empty());
+    assert!(w.store().conflicts(false).await.unwrap().is_empty());
 }
 
 /// Delete policy `delete`: a delete followed by an edit elsewhere goes to
@@ -276,17 +276,17 @@ async fn delete_policy_delete_vs_concurrent_edit(backend: &str) {
             w.settle(4).await;
             assert!(w.crm(P).await.is_none(), "the later delete wins");
             assert!(w.find("b", P).is_none(), "and reaches B");
-            assert!(w.store.conflicts(false).await.unwrap().is_empty());
+            assert!(w.store().conflicts(false).await.unwrap().is_empty());
             continue;
         }
-        let open = w.store.conflicts(false).await.unwrap();
+        let open = w.store().conflicts(false).await.unwrap();
         assert_eq!(open.len(), 1, "{open:#?}");
         assert_eq!(open[0].detail.field, "_deleted");
         assert!(
             w.find("b", P).is_some(),
             "B's later edit is not deleted before review"
         );
-        synchub_engine::local::resolve_conflict(&w.store, &open[0], serde_json::json!(true))
+        synchub_engine::local::resolve_conflict(&w.store(), &open[0], serde_json::json!(true))
             .await
             .unwrap();
         w.settle(4).await;
@@ -311,7 +311,7 @@ async fn delete_policy_archive_keeps_other_copies(backend: &str) {
     w.sys("b")
         .edit(ObjectKind::Contact, &eb, set_company("B Ltd"));
     w.round().await;
-    let open = w.store.conflicts(false).await.unwrap();
+    let open = w.store().conflicts(false).await.unwrap();
     assert_eq!(open.len(), 1);
     assert_eq!(open[0].detail.field, "_deleted");
     assert!(w.crm(P).await.is_none());
@@ -334,7 +334,7 @@ async fn delete_policy_ignore_keeps_the_record(backend: &str) {
         Some("B Ltd")
     );
     assert!(w.find("a", P).is_none(), "A's delete stands");
-    assert!(w.store.conflicts(false).await.unwrap().is_empty());
+    assert!(w.store().conflicts(false).await.unwrap().is_empty());
 }
 
 /// A stale read (a lagging replica serving a copy from before the delete)
@@ -354,7 +354,7 @@ async fn stale_pull_never_resurrects_a_later_delete(backend: &str) {
     assert_eq!(r.writes(), 0, "{}", r.to_table());
     assert!(w.crm(P).await.is_none(), "no resurrection in the CRM");
     assert!(w.find("a", P).is_none() && w.find("b", P).is_none());
-    assert!(w.store.conflicts(false).await.unwrap().is_empty());
+    assert!(w.store().conflicts(false).await.unwrap().is_empty());
 }
 
 /// Echo suppression with three systems: an edit reaches the other two once,
