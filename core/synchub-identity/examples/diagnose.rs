@@ -170,7 +170,7 @@ fn main() {
     }
     println!("true pairs {true_pairs}; false-negative pairs by cause: {cause:?}");
     let mut pats: Vec<_> = patterns.into_iter().collect();
-    pats.sort_by(|x, y| y.1.cmp(&x.1));
+    pats.sort_by_key(|x| std::cmp::Reverse(x.1));
     for ((why, l), c) in pats.iter().take(25) {
         println!("  FN {why:14} {l:?} {c}");
     }
@@ -196,7 +196,7 @@ fn main() {
         }
     }
     let mut fps: Vec<_> = fp_pats.into_iter().collect();
-    fps.sort_by(|x, y| y.1.cmp(&x.1));
+    fps.sort_by_key(|x| std::cmp::Reverse(x.1));
     println!("directly linked false-positive pairs {fp}");
     for (l, c) in fps.iter().take(15) {
         println!("  FP {l:?} {c}");

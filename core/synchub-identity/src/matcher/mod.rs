@@ -138,10 +138,18 @@ pub fn resolve_prepared(records: &[Prepared], cfg: &MatchConfig) -> Resolution {
             compare(&records[a as usize], &records[b as usize])
         })
         .collect();
-    let mut patterns: FxHashMap<u32, u64> = FxHashMap::default();
-    for c in &comparisons {
-        *patterns.entry(c.pattern()).or_default() += 1;
-    }
+    let patterns: FxHashMap<u32, u64> = comparisons
+        .par_iter()
+        .fold(FxHashMap::default, |mut acc: FxHashMap<u32, u64>, c| {
+            *acc.entry(c.pattern()).or_default() += 1;
+            acc
+        })
+        .reduce(FxHashMap::default, |mut a, b| {
+            for (k, v) in b {
+                *a.entry(k).or_default() += v;
+            }
+            a
+        });
     let u = FsModel::u_from_counts(&random_pair_counts(records, cfg.u_samples, cfg.seed));
     let n = records.len() as f64;
     let model = if records.len() < SMALL_BATCH {
@@ -150,37 +158,44 @@ pub fn resolve_prepared(records: &[Prepared], cfg: &MatchConfig) -> Resolution {
         FsModel::fit(u, &patterns, cfg.em_iterations, n * (n - 1.0) / 2.0)
     };
     let tf = NameFrequencies::new(records);
-    let scores: Vec<f32> = pairs
-        .par_iter()
-        .zip(&comparisons)
-        .map(|(p, c)| {
-            let (a, _) = unpack(*p);
-            score_pair(&model, &tf, a, c) as f32
-        })
-        .collect();
     let auto_score = odds(cfg.auto_merge);
     let review_score = odds(cfg.review);
-    let mut kept = Vec::new();
-    let mut conflicts = Vec::new();
-    for ((p, c), s) in pairs.iter().zip(&comparisons).zip(&scores) {
-        let (a, b) = unpack(*p);
-        if f64::from(*s) >= review_score {
-            kept.push(ScoredPair {
+    // Scores are computed where they are used, so no per-candidate score
+    // vector is ever held: at a million records that is tens of megabytes.
+    let kept: Vec<ScoredPair> = pairs
+        .par_iter()
+        .zip(&comparisons)
+        .filter_map(|(p, c)| {
+            let (a, b) = unpack(*p);
+            let score = score_pair(&model, &tf, a, c) as f32;
+            (f64::from(score) >= review_score).then_some(ScoredPair {
                 a,
                 b,
                 comparison: *c,
-                score: *s,
-            });
-        } else if is_conflict(c) {
-            conflicts.push((a, b));
-        }
-    }
+                score,
+            })
+        })
+        .collect();
+    let conflicts: Vec<(u32, u32)> = pairs
+        .par_iter()
+        .zip(&comparisons)
+        .filter(|(_, c)| is_conflict(c))
+        .filter_map(|(p, c)| {
+            let (a, b) = unpack(*p);
+            (score_pair(&model, &tf, a, c) < review_score).then_some((a, b))
+        })
+        .collect();
+    let candidate_pairs = pairs.len();
+    drop(pairs);
+    drop(comparisons);
+    drop(tf);
     let mut clusters = Clusters::new(records.len(), &conflicts, cfg.max_cluster_size);
+    drop(conflicts);
     let mut links: Vec<&ScoredPair> = kept
         .iter()
         .filter(|p| f64::from(p.score) >= auto_score)
         .collect();
-    links.sort_by(|x, y| {
+    links.par_sort_unstable_by(|x, y| {
         y.score
             .total_cmp(&x.score)
             .then((x.a, x.b).cmp(&(y.a, y.b)))
@@ -192,7 +207,7 @@ pub fn resolve_prepared(records: &[Prepared], cfg: &MatchConfig) -> Resolution {
         labels: clusters.labels(),
         pairs: kept,
         model,
-        candidate_pairs: pairs.len(),
+        candidate_pairs,
         thresholds: (cfg.auto_merge, cfg.review),
     }
 }

@@ -189,6 +189,9 @@ impl PersonName {
             compare_parts(&self.given, &other.given),
             compare_parts(&self.family, &other.family),
         );
+        if straight == (NameLevel::Exact, NameLevel::Exact) {
+            return (straight.0, straight.1, false);
+        }
         let swapped = (
             compare_parts(&self.given, &other.family),
             compare_parts(&self.family, &other.given),
@@ -219,18 +222,18 @@ impl PersonName {
         ) else {
             return false;
         };
-        let seq = |first: &[Vec<SyllableId>], second: &[Vec<SyllableId>]| {
-            first.iter().chain(second).cloned().collect::<Vec<_>>()
+        if af.len() + ag.len() != bf.len() + bg.len() {
+            return false;
+        }
+        // Without allocating: walk the two concatenations side by side.
+        let same = |x: (&[Vec<SyllableId>], &[Vec<SyllableId>]),
+                    y: (&[Vec<SyllableId>], &[Vec<SyllableId>])| {
+            x.0.iter()
+                .chain(x.1)
+                .zip(y.0.iter().chain(y.1))
+                .all(|(p, q)| p.iter().any(|i| q.contains(i)))
         };
-        let (a_fg, a_gf) = (seq(af, ag), seq(ag, af));
-        let (b_fg, b_gf) = (seq(bf, bg), seq(bg, bf));
-        let same = |x: &[Vec<SyllableId>], y: &[Vec<SyllableId>]| {
-            x.len() == y.len()
-                && x.iter()
-                    .zip(y)
-                    .all(|(p, q)| p.iter().any(|i| q.contains(i)))
-        };
-        same(&a_fg, &b_fg) || same(&a_fg, &b_gf) || same(&a_gf, &b_fg)
+        same((af, ag), (bf, bg)) || same((af, ag), (bg, bf)) || same((ag, af), (bf, bg))
     }
 }
 

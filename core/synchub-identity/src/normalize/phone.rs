@@ -5,7 +5,7 @@
 //! written without `+` (`86-138 0013 8000`), and a trunk zero kept after the
 //! country code (`+886 0912 345 678`).
 
-use phonenumber::{country, Mode};
+use phonenumber::country;
 
 use super::clean_text;
 
@@ -64,7 +64,14 @@ fn find_ascii_ci(hay: &str, needle: &str) -> Option<usize> {
 
 fn parse_valid(region: Option<country::Id>, text: &str) -> Option<String> {
     let number = phonenumber::parse(region, text).ok()?;
-    phonenumber::is_valid(&number).then(|| number.format().mode(Mode::E164).to_string())
+    // E.164 is `+`, the country code and the national number (with any
+    // leading zeros it keeps, as in Italy); writing it directly skips the
+    // crate's general formatter, a tenth of the cost of a phone.
+    phonenumber::is_valid(&number).then(|| {
+        let national = number.national();
+        let zeros = "0".repeat(usize::from(national.zeros()));
+        format!("+{}{zeros}{}", number.code().value(), national.value())
+    })
 }
 
 #[cfg(test)]
@@ -143,6 +150,24 @@ mod tests {
         assert_eq!(
             p("(02) 2345-6789 轉 301", Some("TW")).as_deref(),
             Some("+886223456789")
+        );
+    }
+
+    #[test]
+    fn e164_matches_the_crate_formatter() {
+        for raw in [
+            "+39 06 1234 5678",
+            "+886 2 2345 6789",
+            "+852 2123 4567",
+            "+1 212 555 0100",
+        ] {
+            let n = phonenumber::parse(None, raw).ok();
+            let expected = n.map(|n| n.format().mode(phonenumber::Mode::E164).to_string());
+            assert_eq!(p(raw, None), expected, "{raw}");
+        }
+        assert_eq!(
+            p("+39 06 1234 5678", None).as_deref(),
+            Some("+390612345678")
         );
     }
 
