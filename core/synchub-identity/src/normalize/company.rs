@@ -96,4 +96,26 @@ mod tests {
         assert_eq!(normalize_company("大文貿易有限公司"), "大文貿易");
         assert_eq!(normalize_company("ＡＢＣ 有限公司"), "abc");
     }
+
+    #[test]
+    fn han_suffix_variants_compare_equal() {
+        // Traditional and simplified, with and without 股份, full-width
+        // brackets and spaces: all the same company.
+        let stem = normalize_company("長榮");
+        for raw in [
+            "長榮股份有限公司",
+            "長榮有限公司",
+            "長榮 股份有限公司",
+            "長榮（股份有限公司）",
+            "長榮公司",
+        ] {
+            assert_eq!(normalize_company(raw), stem, "{raw}");
+        }
+        assert_eq!(normalize_company("华为技术有限公司"), "华为技术");
+        assert_eq!(normalize_company("阿里巴巴集团"), "阿里巴巴");
+        assert_eq!(
+            normalize_company("ACME Co., Ltd."),
+            normalize_company("Acme 有限公司")
+        );
+    }
 }

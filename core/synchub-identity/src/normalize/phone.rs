@@ -142,6 +142,60 @@ mod tests {
     }
 
     #[test]
+    fn trunk_zeros_after_the_country_code_are_dropped() {
+        // Taiwan: mobile and Taipei landline, with and without the trunk 0.
+        for raw in [
+            "+886 0912 345 678",
+            "+886 912 345 678",
+            "+886 (0)912-345-678",
+        ] {
+            assert_eq!(p(raw, None).as_deref(), Some("+886912345678"), "{raw}");
+        }
+        for raw in [
+            "+886 02 2345 6789",
+            "+886 2 2345 6789",
+            "00886 (0)2-2345-6789",
+        ] {
+            assert_eq!(p(raw, None).as_deref(), Some("+886223456789"), "{raw}");
+        }
+        // Mainland: Shanghai landline written with its trunk 0 after +86, and nationally.
+        for raw in [
+            "+86 021 6288 8888",
+            "+86 21 6288 8888",
+            "0086 (0)21-62888888",
+        ] {
+            assert_eq!(p(raw, None).as_deref(), Some("+862162888888"), "{raw}");
+        }
+        assert_eq!(
+            p("021-6288-8888", Some("CN")).as_deref(),
+            Some("+862162888888")
+        );
+        assert_eq!(
+            p("+86 0138 0013 8000", None).as_deref(),
+            Some("+8613800138000")
+        );
+        // Hong Kong has no trunk prefix: a landline with and without the country code.
+        assert_eq!(p("+852 2123 4567", None).as_deref(), Some("+85221234567"));
+        assert_eq!(p("2123 4567", Some("HK")).as_deref(), Some("+85221234567"));
+    }
+
+    #[test]
+    fn full_width_digits_and_signs() {
+        assert_eq!(
+            p("＋８５２　９１２３　４５６７", None).as_deref(),
+            Some("+85291234567")
+        );
+        assert_eq!(
+            p("（８６）１３８－００１３－８０００", None).as_deref(),
+            Some("+8613800138000")
+        );
+        assert_eq!(
+            p("＋８８６　０９１２－３４５－６７８", Some("TW")).as_deref(),
+            Some("+886912345678")
+        );
+    }
+
+    #[test]
     fn extensions_are_cut() {
         assert_eq!(
             p("+1 650-253-0000 ext. 12", None).as_deref(),
