@@ -263,13 +263,18 @@ pub fn contact_to_customer_input(contact: &Contact, id: Option<&str>) -> Value {
             .first()
             .map(|e| Value::String(e.trim().into())),
     );
+    // Shopify refuses a phone that is not E.164 (`Phone is invalid`) and
+    // would then drop the whole write: send the first phone that is, and
+    // leave one the CRM could not normalize (`n/a`, `12345`) in the CRM.
     insert_opt(
         &mut input,
         "phone",
         contact
             .phones
-            .first()
-            .map(|p| Value::String(p.trim().into())),
+            .iter()
+            .map(|p| p.trim())
+            .find(|p| is_e164(p))
+            .map(|p| Value::String(p.into())),
     );
     if !contact.tags.is_empty() {
         input.insert("tags".into(), json!(contact.tags));
@@ -278,6 +283,12 @@ pub fn contact_to_customer_input(contact: &Contact, id: Option<&str>) -> Value {
         input.insert("note".into(), Value::String(note.clone()));
     }
     Value::Object(input)
+}
+
+/// `+` and 8 to 15 digits, the only phone shape Shopify accepts.
+pub fn is_e164(p: &str) -> bool {
+    p.strip_prefix('+')
+        .is_some_and(|d| (8..=15).contains(&d.len()) && d.bytes().all(|b| b.is_ascii_digit()))
 }
 
 /// Given and family names for a write: the parts if known, else a split of

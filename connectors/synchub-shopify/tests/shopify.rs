@@ -196,8 +196,10 @@ async fn user_errors_become_per_record_errors() {
         emails: vec!["meiling.lin@example.com.tw".into()],
         ..Default::default()
     };
+    // a phone that is not E.164 is not sent (Shopify would refuse the whole
+    // write); the next one is, and it belongs to another customer
     let bad_phone = synchub_core::model::Contact {
-        phones: vec!["0912-345-678".into()],
+        phones: vec!["0912-345-678".into(), "+886912000111".into()],
         ..Default::default()
     };
     let ok = synchub_core::model::Contact {
@@ -225,7 +227,10 @@ async fn user_errors_become_per_record_errors() {
         outcomes[0].result,
         Err("email: Email has already been taken".into())
     );
-    assert_eq!(outcomes[1].result, Err("phone: Phone is invalid".into()));
+    assert_eq!(
+        outcomes[1].result,
+        Err("phone: Phone has already been taken".into())
+    );
     assert_eq!(
         outcomes[2].result,
         Err("id: Customer does not exist".into())

@@ -161,6 +161,9 @@ impl WooConnector {
                 change.record.kind()
             )));
         };
+        if let Some(refusal) = needs_email(change.op, contact) {
+            return Ok(Err(refusal));
+        }
         let body = map::contact_to_customer(contact);
         let answer = match (change.op, change.external_id.as_deref()) {
             (ChangeOp::Create, _) => self.client.write("POST", "customers", &body, false).await,
@@ -197,6 +200,10 @@ impl WooConnector {
                 )));
                 continue;
             };
+            if let Some(refusal) = needs_email(change.op, contact) {
+                results[i] = Some(Err(refusal));
+                continue;
+            }
             let mut body = map::contact_to_customer(contact);
             match (
                 change.op,
@@ -247,6 +254,15 @@ impl WooConnector {
             .map(|r| r.unwrap_or_else(|| Err("not written".into())))
             .collect())
     }
+}
+
+/// WooCommerce refuses a customer without an email (`Missing parameter(s):
+/// email`): say so without sending a request that is sure to fail, so a
+/// contact known only by name and phone costs no write on every run.
+fn needs_email(op: ChangeOp, contact: &synchub_core::model::Contact) -> Option<String> {
+    let has_email = contact.emails.iter().any(|e| e.contains('@'));
+    (op == ChangeOp::Create && !has_email)
+        .then(|| "woocommerce customers need an email; this contact has none".to_string())
 }
 
 /// A written customer, or the batch item's error message.

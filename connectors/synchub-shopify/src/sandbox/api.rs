@@ -153,6 +153,7 @@ fn execute(
             Err(message) => (graphql_error(&message, root), 1),
         },
         "customerCreate" | "customerUpdate" => {
+            shop.writes += 1;
             let input = gql::field_args(query, root, vars)
                 .remove("input")
                 .unwrap_or(Value::Null);

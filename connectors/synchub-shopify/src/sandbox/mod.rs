@@ -173,6 +173,24 @@ impl SandboxHandle {
         true
     }
 
+    /// Adds a customer no connector can turn into a contact: an app created
+    /// it with only a note (no name, email or phone). Returns its id.
+    pub fn add_unusable_customer(&self) -> u64 {
+        let mut shop = self.shop();
+        let id = data::FIRST_CUSTOMER_ID + shop.customers.len() + 10_000;
+        let mut row = data::seed_customer(data::STORY_CUSTOMERS + 1);
+        row.id = id;
+        row.first_name = None;
+        row.last_name = None;
+        row.email = None;
+        row.phone = None;
+        row.address = None;
+        row.tags = Vec::new();
+        row.note = Some("created by the loyalty app".into());
+        shop.save_customer(row, "customers/create");
+        id
+    }
+
     /// Takes the webhooks queued since the last call.
     pub fn take_webhooks(&self) -> Vec<WebhookDelivery> {
         std::mem::take(&mut self.shop().outbox)

@@ -4,7 +4,7 @@
 
 use std::time::Instant;
 
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Duration, SubsecRound, Utc};
 use serde_json::Value;
 
 use super::data::{self, CustomerRow, OrderRow};
@@ -73,6 +73,9 @@ pub struct ShopState {
     pub requests: u64,
     /// Requests answered THROTTLED.
     pub throttled: u64,
+    /// Write requests served (`customerCreate` / `customerUpdate`, accepted
+    /// or refused): what a quiet sync round must not send.
+    pub writes: u64,
     /// Webhooks queued by writes, oldest first.
     pub outbox: Vec<WebhookDelivery>,
     /// The bulk operation, if one was started.
@@ -107,6 +110,7 @@ impl ShopState {
             bucket: None,
             requests: 0,
             throttled: 0,
+            writes: 0,
             outbox: Vec::new(),
             bulk: None,
             base_url: String::new(),
@@ -116,9 +120,13 @@ impl ShopState {
         }
     }
 
-    /// Advances the logical clock by one second and returns it.
+    /// Advances the clock: to the wall clock (whole seconds), or one second
+    /// past the last write when writes come faster, so every write gets a
+    /// distinct, increasing time that is comparable with the CRM's own
+    /// change times (newest-wins merges need a shared time line).
     pub fn tick(&mut self) -> DateTime<Utc> {
-        self.clock += Duration::seconds(1);
+        let now = Utc::now().trunc_subsecs(0);
+        self.clock = (self.clock + Duration::seconds(1)).max(now);
         self.clock
     }
 

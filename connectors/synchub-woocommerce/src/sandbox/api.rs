@@ -351,7 +351,10 @@ pub async fn create_customer(
     Json(body): Json<Value>,
 ) -> Response {
     let mut store = match authorized(&s, &headers, &q, "create resources") {
-        Ok(g) => g,
+        Ok(mut g) => {
+            g.writes += 1;
+            g
+        }
         Err(r) => return r,
     };
     match apply(&mut store, None, &body) {
@@ -369,7 +372,10 @@ pub async fn update_customer(
     Json(body): Json<Value>,
 ) -> Response {
     let mut store = match authorized(&s, &headers, &q, "edit this resource") {
-        Ok(g) => g,
+        Ok(mut g) => {
+            g.writes += 1;
+            g
+        }
         Err(r) => return r,
     };
     match apply(&mut store, Some(id), &body) {
@@ -386,7 +392,10 @@ pub async fn batch_customers(
     Json(body): Json<Value>,
 ) -> Response {
     let mut store = match authorized(&s, &headers, &q, "batch manipulate this resource") {
-        Ok(g) => g,
+        Ok(mut g) => {
+            g.writes += 1;
+            g
+        }
         Err(r) => return r,
     };
     let list = |k: &str| {

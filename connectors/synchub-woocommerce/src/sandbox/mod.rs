@@ -16,7 +16,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use axum::routing::{get, post};
 use axum::Router;
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Duration, SubsecRound, Utc};
 use serde_json::{json, Value};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -59,6 +59,9 @@ pub struct StoreState {
     pub base_url: String,
     /// Requests served.
     pub requests: u64,
+    /// Write requests served (create, update, batch; accepted or refused):
+    /// what a quiet sync round must not send.
+    pub writes: u64,
     /// Webhooks queued by writes.
     pub outbox: Vec<WebhookDelivery>,
     clock: DateTime<Utc>,
@@ -67,9 +70,13 @@ pub struct StoreState {
 }
 
 impl StoreState {
-    /// Advances the logical clock by one second.
+    /// Advances the clock: to the wall clock (whole seconds), or one second
+    /// past the last write when writes come faster, so every write gets a
+    /// distinct, increasing time that is comparable with the CRM's own
+    /// change times (newest-wins merges need a shared time line).
     pub fn tick(&mut self) -> DateTime<Utc> {
-        self.clock += Duration::seconds(1);
+        let now = Utc::now().trunc_subsecs(0);
+        self.clock = (self.clock + Duration::seconds(1)).max(now);
         self.clock
     }
 
@@ -211,6 +218,7 @@ pub async fn spawn(options: SandboxOptions) -> std::io::Result<SandboxHandle> {
         webhook_secret: SANDBOX_WEBHOOK_SECRET.into(),
         base_url: base_url.clone(),
         requests: 0,
+        writes: 0,
         outbox: Vec::new(),
         clock: data::seed_time(options.customers.max(options.orders)) + Duration::days(1),
         next_id: data::FIRST_CUSTOMER_ID + options.customers + 1_000,
@@ -275,6 +283,23 @@ impl SandboxHandle {
         store.orders.insert(id, row.clone());
         store.queue_webhook("order.updated", &row);
         true
+    }
+
+    /// Adds an order no connector can map: a plugin wrote its total with a
+    /// decimal comma (`"12,50"`). Returns its id.
+    pub fn add_unusable_order(&self) -> u64 {
+        let mut store = self.store();
+        let id = data::FIRST_ORDER_ID + store.orders.len() as u64 + 10_000;
+        let mut order = data::seed_order(3, store.customers.len() as u64, &store.base_url);
+        order["id"] = json!(id);
+        order["number"] = json!(id.to_string());
+        order["total"] = json!("12,50");
+        let now = store.tick();
+        order["date_modified_gmt"] = json!(format_gmt(now));
+        order["date_modified"] = json!(data::local(now));
+        store.orders.insert(id, order.clone());
+        store.queue_webhook("order.created", &order);
+        id
     }
 
     /// Takes the queued webhooks.
