@@ -19,8 +19,18 @@ fn key<T: Hash>(tag: u8, value: T) -> u64 {
     let mut h = FxHasher::default();
     tag.hash(&mut h);
     value.hash(&mut h);
-    h.finish()
+    h.finish() & !NAME_ONLY
 }
+
+/// Low bit of a block key: set on keys made of the name alone.
+const NAME_ONLY: u64 = 1;
+
+/// Name-only blocks larger than this are windowed. They grow with the
+/// square of the input (a million rows hold ten or so people per common
+/// name), and a pair that shares only a name cannot be told apart from two
+/// namesakes anyway; pairs that also share an email, a phone, a birth date or
+/// a street meet in those blocks.
+pub const NAME_BLOCK: usize = 24;
 
 /// Most whole-part codes emitted for one name part.
 const MAX_WHOLE_CODES: usize = 4;
@@ -87,14 +97,14 @@ pub fn block_keys(p: &Prepared) -> Vec<u64> {
             // name, so a name split in the wrong place still shares a key.
             let fg: Vec<Vec<SyllableId>> = f.iter().chain(g).cloned().collect();
             let gf: Vec<Vec<SyllableId>> = g.iter().chain(f).cloned().collect();
-            keys.extend(readings(&fg).into_iter().map(|r| key(16, r)));
-            keys.extend(readings(&gf).into_iter().map(|r| key(16, r)));
+            keys.extend(readings(&fg).into_iter().map(|r| key(16, r) | NAME_ONLY));
+            keys.extend(readings(&gf).into_iter().map(|r| key(16, r) | NAME_ONLY));
         }
         _ => {
             let (g, f) = (whole_codes(&p.name.given), whole_codes(&p.name.family));
             for a in &g {
                 for b in &f {
-                    keys.push(key(17, (a.min(b), a.max(b))));
+                    keys.push(key(17, (a.min(b), a.max(b))) | NAME_ONLY);
                 }
             }
         }
@@ -140,7 +150,13 @@ pub fn candidate_pairs(records: &[Prepared], max_block: usize, window: usize) ->
         .par_iter()
         .flat_map_iter(|&(s, e)| {
             let members: Vec<u32> = entries[s..e].iter().map(|(_, i)| *i).collect();
-            block_pairs(records, members, max_block, window)
+            let name_only = entries[s].0 & NAME_ONLY != 0;
+            let limit = if name_only {
+                NAME_BLOCK.min(max_block)
+            } else {
+                max_block
+            };
+            block_pairs(records, members, limit, window, name_only)
         })
         .collect();
     pairs.par_sort_unstable();
@@ -158,6 +174,7 @@ fn block_pairs(
     mut members: Vec<u32>,
     max_block: usize,
     window: usize,
+    name_only: bool,
 ) -> Vec<u64> {
     let mut out = Vec::new();
     if members.len() <= max_block {
@@ -171,18 +188,47 @@ fn block_pairs(
     // Sorted neighbourhood: order by a script-independent form of the name
     // (smallest romanization row per syllable, else the letters), compare
     // each record with the next `window` ones.
-    let mut sort_keys: Vec<(Vec<u32>, u32)> = members
-        .iter()
-        .map(|m| (sort_key(&records[*m as usize]), *m))
-        .collect();
-    sort_keys.sort_unstable();
-    members = sort_keys.into_iter().map(|(_, m)| m).collect();
+    if name_only {
+        // Everyone here shares the name: order by what else could agree
+        // (birth date, company, postal code), missing values last.
+        members.sort_by(|x, y| {
+            let (p, q) = (&records[*x as usize], &records[*y as usize]);
+            secondary_key(p).cmp(&secondary_key(q)).then(x.cmp(y))
+        });
+    } else {
+        let mut sort_keys: Vec<(Vec<u32>, u32)> = members
+            .iter()
+            .map(|m| (sort_key(&records[*m as usize]), *m))
+            .collect();
+        sort_keys.sort_unstable();
+        members = sort_keys.into_iter().map(|(_, m)| m).collect();
+    }
     for (i, a) in members.iter().enumerate() {
         for b in members.iter().skip(i + 1).take(window) {
             out.push(pack(*a, *b));
         }
     }
     out
+}
+
+type SecondaryKey<'a> = (
+    bool,
+    Option<chrono::NaiveDate>,
+    bool,
+    Option<&'a str>,
+    bool,
+    Option<&'a str>,
+);
+
+fn secondary_key(r: &Prepared) -> SecondaryKey<'_> {
+    (
+        r.birth_date.is_none(),
+        r.birth_date,
+        r.company.is_none(),
+        r.company.as_deref(),
+        r.postal_code.is_none(),
+        r.postal_code.as_deref(),
+    )
 }
 
 fn sort_key(p: &Prepared) -> Vec<u32> {

@@ -175,7 +175,7 @@ fn compare_address(a: &Prepared, b: &Prepared) -> u8 {
     let postal_conflict = matches!((&a.postal_code, &b.postal_code), (Some(x), Some(y)) if x != y);
     match (&a.street, &b.street) {
         (Some(x), Some(y)) if x == y && !postal_conflict => 0,
-        (Some(x), Some(y)) if !postal_conflict && strsim::jaro_winkler(x, y) >= 0.92 => 1,
+        (Some(x), Some(y)) if !postal_conflict && jaro_winkler_at_least(x, y, 0.92) => 1,
         (Some(_), Some(_)) => 3,
         _ => {
             let same_postal =
@@ -194,10 +194,30 @@ fn compare_address(a: &Prepared, b: &Prepared) -> u8 {
     }
 }
 
+/// `jaro_winkler(x, y) >= t`, skipping the computation when the lengths
+/// alone rule it out. With the standard prefix weight (0.1, at most four
+/// characters) `jw <= 0.6 * jaro + 0.4`, and `jaro <= (2 + short/long) / 3`,
+/// so `jw >= t` needs `short/long >= 5 (t - 0.4) - 2`.
+fn jaro_winkler_at_least(x: &str, y: &str, t: f64) -> bool {
+    if x == y {
+        return true;
+    }
+    let (lx, ly) = if x.is_ascii() && y.is_ascii() {
+        (x.len(), y.len())
+    } else {
+        (x.chars().count(), y.chars().count())
+    };
+    let (short, long) = (lx.min(ly) as f64, lx.max(ly).max(1) as f64);
+    if short / long < 5.0 * (t - 0.4) - 2.0 {
+        return false;
+    }
+    strsim::jaro_winkler(x, y) >= t
+}
+
 fn compare_company(a: Option<&str>, b: Option<&str>) -> u8 {
     match (a, b) {
         (Some(x), Some(y)) if x == y => 0,
-        (Some(x), Some(y)) if strsim::jaro_winkler(x, y) >= 0.9 => 1,
+        (Some(x), Some(y)) if jaro_winkler_at_least(x, y, 0.9) => 1,
         (Some(_), Some(_)) => 2,
         _ => 3,
     }
@@ -239,6 +259,34 @@ mod tests {
         let c = compare(&a, &b);
         assert_eq!(&c.levels[..4], &[1, 1, 0, 0]);
         assert_eq!(c.levels[4], 3, "no birth dates: missing");
+    }
+
+    #[test]
+    fn length_bound_agrees_with_jaro_winkler() {
+        let words = [
+            "main street",
+            "main st",
+            "maine street",
+            "1 main street apt 3",
+            "x",
+            "",
+            "信義路3段",
+            "信義路三段278號",
+            "acme",
+            "acme corp",
+            "acmee",
+        ];
+        for a in words {
+            for b in words {
+                for t in [0.9, 0.92] {
+                    assert_eq!(
+                        jaro_winkler_at_least(a, b, t),
+                        strsim::jaro_winkler(a, b) >= t,
+                        "{a:?} {b:?} {t}"
+                    );
+                }
+            }
+        }
     }
 
     #[test]
