@@ -15,10 +15,13 @@ pub const FIRST_CUSTOMER_ID: u64 = 25;
 /// First order id.
 pub const FIRST_ORDER_ID: u64 = 727;
 
-/// Seed row `i` was last modified at `2024-01-01 + (i / 2) * 30 s` (GMT).
+/// Seed row `i` was last modified at `2023-12-31 + (i / 2) * 30 s` (GMT):
+/// a day before the Shopify sandbox's rows, so the same person's records in
+/// the two shops never carry the very same change time (which a newest-wins
+/// merge rightly sends to review).
 pub fn seed_time(i: u64) -> DateTime<Utc> {
     let base = Utc
-        .with_ymd_and_hms(2024, 1, 1, 0, 0, 0)
+        .with_ymd_and_hms(2023, 12, 31, 0, 0, 0)
         .single()
         .unwrap_or_default();
     base + Duration::seconds(i64::try_from(i / 2).unwrap_or(0) * 30)
