@@ -16,22 +16,42 @@ fn peak_rss_mb() -> f64 {
         .map_or(0.0, |kb| kb / 1024.0)
 }
 
+/// User plus system CPU seconds this process has used so far (from
+/// `/proc/self/stat`, in clock ticks of 1/100 s). On a shared machine the
+/// wall-clock figure depends on everyone else's load; this one does not.
+fn cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // Fields after the command name (which is in parentheses and may hold spaces).
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let tick = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    // utime and stime are fields 14 and 15 of the whole line: 11 and 12 after the name.
+    (tick(11) + tick(12)) / 100.0
+}
+
 fn run_size(n: usize) -> Result<(), Box<dyn std::error::Error>> {
     let dir = tempfile::tempdir()?;
     let set = GeneratedSet::create(n, 42, dir.path())?;
-    let start = Instant::now();
+    let (start, cpu_start) = (Instant::now(), cpu_seconds());
     let summary = synchub_identity::dedupe::dedupe_csv(&set.options)?;
     let seconds = start.elapsed().as_secs_f64();
+    let cpu = cpu_seconds() - cpu_start;
     let rss = peak_rss_mb();
     let scores = set.score()?;
     println!(
-        "BENCH name=dedupe_{n} records={} seconds={seconds:.2} rate={:.0} peak_rss_mb={rss:.0} f1={:.4} precision={:.4} recall={:.4} clusters={}",
+        "BENCH name=dedupe_{n} records={} seconds={seconds:.2} rate={:.0} peak_rss_mb={rss:.0} f1={:.4} precision={:.4} recall={:.4} clusters={} cpu_seconds={cpu:.1} candidate_pairs={}",
         summary.rows,
         summary.rows as f64 / seconds,
         scores.f1,
         scores.precision,
         scores.recall,
-        summary.clusters
+        summary.clusters,
+        summary.candidate_pairs
     );
     Ok(())
 }
