@@ -40,7 +40,7 @@ async fn paginates_customers_and_orders_to_the_end() {
         panic!("contact")
     };
     assert_eq!(c.full_name.as_deref(), Some("陳大文"));
-    assert_eq!(c.phones, vec!["+886912345678", "+886 912-345-678"]);
+    assert_eq!(c.phones, vec!["+886932111222", "+886 932-111-222"]);
     let zero_line = orders
         .iter()
         .find(|r| r.external_id.ends_with("/5001000003"))

@@ -108,7 +108,7 @@ async fn paginates_resumes_and_maps_the_story_people() {
         panic!("contact")
     };
     assert_eq!(chan.full_name.as_deref(), Some("Tai Man Chan"));
-    assert_eq!(chan.phones, vec!["0912345678"]);
+    assert_eq!(chan.phones, vec!["0932111222"]);
     let (orders, _) = pull_all(&conn, ObjectKind::Order, None).await;
     assert_eq!(orders.len(), 120);
     let zero = orders

@@ -295,7 +295,7 @@ async fn shops_two_way(backend: &str) {
         ])
     );
     // 陳大文 (Shopify) and Tai Man Chan (Woo): the phone formats agree once normalized.
-    assert!(contact(&chan).phones.contains(&"+886912345678".to_string()));
+    assert!(contact(&chan).phones.contains(&"+886932111222".to_string()));
 
     // Messy records. Unusable ones are dead letters, with a reason:
     let dead = shops.store.dead_letters(100).await.unwrap();

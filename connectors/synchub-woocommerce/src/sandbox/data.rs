@@ -1,8 +1,8 @@
 //! Deterministic sample data of the sandbox store, in REST v3 shape.
 //!
 //! The first customers are the people of the Shopify sandbox under other
-//! spellings and phone formats (`Tai Man Chan` / `0912345678` here, `陳大文` /
-//! `+886 912-345-678` there), plus messy records (an invalid phone, a guest
+//! spellings and phone formats (`Tai Man Chan` / `0932111222` here, `陳大文` /
+//! `+886 932-111-222` there), plus messy records (an invalid phone, a guest
 //! order, a 0-line order). Further rows are generated from their index.
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
@@ -87,7 +87,7 @@ pub fn seed_customer(i: u64, base_url: &str) -> Value {
             "Tai Man",
             "Chan",
             "Tai.Man.Chan@example.com.tw",
-            "0912345678",
+            "0932111222",
             "",
             "Taipei",
             "TW",
@@ -222,7 +222,7 @@ pub fn seed_order(i: u64, customers: u64, base_url: &str) -> Value {
             "Tai Man",
             "Chan",
             "tai.man.chan@EXAMPLE.com.tw",
-            "0912-345-678",
+            "0932-111-222",
             "",
             "Taipei",
             "TW",
