@@ -13,6 +13,8 @@ use serde_json::{Map, Value};
 
 use crate::model::LIST_FIELDS;
 
+pub mod survivorship;
+
 /// Name of the CRM side in source-priority lists.
 pub const CRM_SOURCE: &str = "crm";
 

@@ -158,6 +158,18 @@ pub async fn repoint(conn: &mut AnyConnection, from: &str, to: &str) -> Result<u
     Ok(done.rows_affected())
 }
 
+/// Removes one link (its remote copy is gone and will be created anew).
+pub async fn remove(conn: &mut AnyConnection, link: &Link) -> Result<(), StoreError> {
+    sqlx::query("DELETE FROM id_link WHERE connection = $1 AND object = $2 AND external_id = $3")
+        .bind(&link.connection)
+        .bind(link.object.as_str())
+        .bind(&link.external_id)
+        .execute(conn)
+        .await
+        .ctx("removing an identity link")?;
+    Ok(())
+}
+
 impl Store {
     /// All links of one CRM record.
     pub async fn links_of(&self, crm_id: &str) -> Result<Vec<Link>, StoreError> {

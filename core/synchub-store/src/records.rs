@@ -153,6 +153,40 @@ pub async fn mark_merged(
     Ok(())
 }
 
+/// Sets or clears the merge pointer of a record.
+pub async fn set_merged_into(
+    conn: &mut AnyConnection,
+    id: &str,
+    survivor: Option<&str>,
+) -> Result<(), StoreError> {
+    sqlx::query("UPDATE crm_record SET merged_into = $1 WHERE id = $2")
+        .bind(survivor.map(str::to_string))
+        .bind(id)
+        .execute(conn)
+        .await
+        .ctx("setting a merge pointer")?;
+    Ok(())
+}
+
+/// The exact-match keys of these records.
+pub async fn keys_of(
+    conn: &mut AnyConnection,
+    ids: &[String],
+) -> Result<HashMap<String, Vec<String>>, StoreError> {
+    let mut out: HashMap<String, Vec<String>> = HashMap::new();
+    for chunk in ids.chunks(CHUNK) {
+        let mut q = Sql::new("SELECT key, crm_id FROM match_key WHERE crm_id IN ");
+        q.list(chunk.iter().cloned()).push(" ORDER BY key");
+        for row in q.fetch_all(&mut *conn).await.ctx("reading match keys")? {
+            let id: String = row.try_get("crm_id").ctx("reading match keys")?;
+            out.entry(id)
+                .or_default()
+                .push(row.try_get("key").ctx("reading match keys")?);
+        }
+    }
+    Ok(out)
+}
+
 /// Finds CRM ids by exact-match keys (`email:…`, `phone:…`).
 pub async fn find_by_keys(
     conn: &mut AnyConnection,

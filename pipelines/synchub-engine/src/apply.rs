@@ -210,17 +210,24 @@ fn dead_letter(
     }
 }
 
+/// Loads these records and, following merge pointers, their survivors (a
+/// link of a merged record applies to the record it was merged into).
 async fn load_current(tx: &mut Tx, w: &mut Writes, ids: &[String]) -> Result<(), StoreError> {
-    let missing: Vec<String> = ids
-        .iter()
-        .filter(|id| !w.current.contains_key(*id))
-        .cloned()
-        .collect();
-    if missing.is_empty() {
-        return Ok(());
-    }
-    for (id, rec) in records::get_many(tx, &missing).await? {
-        w.current.insert(id, rec.into());
+    let mut want: Vec<String> = ids.to_vec();
+    for _ in 0..8 {
+        let missing: Vec<String> = want
+            .iter()
+            .filter(|id| !w.current.contains_key(*id))
+            .cloned()
+            .collect();
+        if missing.is_empty() {
+            return Ok(());
+        }
+        want.clear();
+        for (id, rec) in records::get_many(tx, &missing).await? {
+            want.extend(rec.merged_into.clone());
+            w.current.insert(id, rec.into());
+        }
     }
     Ok(())
 }

@@ -11,6 +11,7 @@
 mod apply;
 pub mod config;
 pub mod local;
+pub mod merges;
 mod push;
 mod remote;
 pub mod report;

@@ -13,7 +13,7 @@ use synchub_store::{links, outbox, records, Store, StoreError, Tx};
 
 use crate::{Engine, EngineError};
 
-fn idempotency_key(target: &str, crm_id: &str, version: i64, op: ChangeOp) -> String {
+pub(crate) fn idempotency_key(target: &str, crm_id: &str, version: i64, op: ChangeOp) -> String {
     synchub_core::hash_bytes(format!("{target}|{crm_id}|{version}|{op:?}").as_bytes())
 }
 

@@ -149,7 +149,7 @@ async fn apply(w: &World, op: &Op, n: usize, epoch: &mut Epoch) {
                 epoch.edits.entry((*p, *field)).or_default().insert(0, v);
             } else {
                 let name = SYSTEMS[sys - 1];
-                let Some((id, _)) = w.find(name, &email(*p)) else {
+                let Some((id, _)) = w.find_any(name, &email(*p)) else {
                     return;
                 };
                 let mut v = Value::Null;
@@ -169,7 +169,7 @@ async fn apply(w: &World, op: &Op, n: usize, epoch: &mut Epoch) {
                     .unwrap();
             } else {
                 let name = SYSTEMS[sys - 1];
-                let Some((id, _)) = w.find(name, &email(*p)) else {
+                let Some((id, _)) = w.find_any(name, &email(*p)) else {
                     return;
                 };
                 w.sys(name).delete(ObjectKind::Contact, &id);
@@ -178,7 +178,7 @@ async fn apply(w: &World, op: &Op, n: usize, epoch: &mut Epoch) {
         }
         Op::Create { sys, p } => {
             let name = SYSTEMS[sys - 1];
-            if w.find(name, &email(*p)).is_some() {
+            if w.find_any(name, &email(*p)).is_some() {
                 return;
             }
             w.sys(name).put(

@@ -153,6 +153,18 @@ impl World {
         hits.into_iter().next()
     }
 
+    /// Some live record of `email` in a system (mid-run states may hold a
+    /// copy waiting for review next to a new one).
+    pub fn find_any(&self, system: &str, email: &str) -> Option<(String, Record)> {
+        self.sys(system)
+            .live(ObjectKind::Contact)
+            .into_iter()
+            .find(|(_, r)| {
+                r.as_contact()
+                    .is_some_and(|c| c.emails.iter().any(|e| e == email))
+            })
+    }
+
     /// The one live CRM contact of `email` (panics on duplicates).
     pub async fn crm(&self, email: &str) -> Option<Record> {
         let hits: Vec<Record> = self

@@ -5,4 +5,5 @@
 
 mod convergence;
 mod harness;
+mod merges;
 mod rules;
