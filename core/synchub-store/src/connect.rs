@@ -71,7 +71,20 @@ pub(crate) async fn open(url: &str) -> Result<(AnyPool, Backend), StoreError> {
                     Ok(())
                 })
             }),
-        Backend::Postgres => AnyPoolOptions::new().max_connections(8),
+        Backend::Postgres => AnyPoolOptions::new()
+            .max_connections(8)
+            .after_connect(|conn, _| {
+                Box::pin(async move {
+                    // The engine's statements are prepared once per connection
+                    // and run with IN-lists of a page's keys. A generic plan
+                    // cached while the tables were empty (the start of a bulk
+                    // import, before any ANALYZE) stays a sequential scan as
+                    // they grow to millions of rows; plan every execution.
+                    conn.execute("SET plan_cache_mode = force_custom_plan")
+                        .await?;
+                    Ok(())
+                })
+            }),
     };
     let pool = pool_options
         .acquire_timeout(std::time::Duration::from_secs(15))
