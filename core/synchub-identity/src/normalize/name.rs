@@ -6,8 +6,8 @@
 use serde::{Deserialize, Serialize};
 
 use super::romanize::{
-    compound_surname_id, han_id, is_surname_id, is_surname_spelling, segment, syllable_ids,
-    SyllableId,
+    compound_surname_id, han_id, is_surname_id, is_surname_spelling, segment, spellings,
+    syllable_ids, SyllableId,
 };
 use super::{fold, is_han};
 
@@ -414,6 +414,38 @@ fn syllables_of(tokens: &[String]) -> Option<Vec<Vec<SyllableId>>> {
     (!out.is_empty()).then_some(out)
 }
 
+/// Most readings of a Han name part tried against a romanized one.
+const MAX_READINGS: usize = 64;
+
+/// True when `han` is written in Han characters of the table and `latin`
+/// (four letters or more) is one edit away from one of its readings:
+/// `明家` and `Minggka` (a typo of `Mingka`). A typo in a romanized name
+/// otherwise makes it look like a different person.
+fn typo_of_a_reading(han: &NamePart, latin: &NamePart) -> bool {
+    if latin.compact.len() < 4 || !latin.compact.is_ascii() || han.compact.is_ascii() {
+        return false;
+    }
+    let Some(sylls) = han.syllables.as_ref() else {
+        return false;
+    };
+    let mut readings: Vec<String> = vec![String::new()];
+    for ids in sylls {
+        let mut next = Vec::new();
+        for r in &readings {
+            for sp in ids.iter().flat_map(|id| spellings(*id)) {
+                if next.len() < MAX_READINGS {
+                    next.push(format!("{r}{sp}"));
+                }
+            }
+        }
+        readings = next;
+    }
+    readings.iter().any(|r| {
+        r.len().abs_diff(latin.compact.len()) <= 1
+            && strsim::damerau_levenshtein(r, &latin.compact) <= 1
+    })
+}
+
 /// Compare two name parts.
 pub fn compare_parts(a: &NamePart, b: &NamePart) -> NameLevel {
     if a.is_empty() || b.is_empty() {
@@ -441,6 +473,9 @@ pub fn compare_parts(a: &NamePart, b: &NamePart) -> NameLevel {
         };
     }
     if ca.min(cb) >= 3 && strsim::jaro_winkler(&a.compact, &b.compact) >= 0.9 {
+        return NameLevel::Close;
+    }
+    if typo_of_a_reading(a, b) || typo_of_a_reading(b, a) {
         return NameLevel::Close;
     }
     if ca.min(cb) == 2

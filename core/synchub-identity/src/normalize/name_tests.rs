@@ -126,3 +126,13 @@ fn names_split_differently_still_read_the_same() {
     let (g, _, _) = full("Hui Yun Huang").compare(&full("黃慧明"));
     assert_ne!(g, NameLevel::Equivalent);
 }
+
+#[test]
+fn a_typo_in_a_romanized_name_is_close_to_the_han_name() {
+    let han = PersonName::parse(Some("明家"), Some("黃"), None);
+    let typo = PersonName::parse(Some("Mingg ka"), Some("Wong"), None);
+    assert_eq!(han.compare(&typo).0, NameLevel::Close);
+    // A different name in Latin letters stays different.
+    let other = PersonName::parse(Some("Siu Ming"), Some("Wong"), None);
+    assert_eq!(han.compare(&other).0, NameLevel::Different);
+}

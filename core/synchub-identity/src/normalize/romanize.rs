@@ -112,6 +112,7 @@ struct Table {
     by_char: FxHashMap<char, SyllableId>,
     by_compound: FxHashMap<String, SyllableId>,
     by_spelling: FxHashMap<&'static str, Vec<SyllableId>>,
+    spellings: Vec<Vec<&'static str>>,
     surname_rows: usize,
     max_spelling: usize,
 }
@@ -123,6 +124,7 @@ fn table() -> &'static Table {
         let mut by_spelling: FxHashMap<&'static str, Vec<SyllableId>> = FxHashMap::default();
         let mut by_compound = FxHashMap::default();
         let mut max_spelling = 0;
+        let mut spellings_of: Vec<Vec<&'static str>> = Vec::new();
         for (row, line) in SURNAMES.iter().chain(GIVEN).enumerate() {
             let id = SyllableId::try_from(row).unwrap_or(SyllableId::MAX);
             let (chars, spellings) = line.split_once(':').unwrap_or((line, ""));
@@ -140,8 +142,10 @@ fn table() -> &'static Table {
                 max_spelling = max_spelling.max(sp.len());
                 by_spelling.entry(sp).or_default().push(id);
             }
+            spellings_of.push(spellings.split(',').filter(|s| !s.is_empty()).collect());
         }
         Table {
+            spellings: spellings_of,
             by_char,
             by_compound,
             by_spelling,
@@ -168,6 +172,14 @@ pub fn syllable_ids(syllable: &str) -> &'static [SyllableId] {
         .get(syllable)
         .map(Vec::as_slice)
         .unwrap_or(&[])
+}
+
+/// The Latin spellings of a row (`陳` → chen, chan, chin, tan).
+pub fn spellings(id: SyllableId) -> &'static [&'static str] {
+    table()
+        .spellings
+        .get(usize::from(id))
+        .map_or(&[], Vec::as_slice)
 }
 
 /// True when a row is a surname row.
