@@ -568,13 +568,21 @@ fn set_link(
     snapshot: Map<String, Value>,
     hash: String,
 ) {
+    // A link keeps the record it names: one of a merged record stays with
+    // it (its data flows to the survivor) so the merge's delete policy can
+    // still reach that copy.
+    let crm_id = w
+        .links
+        .get(&remote.external_id)
+        .map(|l| l.crm_id.clone())
+        .unwrap_or_else(|| crm_id.to_string());
     w.links.insert(
         remote.external_id.clone(),
         Link {
             connection: conn.name.clone(),
             object,
             external_id: remote.external_id.clone(),
-            crm_id: crm_id.to_string(),
+            crm_id,
             remote_version: remote.version.clone(),
             remote_updated_at: time_text(remote.updated_at),
             snapshot: Some(snapshot),
@@ -601,6 +609,19 @@ fn apply_delete(
         return;
     }
     let policy = engine.delete_policy(object);
+    let merged_copy = w
+        .current
+        .get(&link.crm_id)
+        .is_some_and(|c| c.merged_into.is_some());
+    if merged_copy {
+        // The system dropped its copy of a record merged into another: a
+        // duplicate went away; the survivor is not deleted with it.
+        counts.unchanged += 1;
+        link.deleted = true;
+        link.remote_updated_at = time_text(remote.updated_at.or(Some(Utc::now())));
+        w.links.insert(remote.external_id.clone(), link);
+        return;
+    }
     let crm_id = survivor(w, link.crm_id.clone());
     let deleted_at = remote.updated_at.unwrap_or_else(Utc::now);
     if policy != DeletePolicy::Ignore {
