@@ -99,6 +99,11 @@ pub enum Command {
         #[command(subcommand)]
         action: ConflictAction,
     },
+    /// Contact merge history; undo a merge.
+    Merges {
+        #[command(subcommand)]
+        action: crate::merges::MergeAction,
+    },
     /// Streams, cursors, counts, outbox, dead letters and open conflicts.
     Status,
     /// OAuth2 authorization for a connector instance.

@@ -5,6 +5,7 @@ mod cli;
 mod commands;
 mod daemon;
 mod demo;
+mod merges;
 mod migrate;
 mod pipeline;
 mod registry;
