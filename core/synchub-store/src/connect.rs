@@ -86,6 +86,9 @@ pub(crate) async fn open(url: &str) -> Result<(AnyPool, Backend), StoreError> {
                 })
             }),
     };
+    if backend == Backend::Postgres {
+        probe_tcp(&url, &shown).await?;
+    }
     let pool = pool_options
         .acquire_timeout(std::time::Duration::from_secs(15))
         .connect_with(options)
@@ -95,6 +98,35 @@ pub(crate) async fn open(url: &str) -> Result<(AnyPool, Backend), StoreError> {
             message: describe_connect_error(&e),
         })?;
     Ok((pool, backend))
+}
+
+/// Fails at once, naming host and port, when nothing listens there (the
+/// pool would otherwise retry until its acquire timeout).
+async fn probe_tcp(url: &str, shown: &str) -> Result<(), StoreError> {
+    let Ok(opts) = sqlx::postgres::PgConnectOptions::from_str(url) else {
+        return Ok(()); // the pool reports the URL problem
+    };
+    let host = opts.get_host().to_string();
+    if host.starts_with('/') {
+        return Ok(()); // a Unix socket
+    }
+    let port = opts.get_port();
+    let attempt = tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        tokio::net::TcpStream::connect((host.as_str(), port)),
+    )
+    .await;
+    let message = match attempt {
+        Ok(Ok(_)) => return Ok(()),
+        Ok(Err(e)) => format!(
+            "cannot reach {host}:{port}: {e} (is the server running and the host and port right?)"
+        ),
+        Err(_) => format!("no answer from {host}:{port} within 10s (is it reachable?)"),
+    };
+    Err(StoreError::Connect {
+        url: shown.to_string(),
+        message,
+    })
 }
 
 fn describe_connect_error(e: &sqlx::Error) -> String {

@@ -15,6 +15,7 @@ pub mod links;
 pub mod merges;
 pub mod outbox;
 pub mod records;
+pub mod reviews;
 pub mod runs;
 mod sql;
 pub mod tokens;

@@ -104,6 +104,11 @@ pub enum Command {
         #[command(subcommand)]
         action: crate::merges::MergeAction,
     },
+    /// Pairs of contacts the matcher could not decide: list, inspect, merge or keep apart.
+    Review {
+        #[command(subcommand)]
+        action: ReviewAction,
+    },
     /// Streams, cursors, counts, outbox, dead letters and open conflicts.
     Status,
     /// OAuth2 authorization for a connector instance.
@@ -136,6 +141,31 @@ pub enum ConflictAction {
         /// `local`, `remote`, or a JSON value (a bare word is taken as a string).
         #[arg(long)]
         take: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ReviewAction {
+    /// Open pairs, most likely first.
+    List {
+        /// Include decided pairs.
+        #[arg(long)]
+        all: bool,
+    },
+    /// Both contacts and the per-field evidence.
+    Show {
+        /// Review id.
+        id: i64,
+    },
+    /// Merge the pair (undoable; the golden record goes to every linked system).
+    Merge {
+        /// Review id.
+        id: i64,
+    },
+    /// Keep the two apart; the pair is not queued again.
+    KeepApart {
+        /// Review id.
+        id: i64,
     },
 }
 

@@ -59,6 +59,7 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         } => crate::auth::run(&db, &instance, &config_dir).await,
         Command::Conflicts { action } => conflicts(&db, action).await,
         Command::Merges { action } => crate::merges::run(&db, action).await,
+        Command::Review { action } => crate::review::command(&db, action).await,
         Command::Status => status(&db).await,
     }
 }

@@ -9,6 +9,7 @@ mod merges;
 mod migrate;
 mod pipeline;
 mod registry;
+mod review;
 
 use std::process::ExitCode;
 

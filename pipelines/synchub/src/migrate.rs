@@ -124,6 +124,17 @@ pub async fn run(
     }
     if dry_run {
         println!("nothing was written (--dry-run)");
+    } else if report.errors.is_empty() {
+        let started = std::time::Instant::now();
+        let fuzzy = crate::review::fuzzy_pass(&engine, &store, None).await?;
+        println!(
+            "probabilistic matching over {} contacts ({} candidate pairs, {:.1} s): {} merged as the same person, {} new pairs queued for review (`synchub review list`)",
+            fuzzy.contacts,
+            fuzzy.candidate_pairs,
+            started.elapsed().as_secs_f64(),
+            fuzzy.merged,
+            fuzzy.queued
+        );
     }
     Ok(if report.errors.is_empty() {
         ExitCode::SUCCESS

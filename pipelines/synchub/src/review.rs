@@ -1,0 +1,254 @@
+//! The probabilistic tier after a migration, and the review queue.
+//!
+//! The engine merges exact duplicates as it imports (same normalized email;
+//! same E.164 phone with a compatible name). After the import, every live
+//! CRM contact goes through the Fellegi–Sunter matcher of `synchub-identity`
+//! (blocking, EM-fitted weights, guarded clustering): clusters above the
+//! auto-merge threshold are merged through the engine (golden record by
+//! survivorship rules, merge history, undoable), pairs between the two
+//! thresholds are queued with their score and per-field evidence for
+//! `synchub review`.
+
+use std::collections::BTreeMap;
+use std::process::ExitCode;
+
+use anyhow::{anyhow, bail};
+use serde_json::json;
+use synchub_core::merge::survivorship::SurvivorshipRules;
+use synchub_core::{ObjectKind, Record};
+use synchub_engine::Engine;
+use synchub_identity::matcher::{resolve, Decision, MatchConfig};
+use synchub_store::reviews::NewReview;
+use synchub_store::Store;
+
+use crate::cli::ReviewAction;
+use crate::commands::open_store;
+
+/// What the probabilistic pass did.
+#[derive(Debug, Default)]
+pub struct FuzzySummary {
+    pub contacts: usize,
+    pub candidate_pairs: usize,
+    pub merged: usize,
+    pub queued: u64,
+}
+
+/// Runs the matcher over every live contact; merges clusters above the
+/// auto-merge threshold and queues the review band.
+pub async fn fuzzy_pass(
+    engine: &Engine,
+    store: &Store,
+    region: Option<String>,
+) -> anyhow::Result<FuzzySummary> {
+    let stored: Vec<_> = store
+        .records(ObjectKind::Contact, false)
+        .await?
+        .into_iter()
+        .filter(|r| r.merged_into.is_none())
+        .collect();
+    let mut summary = FuzzySummary {
+        contacts: stored.len(),
+        ..FuzzySummary::default()
+    };
+    if stored.len() < 2 {
+        return Ok(summary);
+    }
+    let ids: Vec<String> = stored.iter().map(|r| r.id.clone()).collect();
+    let filled: Vec<usize> = stored
+        .iter()
+        .map(|r| {
+            r.record
+                .to_fields()
+                .values()
+                .filter(|v| !v.is_null())
+                .count()
+        })
+        .collect();
+    let contacts: Vec<_> = stored
+        .into_iter()
+        .filter_map(|r| match r.record {
+            Record::Contact(c) => Some(c),
+            _ => None,
+        })
+        .collect();
+    if contacts.len() != ids.len() {
+        bail!("a contact row of the store holds another kind of record");
+    }
+    let cfg = MatchConfig {
+        default_region: region,
+        ..MatchConfig::default()
+    };
+    let resolution = tokio::task::spawn_blocking(move || resolve(&contacts, &cfg)).await?;
+    summary.candidate_pairs = resolution.candidate_pairs;
+
+    // Clusters: the most complete record survives (ties: the smaller id).
+    let mut clusters: BTreeMap<u32, Vec<usize>> = BTreeMap::new();
+    for (i, label) in resolution.labels.iter().enumerate() {
+        clusters.entry(*label).or_default().push(i);
+    }
+    let rules = SurvivorshipRules::default();
+    for members in clusters.values().filter(|m| m.len() > 1) {
+        let Some(&survivor) = members
+            .iter()
+            .max_by(|a, b| filled[**a].cmp(&filled[**b]).then(ids[**b].cmp(&ids[**a])))
+        else {
+            continue;
+        };
+        for &loser in members.iter().filter(|m| **m != survivor) {
+            let evidence: Vec<_> = resolution
+                .pairs
+                .iter()
+                .filter(|p| {
+                    let (a, b) = (p.a as usize, p.b as usize);
+                    (a == loser || b == loser) && members.contains(&a) && members.contains(&b)
+                })
+                .map(|p| resolution.evidence(p))
+                .collect();
+            let evidence = json!({ "tier": "probabilistic", "pairs": evidence });
+            engine
+                .merge_contacts(&ids[survivor], &ids[loser], evidence, &rules)
+                .await?;
+            summary.merged += 1;
+        }
+    }
+
+    // The review band, except pairs the clustering already joined.
+    let queue: Vec<NewReview> = resolution
+        .pairs
+        .iter()
+        .filter(|p| resolution.decision(p.score) == Decision::Review)
+        .filter(|p| resolution.labels[p.a as usize] != resolution.labels[p.b as usize])
+        .map(|p| {
+            let e = resolution.evidence(p);
+            NewReview {
+                left_id: ids[p.a as usize].clone(),
+                right_id: ids[p.b as usize].clone(),
+                score: e.score,
+                probability: e.probability,
+                evidence: serde_json::to_string(&e.fields).unwrap_or_default(),
+            }
+        })
+        .collect();
+    summary.queued = store.queue_reviews(&queue).await?;
+    Ok(summary)
+}
+
+/// `synchub review list|show|merge|keep-apart`.
+pub async fn command(db: &str, action: ReviewAction) -> anyhow::Result<ExitCode> {
+    let store = open_store(db).await?;
+    match action {
+        ReviewAction::List { all } => {
+            let items = store.reviews(all).await?;
+            if items.is_empty() {
+                println!("no {}pairs to review", if all { "" } else { "open " });
+            }
+            for r in items {
+                println!(
+                    "#{:<6} p={:.3} score={:>6.2} {} ↔ {} [{}]  {}  |  {}",
+                    r.id,
+                    r.probability,
+                    r.score,
+                    r.left_id,
+                    r.right_id,
+                    r.status,
+                    label(&store, &r.left_id).await,
+                    label(&store, &r.right_id).await
+                );
+            }
+        }
+        ReviewAction::Show { id } => {
+            let r = store
+                .review(id)
+                .await?
+                .ok_or_else(|| anyhow!("no review #{id}; `synchub review list` shows the queue"))?;
+            println!(
+                "review #{} ({}): match probability {:.3}, weight {:.2}",
+                r.id, r.status, r.probability, r.score
+            );
+            for side in [&r.left_id, &r.right_id] {
+                let rec = store.record(side).await?;
+                println!(
+                    "  {side}: {}",
+                    rec.map(|r| serde_json::to_string(&r.record).unwrap_or_default())
+                        .unwrap_or_else(|| "(gone)".into())
+                );
+            }
+            println!("  evidence (field: level, weight):");
+            let fields: serde_json::Value = serde_json::from_str(&r.evidence)?;
+            for f in fields.as_array().into_iter().flatten() {
+                println!(
+                    "    {}: {} ({:+.2})",
+                    f["field"].as_str().unwrap_or("?"),
+                    f["level"].as_str().unwrap_or("?"),
+                    f["weight"].as_f64().unwrap_or(0.0)
+                );
+            }
+        }
+        ReviewAction::Merge { id } => {
+            let r = open_review(&store, id).await?;
+            let engine = Engine::new(
+                store.clone(),
+                String::from("review"),
+                Vec::new(),
+                Default::default(),
+                Default::default(),
+            );
+            let evidence = json!({ "tier": "review", "review": id, "probability": r.probability });
+            engine
+                .merge_contacts(
+                    &r.left_id,
+                    &r.right_id,
+                    evidence,
+                    &SurvivorshipRules::default(),
+                )
+                .await?;
+            store.decide_review(id, "merged").await?;
+            println!(
+                "merged {} into {} (undo with the merge history); the golden record is queued for every linked system on the next run",
+                r.right_id, r.left_id
+            );
+        }
+        ReviewAction::KeepApart { id } => {
+            open_review(&store, id).await?;
+            store.decide_review(id, "kept_apart").await?;
+            println!("review #{id}: kept apart; the pair will not be queued again");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn open_review(store: &Store, id: i64) -> anyhow::Result<synchub_store::reviews::Review> {
+    let r = store
+        .review(id)
+        .await?
+        .ok_or_else(|| anyhow!("no review #{id}; `synchub review list` shows the queue"))?;
+    if r.status != "open" {
+        bail!("review #{id} is already decided ({})", r.status);
+    }
+    Ok(r)
+}
+
+async fn label(store: &Store, id: &str) -> String {
+    match store.record(id).await {
+        Ok(Some(r)) => match r.record {
+            Record::Contact(c) => {
+                let name = c
+                    .full_name
+                    .clone()
+                    .or_else(|| {
+                        let n = format!(
+                            "{} {}",
+                            c.given_name.clone().unwrap_or_default(),
+                            c.family_name.clone().unwrap_or_default()
+                        );
+                        (!n.trim().is_empty()).then(|| n.trim().to_string())
+                    })
+                    .unwrap_or_default();
+                let email = c.emails.first().cloned().unwrap_or_default();
+                format!("{name} {email}").trim().to_string()
+            }
+            _ => String::new(),
+        },
+        _ => "(gone)".into(),
+    }
+}
