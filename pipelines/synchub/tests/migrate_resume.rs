@@ -1,4 +1,4 @@
-//! GIVEN a 20,000-row legacy contacts export (about 5 % duplicates)
+//! GIVEN a 10,000-row legacy contacts export (about 5 % duplicates)
 //! WHEN `synchub migrate csv` is SIGKILLed at 8 points and continued with `--resume` each time
 //! THEN the store equals the store of an uninterrupted migration: same
 //!      contacts, same identity links (legacy ids), same merges, no duplicate, no loss;
@@ -13,8 +13,8 @@ use std::time::{Duration, Instant};
 use synchub_core::ObjectKind;
 use synchub_testkit::TestDb;
 
-const ROWS: u64 = 20_000;
-const PAGE: u64 = 500;
+const ROWS: u64 = 10_000;
+const PAGE: u64 = 250;
 const KILLS: i64 = 8;
 const STREAM: &str = "migrate_csv";
 
