@@ -7,7 +7,8 @@
 //! sandbox runs in that process too (its rows are generated lazily, so it
 //! adds little). `SYNCHUB_BENCH_SIZES` (default `10000,100000`) chooses N,
 //! `SYNCHUB_BENCH_POSTGRES` the server (default
-//! `postgres://postgres@127.0.0.1:5432/postgres`), `SHOPIFY_BENCH_BULK=0`
+//! `postgres://postgres@127.0.0.1:5432/postgres`), `SYNCHUB_BENCH_DB_PARAMS`
+//! URL parameters of the bench database, `SHOPIFY_BENCH_BULK=0`
 //! reads by GraphQL pages instead of a bulk export. The largest size prints
 //! the last line, `BENCH name=shopify_full_sync …`; smaller ones are named
 //! `shopify_full_sync_<N>`.
@@ -49,7 +50,11 @@ async fn child(n: u64, name: &str) -> anyhow::Result<()> {
         .execute(&mut pg)
         .await?;
     let base = admin.rsplit_once('/').map_or(admin.as_str(), |(b, _)| b);
-    let store = synchub_store::Store::connect(&format!("{base}/{db}")).await?;
+    // e.g. `options=-c%20plan_cache_mode%3Dforce_custom_plan` to try planner settings
+    let params = std::env::var("SYNCHUB_BENCH_DB_PARAMS")
+        .map(|p| format!("?{p}"))
+        .unwrap_or_default();
+    let store = synchub_store::Store::connect(&format!("{base}/{db}{params}")).await?;
 
     let shop = sandbox::spawn(SandboxOptions {
         customers: n,
