@@ -204,7 +204,7 @@ async fn shops_part(store: &Store, dir: &std::path::Path) -> anyhow::Result<()> 
         so.read, wo.read
     );
     println!(
-        "   Written back: {} customers created in Shopify, {} in WooCommerce ({} refused).\n",
+        "   Written back: {} customers to Shopify, {} to WooCommerce ({} refused).\n",
         sc.pushed,
         wc.pushed,
         sc.push_failed + wc.push_failed
