@@ -284,12 +284,31 @@ fn merge_sets(b: Option<&Value>, l: Option<&Value>, r: Option<&Value>) -> Value 
     };
     let removed_l = removed(&local);
     let removed_r = removed(&remote);
+    // Remote additions, in remote order. One that replaces an item the
+    // remote removed takes that item's place (a changed primary phone stays
+    // first); the others go last.
+    let mut added_r: Vec<&Value> = remote
+        .iter()
+        .filter(|x| !base.contains(x) && !local.contains(x))
+        .collect();
     let mut out: Vec<Value> = Vec::new();
-    for item in local.iter().chain(remote.iter()) {
+    for item in &local {
+        if removed_r.contains(item) && !added_r.is_empty() {
+            let replacement = added_r.remove(0);
+            if !out.contains(replacement) {
+                out.push(replacement.clone());
+            }
+            continue;
+        }
         if removed_l.contains(item) || removed_r.contains(item) || out.contains(item) {
             continue;
         }
         out.push(item.clone());
+    }
+    for item in added_r {
+        if !removed_l.contains(item) && !out.contains(item) {
+            out.push(item.clone());
+        }
     }
     Value::Array(out)
 }
@@ -345,6 +364,25 @@ mod tests {
             &MergePolicy::default(),
         );
         assert_eq!(m.fields, map(json!({"emails": ["b@x.tw", "c@x.tw"]})));
+    }
+
+    #[test]
+    fn a_replaced_list_item_keeps_its_place() {
+        // The shop replaced the mobile; the CRM also holds a landline.
+        let base = map(json!({"phones": ["+886912000001"]}));
+        let local = map(json!({"phones": ["+886912000001", "+886227208889"]}));
+        let remote = map(json!({"phones": ["+886912999999"]}));
+        let m = merge3(
+            Some(&base),
+            side(&local, "crm"),
+            side(&remote, "shop"),
+            &MergePolicy::default(),
+        );
+        assert_eq!(
+            m.fields["phones"],
+            json!(["+886912999999", "+886227208889"]),
+            "the new number takes the old one's place, first"
+        );
     }
 
     #[test]
