@@ -13,9 +13,10 @@ declare -A BENCHES=(
   [dedupe]="synchub-identity dedupe"
   [shopify_sync]="synchub-shopify shopify_sync"
   [migrate]="synchub migrate"
+  [shopify_full_sync]="synchub-shopify shopify_full_sync"
 )
 names=("$@")
-[ ${#names[@]} -gt 0 ] || names=(ingest rate_limits dedupe shopify_sync migrate)
+[ ${#names[@]} -gt 0 ] || names=(ingest rate_limits dedupe shopify_sync shopify_full_sync migrate)
 for name in "${names[@]}"; do
   spec=${BENCHES[$name]:-}
   [ -n "$spec" ] || { echo "unknown benchmark $name (have: ${!BENCHES[*]})" >&2; exit 2; }

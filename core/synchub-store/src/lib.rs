@@ -98,6 +98,15 @@ pub struct Store {
     pool: AnyPool,
     backend: Backend,
     url: String,
+    /// Rows written through this handle, and when to refresh the planner's
+    /// statistics next (PostgreSQL).
+    growth: std::sync::Arc<Growth>,
+}
+
+#[derive(Debug)]
+struct Growth {
+    written: std::sync::atomic::AtomicU64,
+    next_analyze: std::sync::atomic::AtomicU64,
 }
 
 impl std::fmt::Debug for Store {
@@ -117,9 +126,43 @@ impl Store {
             pool,
             backend,
             url: url.to_string(),
+            growth: std::sync::Arc::new(Growth {
+                written: 0.into(),
+                next_analyze: 1_000.into(),
+            }),
         };
         connect::migrate(&store).await?;
         Ok(store)
+    }
+
+    /// Notes `rows` committed rows. On PostgreSQL, each time the rows
+    /// written by this process double, the hot tables are analyzed: a bulk
+    /// load into fresh tables otherwise runs on the planner's empty-table
+    /// estimates (where autovacuum is off or behind), and an identity-link
+    /// lookup scans a whole connection's links instead of probing the key
+    /// (cost growing with the table).
+    pub async fn note_writes(&self, rows: u64) -> Result<(), StoreError> {
+        use std::sync::atomic::Ordering::SeqCst;
+        if self.backend != Backend::Postgres || rows == 0 {
+            return Ok(());
+        }
+        let total = self.growth.written.fetch_add(rows, SeqCst) + rows;
+        let next = self.growth.next_analyze.load(SeqCst);
+        if total < next
+            || self
+                .growth
+                .next_analyze
+                .compare_exchange(next, total.saturating_mul(2), SeqCst, SeqCst)
+                .is_err()
+        {
+            return Ok(());
+        }
+        tracing::debug!(rows = total, "refreshing planner statistics");
+        sqlx::query("ANALYZE crm_record, match_key, id_link")
+            .execute(&self.pool)
+            .await
+            .ctx("refreshing planner statistics")?;
+        Ok(())
     }
 
     /// The backend in use.

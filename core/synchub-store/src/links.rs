@@ -71,7 +71,8 @@ pub async fn by_external_ids(
         let mut q = Sql::new(SELECT);
         q.push(" WHERE connection = ").bind(connection.to_string());
         q.push(" AND object = ").bind(object.as_str());
-        q.push(" AND external_id IN ").list(chunk.iter().cloned());
+        q.push(" AND external_id")
+            .in_set(crate::sql::is_postgres(conn), chunk);
         let rows = q
             .fetch_all(&mut *conn)
             .await

@@ -89,7 +89,8 @@ pub async fn get_many(
     let mut out = HashMap::with_capacity(ids.len());
     for chunk in ids.chunks(CHUNK) {
         let mut q = Sql::new(SELECT);
-        q.push(" WHERE id IN ").list(chunk.iter().cloned());
+        q.push(" WHERE id")
+            .in_set(crate::sql::is_postgres(conn), chunk);
         let rows = q.fetch_all(&mut *conn).await.ctx("loading crm records")?;
         for row in &rows {
             let rec = decode_row(row)?;
@@ -175,8 +176,9 @@ pub async fn keys_of(
 ) -> Result<HashMap<String, Vec<String>>, StoreError> {
     let mut out: HashMap<String, Vec<String>> = HashMap::new();
     for chunk in ids.chunks(CHUNK) {
-        let mut q = Sql::new("SELECT key, crm_id FROM match_key WHERE crm_id IN ");
-        q.list(chunk.iter().cloned()).push(" ORDER BY key");
+        let mut q = Sql::new("SELECT key, crm_id FROM match_key WHERE crm_id");
+        q.in_set(crate::sql::is_postgres(conn), chunk)
+            .push(" ORDER BY key");
         for row in q.fetch_all(&mut *conn).await.ctx("reading match keys")? {
             let id: String = row.try_get("crm_id").ctx("reading match keys")?;
             out.entry(id)
@@ -197,8 +199,8 @@ pub async fn find_by_keys(
     for chunk in keys.chunks(CHUNK) {
         let mut q = Sql::new("SELECT key, crm_id FROM match_key WHERE kind = ");
         q.bind(kind.as_str())
-            .push(" AND key IN ")
-            .list(chunk.iter().cloned());
+            .push(" AND key")
+            .in_set(crate::sql::is_postgres(conn), chunk);
         let rows = q.fetch_all(&mut *conn).await.ctx("looking up match keys")?;
         for row in rows {
             out.push((
@@ -218,8 +220,9 @@ pub async fn set_keys(
     keys: &[(String, Vec<String>)],
 ) -> Result<(), StoreError> {
     for chunk in keys.chunks(CHUNK) {
-        let mut q = Sql::new("DELETE FROM match_key WHERE crm_id IN ");
-        q.list(chunk.iter().map(|(id, _)| id.clone()));
+        let ids: Vec<String> = chunk.iter().map(|(id, _)| id.clone()).collect();
+        let mut q = Sql::new("DELETE FROM match_key WHERE crm_id");
+        q.in_set(crate::sql::is_postgres(conn), &ids);
         q.execute(&mut *conn).await.ctx("clearing match keys")?;
         let mut pairs: Vec<(&str, &str)> = chunk
             .iter()

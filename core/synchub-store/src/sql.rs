@@ -2,6 +2,11 @@
 //! both SQLite and PostgreSQL accept (sqlx's `QueryBuilder` emits `?` for the
 //! `Any` driver, which PostgreSQL rejects).
 
+/// The connection speaks PostgreSQL.
+pub(crate) fn is_postgres(conn: &sqlx::AnyConnection) -> bool {
+    conn.backend_name().eq_ignore_ascii_case("postgresql")
+}
+
 use std::fmt::Write;
 
 use sqlx::any::{AnyArguments, AnyQueryResult, AnyRow};
@@ -78,6 +83,23 @@ impl Sql {
             self.item(v);
         }
         self.close()
+    }
+
+    /// ` IN ($1, $2, …)`; on PostgreSQL ` = ANY(string_to_array($1, chr(31)))`
+    /// instead: one parameter, so the statement is planned once with the
+    /// index whatever the page's size (a 500-item IN list re-planned per
+    /// page cost more than the lookup itself).
+    pub(crate) fn in_set(&mut self, postgres: bool, values: &[String]) -> &mut Sql {
+        const SEP: char = '\u{1f}';
+        if postgres && !values.iter().any(|v| v.contains(SEP)) {
+            self.text.push_str(" = ANY(string_to_array(");
+            self.bind(values.join(&SEP.to_string()));
+            self.text.push_str(", chr(31)))");
+            self
+        } else {
+            self.text.push_str(" IN ");
+            self.list(values.iter().cloned())
+        }
     }
 
     pub(crate) async fn execute(

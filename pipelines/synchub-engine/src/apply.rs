@@ -191,6 +191,9 @@ pub(crate) async fn apply_page(
         context: "committing a page",
         source: e,
     })?;
+    if !dry_run {
+        engine.store.note_writes(counts.read).await?;
+    }
     Ok(counts)
 }
 
