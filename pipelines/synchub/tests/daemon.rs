@@ -51,25 +51,29 @@ fn start_daemon(db: &str, dir: &Path) -> Daemon {
     Daemon { child, base }
 }
 
+/// GET with a few retries: on a loaded machine a fresh connection to the
+/// daemon can be reset while it is busy starting up.
+async fn get_text(http: &reqwest::Client, url: &str) -> String {
+    let mut last = String::new();
+    for _ in 0..20 {
+        match http.get(url).send().await {
+            Ok(resp) => match resp.text().await {
+                Ok(text) => return text,
+                Err(e) => last = e.to_string(),
+            },
+            Err(e) => last = e.to_string(),
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("GET {url} kept failing: {last}");
+}
+
 async fn health(http: &reqwest::Client, base: &str) -> Value {
-    http.get(format!("{base}/health"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
+    serde_json::from_str(&get_text(http, &format!("{base}/health")).await).unwrap()
 }
 
 async fn metric(http: &reqwest::Client, base: &str, line_prefix: &str) -> u64 {
-    let text = http
-        .get(format!("{base}/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = get_text(http, &format!("{base}/metrics")).await;
     text.lines()
         .find(|l| l.starts_with(line_prefix))
         .and_then(|l| l.rsplit(' ').next())
