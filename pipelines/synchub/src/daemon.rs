@@ -173,17 +173,17 @@ pub async fn run(db: &str, config_dir: &Path, listen: &str) -> anyhow::Result<Ex
         .await
         .map_err(|e| anyhow!("cannot listen on {addr}: {e}"))?;
     let bound = listener.local_addr()?;
-    println!(
+    say(format!(
         "synchub daemon: {} pipeline(s) from {}; listening on http://{bound} (POST /webhooks/CONNECTION, GET /health, GET /metrics)",
         daemon.slots.len(),
         config_dir.display()
-    );
+    ));
     for slot in &daemon.slots {
         let when = slot
             .every
             .map(|d| format!("every {} s", d.as_secs()))
             .unwrap_or_else(|| "at start and on webhooks".into());
-        println!("  {} ({}): {when}", slot.name, slot.file.display());
+        say(format!("  {} ({}): {when}", slot.name, slot.file.display()));
     }
     let mut shutdown = stop_rx.clone();
     let server = axum::serve(listener, app).with_graceful_shutdown(async move {
@@ -198,8 +198,14 @@ pub async fn run(db: &str, config_dir: &Path, listen: &str) -> anyhow::Result<Ex
         let _ = w.await;
     }
     daemon.store.close().await;
-    println!("synchub daemon: stopped");
+    say("synchub daemon: stopped".into());
     Ok(ExitCode::SUCCESS)
+}
+
+/// A line on stdout; a daemon whose stdout was closed keeps running.
+fn say(line: String) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stdout(), "{line}");
 }
 
 fn pipeline_files(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {

@@ -39,9 +39,10 @@ fn start_daemon(db: &str, dir: &Path) -> Daemon {
         .spawn()
         .unwrap();
     let mut first = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut first)
-        .unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    out.read_line(&mut first).unwrap();
+    // Keep reading, so the daemon's later lines never meet a closed pipe.
+    std::thread::spawn(move || std::io::copy(&mut out, &mut std::io::sink()));
     let base = first
         .split("listening on ")
         .nth(1)
