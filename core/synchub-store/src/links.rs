@@ -172,6 +172,25 @@ pub async fn remove(conn: &mut AnyConnection, link: &Link) -> Result<(), StoreEr
 }
 
 impl Store {
+    /// External ids of one stream whose link is live (not deleted there).
+    pub async fn live_external_ids(
+        &self,
+        connection: &str,
+        object: ObjectKind,
+    ) -> Result<Vec<String>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT external_id FROM id_link WHERE connection = $1 AND object = $2 AND deleted = 0",
+        )
+        .bind(connection)
+        .bind(object.as_str())
+        .fetch_all(&self.pool)
+        .await
+        .ctx("listing live identity links")?;
+        rows.iter()
+            .map(|r| r.try_get("external_id").ctx("reading an identity link"))
+            .collect()
+    }
+
     /// All links of one CRM record.
     pub async fn links_of(&self, crm_id: &str) -> Result<Vec<Link>, StoreError> {
         let mut conn = self.pool.acquire().await.ctx("acquiring a connection")?;

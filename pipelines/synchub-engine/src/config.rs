@@ -127,6 +127,11 @@ pub enum DeletePolicy {
 pub struct ScheduleConfig {
     /// Seconds between runs.
     pub every_seconds: u64,
+    /// Seconds between complete reads (the daemon): every record is read
+    /// again and linked records a source no longer returns are deleted per
+    /// policy — how deletes of sources without delete events are found.
+    #[serde(default)]
+    pub full_refresh_every_seconds: Option<u64>,
 }
 
 /// A problem found by [`PipelineConfig::validate`]: the key and what is wrong.

@@ -97,6 +97,10 @@ pub struct RunOptions {
     pub dry_run: bool,
     /// Called after every page.
     pub progress: Option<Progress>,
+    /// With `full_refresh`: a linked record that a complete read no longer
+    /// returns was deleted there (sources such as Shopify drop deleted
+    /// customers from every listing); its delete policy applies.
+    pub reconcile_deletes: bool,
 }
 
 /// The engine for one pipeline.
@@ -226,8 +230,21 @@ impl Engine {
         } else {
             stored.and_then(|c| c.cursor)
         };
+        // Ids a complete read returned, for delete reconciliation.
+        let mut seen: Option<std::collections::HashSet<String>> =
+            (opts.full_refresh && opts.reconcile_deletes && !opts.dry_run)
+                .then(std::collections::HashSet::new);
         loop {
             let page = self.pull_with_retry(conn, object, cursor.as_ref()).await?;
+            if page.rejected.iter().any(|r| r.external_id.is_none()) {
+                // An item without an id could be any record: no absence
+                // can be trusted in this read.
+                seen = None;
+            }
+            if let Some(ids) = seen.as_mut() {
+                ids.extend(page.records.iter().map(|r| r.external_id.clone()));
+                ids.extend(page.rejected.iter().filter_map(|r| r.external_id.clone()));
+            }
             if page.next.is_none() && !page.done {
                 return Err(EngineError::Contract {
                     connection: conn.name.clone(),
@@ -251,8 +268,60 @@ impl Engine {
                 break;
             }
         }
+        if let Some(seen) = seen {
+            let counts = self.reconcile(conn, object, &seen).await?;
+            report.stream(&conn.name, object).absorb(&counts);
+        }
         report.stream(&conn.name, object).seconds += started.elapsed().as_secs_f64();
         Ok(())
+    }
+
+    /// Applies a delete for every live link of the stream that a complete
+    /// read did not return. An empty read deletes nothing: a source that
+    /// suddenly lists no records at all is more likely broken than empty.
+    async fn reconcile(
+        &self,
+        conn: &Connection,
+        object: ObjectKind,
+        seen: &std::collections::HashSet<String>,
+    ) -> Result<report::StreamReport, EngineError> {
+        let mut counts = report::StreamReport::default();
+        let gone: Vec<String> = self
+            .store
+            .live_external_ids(&conn.name, object)
+            .await?
+            .into_iter()
+            .filter(|id| !seen.contains(id))
+            .collect();
+        if gone.is_empty() {
+            return Ok(counts);
+        }
+        if seen.is_empty() {
+            tracing::warn!(connection = %conn.name, %object, linked = gone.len(), "a complete read returned nothing; no deletes inferred");
+            return Ok(counts);
+        }
+        tracing::info!(connection = %conn.name, %object, gone = gone.len(), "records no longer in the source: applying deletes");
+        for chunk in gone.chunks(500) {
+            let page = synchub_core::Page {
+                records: chunk
+                    .iter()
+                    .map(|id| synchub_core::RemoteRecord {
+                        external_id: id.clone(),
+                        version: None,
+                        updated_at: None,
+                        deleted: true,
+                        record: None,
+                        raw: serde_json::json!({ "reconciled": "absent from a complete read" }),
+                    })
+                    .collect(),
+                done: true,
+                ..Default::default()
+            };
+            let c = apply::apply_page(self, conn, object, &page, 0, false).await?;
+            counts.deleted += c.deleted;
+            counts.dead_lettered += c.dead_lettered;
+        }
+        Ok(counts)
     }
 
     async fn pull_with_retry(

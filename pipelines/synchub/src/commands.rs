@@ -135,6 +135,8 @@ pub async fn run_engine(
         full_refresh,
         dry_run,
         progress: bar.as_ref().map(|(_, cb)| cb.clone()),
+        // A complete read also finds records deleted at the source.
+        reconcile_deletes: full_refresh,
     };
     let report = engine.run(&opts).await;
     if let Some((bar, _)) = bar {

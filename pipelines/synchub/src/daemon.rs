@@ -42,6 +42,9 @@ struct Slot {
     file: PathBuf,
     engine: Engine,
     every: Option<Duration>,
+    /// How often a complete read reconciles deletes, and when it last did.
+    full_every: Option<Duration>,
+    last_full: Mutex<Instant>,
     wake: Notify,
     status: Mutex<PipelineStatus>,
 }
@@ -147,6 +150,13 @@ pub async fn run(db: &str, config_dir: &Path, listen: &str) -> anyhow::Result<Ex
                 .schedule
                 .as_ref()
                 .map(|s| Duration::from_secs(s.every_seconds)),
+            full_every: loaded
+                .config
+                .schedule
+                .as_ref()
+                .and_then(|s| s.full_refresh_every_seconds)
+                .map(Duration::from_secs),
+            last_full: Mutex::new(Instant::now()),
             wake: Notify::new(),
             status: Mutex::new(PipelineStatus::default()),
         }));
@@ -315,10 +325,19 @@ async fn worker(slot: Arc<Slot>, mut stop: watch::Receiver<bool>) {
 
 async fn run_once(slot: &Slot) {
     let started_at = synchub_store::now_text();
+    // A complete read (with delete reconciliation) when it is due.
+    let full = match (slot.full_every, slot.last_full.lock()) {
+        (Some(every), Ok(mut last)) if last.elapsed() >= every => {
+            *last = Instant::now();
+            true
+        }
+        _ => false,
+    };
     let opts = RunOptions {
-        full_refresh: false,
+        full_refresh: full,
         dry_run: false,
         progress: None,
+        reconcile_deletes: full,
     };
     let result = slot.engine.run(&opts).await;
     let Ok(mut st) = slot.status.lock() else {

@@ -85,6 +85,8 @@ pub async fn run(
         full_refresh: !resume,
         dry_run,
         progress: progress.as_ref().map(|p| p.callback()),
+        // A one-shot import: a row missing from a later export is not a delete.
+        reconcile_deletes: false,
     };
     let report = engine.run(&run_opts).await;
     if let Some(p) = progress {
