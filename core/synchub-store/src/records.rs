@@ -257,6 +257,27 @@ impl Store {
         Ok(map.remove(id))
     }
 
+    /// Up to `limit` live records of a kind with ids after `after`, in id
+    /// order: walks a large table in bounded memory.
+    pub async fn live_records_after(
+        &self,
+        kind: ObjectKind,
+        after: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<StoredRecord>, StoreError> {
+        let sql = format!(
+            "{SELECT} WHERE kind = $1 AND deleted = 0 AND merged_into IS NULL AND id > $2 ORDER BY id LIMIT $3"
+        );
+        let rows = sqlx::query(&sql)
+            .bind(kind.as_str())
+            .bind(after.unwrap_or("").to_string())
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await
+            .ctx("listing crm records")?;
+        rows.iter().map(decode_row).collect()
+    }
+
     /// Records of a kind, ordered by id, live ones only unless `with_deleted`.
     pub async fn records(
         &self,

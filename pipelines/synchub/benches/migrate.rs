@@ -93,8 +93,24 @@ async fn run_once(rows: u64, dir: &Path) {
         .collect();
     let (read, created, merged) = (numbers[0], numbers[1], numbers[2]);
     assert_eq!(read, rows, "{summary}");
+    // "probabilistic matching over N contacts (P candidate pairs, S s): M merged …, Q new pairs …"
+    let fuzzy = out
+        .lines()
+        .find(|l| l.starts_with("probabilistic matching"))
+        .unwrap_or_default()
+        .to_string();
+    let f: Vec<f64> = fuzzy
+        .split(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .filter_map(|s| s.parse().ok())
+        .collect();
+    let fuzzy_fields = match f.as_slice() {
+        [_, pairs, secs, merged, queued, ..] => format!(
+            "fuzzy_seconds={secs:.1} fuzzy_candidate_pairs={pairs} fuzzy_merged={merged} review_queued={queued}"
+        ),
+        _ => "fuzzy=missing".into(),
+    };
     println!(
-        "BENCH name=migrate_csv_postgres_{rows} records={rows} seconds={secs:.2} rate={:.0} peak_rss_mb={:.1} created={created} merged={merged} generated_duplicates={}",
+        "BENCH name=migrate_csv_postgres_{rows} records={rows} seconds={secs:.2} rate={:.0} peak_rss_mb={:.1} created={created} exact_merged={merged} generated_duplicates={} {fuzzy_fields}",
         rows as f64 / secs,
         peak_kb as f64 / 1024.0,
         sample.duplicates

@@ -13,11 +13,13 @@ use std::collections::BTreeMap;
 use std::process::ExitCode;
 
 use anyhow::{anyhow, bail};
+use rayon::prelude::*;
 use serde_json::json;
 use synchub_core::merge::survivorship::SurvivorshipRules;
 use synchub_core::{ObjectKind, Record};
 use synchub_engine::Engine;
-use synchub_identity::matcher::{resolve, Decision, MatchConfig};
+use synchub_identity::matcher::prepare::Prepared;
+use synchub_identity::matcher::{resolve_prepared, Decision, MatchConfig};
 use synchub_store::reviews::NewReview;
 use synchub_store::Store;
 
@@ -40,45 +42,56 @@ pub async fn fuzzy_pass(
     store: &Store,
     region: Option<String>,
 ) -> anyhow::Result<FuzzySummary> {
-    let stored: Vec<_> = store
-        .records(ObjectKind::Contact, false)
-        .await?
-        .into_iter()
-        .filter(|r| r.merged_into.is_none())
-        .collect();
+    // Page through the live contacts, keeping only what matching needs:
+    // the id, how complete the record is, and its prepared comparison form.
+    let mut ids: Vec<String> = Vec::new();
+    let mut filled: Vec<usize> = Vec::new();
+    let mut prepared: Vec<Prepared> = Vec::new();
+    let mut after: Option<String> = None;
+    loop {
+        let page = store
+            .live_records_after(ObjectKind::Contact, after.as_deref(), 10_000)
+            .await?;
+        let Some(last) = page.last() else { break };
+        after = Some(last.id.clone());
+        let region = region.clone();
+        let batch = tokio::task::spawn_blocking(move || {
+            page.into_par_iter()
+                .filter_map(|r| {
+                    let filled = r
+                        .record
+                        .to_fields()
+                        .values()
+                        .filter(|v| !v.is_null())
+                        .count();
+                    match r.record {
+                        Record::Contact(c) => {
+                            Some((r.id, filled, Prepared::new(&c, region.as_deref())))
+                        }
+                        _ => None,
+                    }
+                })
+                .collect::<Vec<_>>()
+        })
+        .await?;
+        for (id, n, p) in batch {
+            ids.push(id);
+            filled.push(n);
+            prepared.push(p);
+        }
+    }
     let mut summary = FuzzySummary {
-        contacts: stored.len(),
+        contacts: ids.len(),
         ..FuzzySummary::default()
     };
-    if stored.len() < 2 {
+    if ids.len() < 2 {
         return Ok(summary);
-    }
-    let ids: Vec<String> = stored.iter().map(|r| r.id.clone()).collect();
-    let filled: Vec<usize> = stored
-        .iter()
-        .map(|r| {
-            r.record
-                .to_fields()
-                .values()
-                .filter(|v| !v.is_null())
-                .count()
-        })
-        .collect();
-    let contacts: Vec<_> = stored
-        .into_iter()
-        .filter_map(|r| match r.record {
-            Record::Contact(c) => Some(c),
-            _ => None,
-        })
-        .collect();
-    if contacts.len() != ids.len() {
-        bail!("a contact row of the store holds another kind of record");
     }
     let cfg = MatchConfig {
         default_region: region,
         ..MatchConfig::default()
     };
-    let resolution = tokio::task::spawn_blocking(move || resolve(&contacts, &cfg)).await?;
+    let resolution = tokio::task::spawn_blocking(move || resolve_prepared(&prepared, &cfg)).await?;
     summary.candidate_pairs = resolution.candidate_pairs;
 
     // Clusters: the most complete record survives (ties: the smaller id).
