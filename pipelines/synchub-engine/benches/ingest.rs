@@ -57,11 +57,14 @@ impl Connector for Generator {
                     given_name: Some(["大文", "美玲", "Wei", "Ana"][(i % 4) as usize].into()),
                     family_name: Some(["陳", "林", "Wang", "García"][(i % 4) as usize].into()),
                     emails: vec![format!("person{i}@example.com")],
+                    // Unique for the first 100M records (the mobile block
+                    // repeats every 100,000 otherwise, and equal phones with
+                    // equal names are rightly matched).
                     phones: vec![format!(
                         "+886 9{:02} {:03} {:03}",
                         i % 100,
-                        (i / 100) % 1000,
-                        i % 1000
+                        (i / 100_000) % 1000,
+                        (i / 100) % 1000
                     )],
                     company: Some(format!("Company {} Ltd", i % 1000)),
                     ..Contact::default()

@@ -127,18 +127,7 @@ pub async fn run(db: &str, instance: &str, config_dir: &Path) -> anyhow::Result<
 /// Looks through the pipeline files of `dir` for a connection named
 /// `instance` with an `oauth` table.
 fn find_instance(dir: &Path, instance: &str) -> anyhow::Result<Found> {
-    let entries = std::fs::read_dir(dir).map_err(|e| {
-        anyhow!(
-            "cannot read the config folder {}: {e} (pass --config-dir DIR)",
-            dir.display()
-        )
-    })?;
-    let mut files: Vec<PathBuf> = entries
-        .filter_map(Result::ok)
-        .map(|e| e.path())
-        .filter(|p| p.extension().is_some_and(|x| x == "toml"))
-        .collect();
-    files.sort();
+    let files = crate::pipeline::toml_files(dir)?;
     let mut oauth_instances = Vec::new();
     let mut hit: Option<(PathBuf, toml::Value)> = None;
     for file in &files {

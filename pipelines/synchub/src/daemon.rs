@@ -219,18 +219,7 @@ fn say(line: String) {
 }
 
 fn pipeline_files(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
-    let entries = std::fs::read_dir(dir).map_err(|e| {
-        anyhow!(
-            "cannot read the config folder {}: {e} (pass --config-dir DIR)",
-            dir.display()
-        )
-    })?;
-    let mut files: Vec<PathBuf> = entries
-        .filter_map(Result::ok)
-        .map(|e| e.path())
-        .filter(|p| p.extension().is_some_and(|x| x == "toml"))
-        .collect();
-    files.sort();
+    let files = pipeline::toml_files(dir)?;
     if files.is_empty() {
         bail!(
             "no pipeline files (*.toml) in {}; pass --config-dir DIR",

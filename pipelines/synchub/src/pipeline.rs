@@ -43,6 +43,23 @@ pub fn load(path: &Path) -> anyhow::Result<LoadedPipeline> {
     Ok(LoadedPipeline { config, base_dir })
 }
 
+/// The pipeline files (`*.toml`) of a config folder, sorted.
+pub(crate) fn toml_files(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
+    let entries = std::fs::read_dir(dir).map_err(|e| {
+        anyhow!(
+            "cannot read the config folder {}: {e} (pass --config-dir DIR)",
+            dir.display()
+        )
+    })?;
+    let mut files: Vec<PathBuf> = entries
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+        .collect();
+    files.sort();
+    Ok(files)
+}
+
 /// Replaces `${NAME}` in string values with the environment variable.
 pub(crate) fn substitute_env(v: &mut toml::Value, path: &mut Vec<String>) -> Result<(), String> {
     match v {

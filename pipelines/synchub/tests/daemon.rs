@@ -115,28 +115,11 @@ async fn daemon_runs_on_start_and_on_verified_webhooks() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(
         dir.path().join("shop.toml"),
-        format!(
-            r#"
-version = 1
-name = "shop-tw"
-region = "TW"
-
-[[connections]]
-name = "shop_tw"
-kind = "shopify"
-direction = "pull"
-objects = ["contact"]
-
-[connections.config]
-shop = "{}"
-base_url = "{}"
-access_token = "{SANDBOX_TOKEN}"
-webhook_secrets = ["{SANDBOX_WEBHOOK_SECRET}"]
-
-[deletes]
-contact = "archive"
-"#,
-            cfg.shop, shop.base_url
+        synchub_testkit::data::shopify_pull_pipeline(
+            &cfg.shop,
+            &shop.base_url,
+            SANDBOX_TOKEN,
+            SANDBOX_WEBHOOK_SECRET,
         ),
     )
     .unwrap();

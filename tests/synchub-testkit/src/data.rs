@@ -97,6 +97,37 @@ pub fn write_contacts_csv(path: &Path, rows: u64, seed: u64) -> std::io::Result<
     f.flush()
 }
 
+/// A pipeline `shop-tw` pulling the contacts of a Shopify shop (a sandbox)
+/// through the connection `shop_tw`, archiving contacts the shop deletes.
+pub fn shopify_pull_pipeline(
+    shop: &str,
+    base_url: &str,
+    token: &str,
+    webhook_secret: &str,
+) -> String {
+    format!(
+        r#"version = 1
+name = "shop-tw"
+region = "TW"
+
+[[connections]]
+name = "shop_tw"
+kind = "shopify"
+direction = "pull"
+objects = ["contact"]
+
+[connections.config]
+shop = "{shop}"
+base_url = "{base_url}"
+access_token = "{token}"
+webhook_secrets = ["{webhook_secret}"]
+
+[deletes]
+contact = "archive"
+"#
+    )
+}
+
 /// A pipeline file that pulls the generated CSV at `csv` into the CRM.
 pub fn csv_pipeline(csv: &Path, page_size: usize) -> String {
     format!(
