@@ -28,13 +28,13 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Serialize;
-use synchub_core::{ObjectKind, RemoteRecord};
 use synchub_engine::{Engine, RunOptions};
 use synchub_store::Store;
 use tokio::sync::{watch, Notify};
 
 use crate::commands::{build_engine, open_store};
 use crate::pipeline;
+use crate::registry::{self, Delivery, WebhookHandler};
 
 /// One pipeline under the daemon.
 struct Slot {
@@ -61,56 +61,11 @@ struct PipelineStatus {
     records: BTreeMap<(String, &'static str), u64>,
 }
 
-/// Verifies and classifies a connection's webhooks.
-enum Hook {
-    Shopify(synchub_shopify::ShopifyConnector),
-    Woo(synchub_woocommerce::WooConnector),
-}
-
-/// What a verified delivery asks for.
-enum Delivery {
-    Sync {
-        object: ObjectKind,
-        deleted: Option<Box<RemoteRecord>>,
-    },
-    Nothing(&'static str),
-}
-
-impl Hook {
-    async fn handle(&self, headers: &HeaderMap, body: &[u8]) -> Result<Delivery, String> {
-        match self {
-            Hook::Shopify(c) => {
-                use synchub_shopify::WebhookOutcome as O;
-                match c.handle_webhook(headers, body).await {
-                    Ok(O::Sync {
-                        object, deleted, ..
-                    }) => Ok(Delivery::Sync { object, deleted }),
-                    Ok(O::Duplicate) => Ok(Delivery::Nothing("duplicate")),
-                    Ok(O::Ignored { .. }) => Ok(Delivery::Nothing("ignored")),
-                    Err(e) => Err(e.to_string()),
-                }
-            }
-            Hook::Woo(c) => {
-                use synchub_woocommerce::WebhookOutcome as O;
-                match c.handle_webhook(headers, body).await {
-                    Ok(O::Sync {
-                        object, deleted, ..
-                    }) => Ok(Delivery::Sync { object, deleted }),
-                    Ok(O::Duplicate) => Ok(Delivery::Nothing("duplicate")),
-                    Ok(O::Ping) => Ok(Delivery::Nothing("ping")),
-                    Ok(O::Ignored { .. }) => Ok(Delivery::Nothing("ignored")),
-                    Err(e) => Err(e.to_string()),
-                }
-            }
-        }
-    }
-}
-
 struct Daemon {
     store: Store,
     slots: Vec<Arc<Slot>>,
     /// connection name → (slot index, verifier)
-    hooks: HashMap<String, (usize, Hook)>,
+    hooks: HashMap<String, (usize, WebhookHandler)>,
     webhooks: Mutex<BTreeMap<(String, &'static str), u64>>,
     started: Instant,
 }
@@ -137,7 +92,9 @@ pub async fn run(db: &str, config_dir: &Path, listen: &str) -> anyhow::Result<Ex
                     file.display()
                 );
             }
-            if let Some(hook) = build_hook(i, c, &file)? {
+            let hook = registry::webhook_handler(i, c)
+                .map_err(|e| anyhow!("pipeline file {}: {e}", file.display()))?;
+            if let Some(hook) = hook {
                 hooks.insert(c.name.clone(), (index, hook));
             }
         }
@@ -227,46 +184,6 @@ fn pipeline_files(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
         );
     }
     Ok(files)
-}
-
-fn build_hook(
-    index: usize,
-    c: &synchub_engine::config::ConnectionConfig,
-    file: &Path,
-) -> anyhow::Result<Option<Hook>> {
-    let key = format!("connections[{index}].config");
-    let shown = file.display();
-    Ok(match c.kind.as_str() {
-        "shopify" => {
-            let cfg: synchub_shopify::ShopifyConfig =
-                serde_path_to_error::deserialize(c.config.clone()).map_err(|e| {
-                    anyhow!(
-                        "pipeline file {shown}: key `{key}.{}`: {}",
-                        e.path(),
-                        e.inner()
-                    )
-                })?;
-            Some(Hook::Shopify(
-                synchub_shopify::ShopifyConnector::new(cfg)
-                    .map_err(|e| anyhow!("pipeline file {shown}: key `{key}`: {e}"))?,
-            ))
-        }
-        "woocommerce" => {
-            let cfg: synchub_woocommerce::WooConfig =
-                serde_path_to_error::deserialize(c.config.clone()).map_err(|e| {
-                    anyhow!(
-                        "pipeline file {shown}: key `{key}.{}`: {}",
-                        e.path(),
-                        e.inner()
-                    )
-                })?;
-            Some(Hook::Woo(
-                synchub_woocommerce::WooConnector::new(cfg)
-                    .map_err(|e| anyhow!("pipeline file {shown}: key `{key}`: {e}"))?,
-            ))
-        }
-        _ => None,
-    })
 }
 
 async fn wait_for_signal() {

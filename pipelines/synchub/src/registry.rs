@@ -4,7 +4,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::{anyhow, bail};
-use synchub_core::Connector;
+use synchub_core::{Connector, ObjectKind, RemoteRecord};
 use synchub_engine::config::ConnectionConfig;
 
 /// Connector kinds this build knows.
@@ -17,32 +17,109 @@ pub fn build(
     base_dir: &Path,
 ) -> anyhow::Result<Arc<dyn Connector>> {
     let key = format!("connections[{index}].config");
-    let settings = cfg.config.clone();
     match cfg.kind.as_str() {
         "csv" => {
-            let parsed: synchub_csv::CsvConfig = serde_path_to_error::deserialize(settings)
-                .map_err(|e| anyhow!("key `{key}.{}`: {}", e.path(), e.inner()))?;
+            let parsed: synchub_csv::CsvConfig = parse(&key, cfg)?;
             let source = synchub_csv::CsvSource::build(parsed, Some(base_dir))
                 .map_err(|e| anyhow!("key `{key}`: {e}"))?;
             Ok(Arc::new(source))
         }
-        "shopify" => {
-            let parsed: synchub_shopify::ShopifyConfig = serde_path_to_error::deserialize(settings)
-                .map_err(|e| anyhow!("key `{key}.{}`: {}", e.path(), e.inner()))?;
-            let connector = synchub_shopify::ShopifyConnector::new(parsed)
-                .map_err(|e| anyhow!("key `{key}`: {e}"))?;
-            Ok(Arc::new(connector))
-        }
-        "woocommerce" => {
-            let parsed: synchub_woocommerce::WooConfig = serde_path_to_error::deserialize(settings)
-                .map_err(|e| anyhow!("key `{key}.{}`: {}", e.path(), e.inner()))?;
-            let connector = synchub_woocommerce::WooConnector::new(parsed)
-                .map_err(|e| anyhow!("key `{key}`: {e}"))?;
-            Ok(Arc::new(connector))
-        }
+        "shopify" => Ok(Arc::new(shopify(&key, cfg)?)),
+        "woocommerce" => Ok(Arc::new(woocommerce(&key, cfg)?)),
         other => bail!(
             "key `connections[{index}].kind`: unknown connector `{other}`; this build has: {}",
             KINDS.join(", ")
         ),
+    }
+}
+
+/// The connector-specific settings of a connection, strictly typed.
+fn parse<T: serde::de::DeserializeOwned>(key: &str, cfg: &ConnectionConfig) -> anyhow::Result<T> {
+    serde_path_to_error::deserialize(cfg.config.clone())
+        .map_err(|e| anyhow!("key `{key}.{}`: {}", e.path(), e.inner()))
+}
+
+fn shopify(key: &str, cfg: &ConnectionConfig) -> anyhow::Result<synchub_shopify::ShopifyConnector> {
+    synchub_shopify::ShopifyConnector::new(parse(key, cfg)?)
+        .map_err(|e| anyhow!("key `{key}`: {e}"))
+}
+
+fn woocommerce(
+    key: &str,
+    cfg: &ConnectionConfig,
+) -> anyhow::Result<synchub_woocommerce::WooConnector> {
+    synchub_woocommerce::WooConnector::new(parse(key, cfg)?)
+        .map_err(|e| anyhow!("key `{key}`: {e}"))
+}
+
+/// Verifies and classifies the webhooks of one connection.
+pub enum WebhookHandler {
+    Shopify(synchub_shopify::ShopifyConnector),
+    Woo(synchub_woocommerce::WooConnector),
+}
+
+/// What a verified delivery asks for.
+pub enum Delivery {
+    /// Sync this stream; a delete topic carries the deleted record.
+    Sync {
+        object: ObjectKind,
+        deleted: Option<Box<RemoteRecord>>,
+    },
+    /// Nothing to do: `duplicate`, `ping` or `ignored`.
+    Nothing(&'static str),
+}
+
+/// The webhook handler of a connection, for kinds that send webhooks.
+pub fn webhook_handler(
+    index: usize,
+    cfg: &ConnectionConfig,
+) -> anyhow::Result<Option<WebhookHandler>> {
+    let key = format!("connections[{index}].config");
+    Ok(match cfg.kind.as_str() {
+        "shopify" => Some(WebhookHandler::Shopify(shopify(&key, cfg)?)),
+        "woocommerce" => Some(WebhookHandler::Woo(woocommerce(&key, cfg)?)),
+        _ => None,
+    })
+}
+
+impl WebhookHandler {
+    /// Verifies (first), de-duplicates and classifies a delivery; the error
+    /// says why it was refused.
+    pub async fn handle(
+        &self,
+        headers: &axum::http::HeaderMap,
+        body: &[u8],
+    ) -> Result<Delivery, String> {
+        match self {
+            WebhookHandler::Shopify(c) => {
+                use synchub_shopify::WebhookOutcome as O;
+                match c
+                    .handle_webhook(headers, body)
+                    .await
+                    .map_err(|e| e.to_string())?
+                {
+                    O::Sync {
+                        object, deleted, ..
+                    } => Ok(Delivery::Sync { object, deleted }),
+                    O::Duplicate => Ok(Delivery::Nothing("duplicate")),
+                    O::Ignored { .. } => Ok(Delivery::Nothing("ignored")),
+                }
+            }
+            WebhookHandler::Woo(c) => {
+                use synchub_woocommerce::WebhookOutcome as O;
+                match c
+                    .handle_webhook(headers, body)
+                    .await
+                    .map_err(|e| e.to_string())?
+                {
+                    O::Sync {
+                        object, deleted, ..
+                    } => Ok(Delivery::Sync { object, deleted }),
+                    O::Duplicate => Ok(Delivery::Nothing("duplicate")),
+                    O::Ping => Ok(Delivery::Nothing("ping")),
+                    O::Ignored { .. } => Ok(Delivery::Nothing("ignored")),
+                }
+            }
+        }
     }
 }
