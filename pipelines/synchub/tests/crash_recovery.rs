@@ -6,10 +6,11 @@
 
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use synchub_core::ObjectKind;
 use synchub_testkit::data::{csv_pipeline, write_contacts_csv};
+use synchub_testkit::process::kill_at_page;
 use synchub_testkit::TestDb;
 
 const ROWS: u64 = 10_000;
@@ -33,13 +34,7 @@ fn run_to_end(db: &str, pipeline: &Path) {
 }
 
 async fn cursor_seq(store: &synchub_store::Store) -> i64 {
-    store
-        .cursor("csv_source", ObjectKind::Contact)
-        .await
-        .ok()
-        .flatten()
-        .map(|c| c.seq)
-        .unwrap_or(0)
+    synchub_testkit::process::cursor_seq(store, "csv_source", ObjectKind::Contact).await
 }
 
 async fn crash_and_resume(backend: &str) {
@@ -70,22 +65,17 @@ async fn crash_and_resume(backend: &str) {
     for k in 1..=KILLS {
         let target = k * pages / (KILLS + 1);
         let mut child = spawn_run(&crashed.url, &pipeline);
-        let deadline = Instant::now() + Duration::from_secs(120);
-        loop {
-            if child.try_wait().unwrap().is_some() {
-                break;
-            }
-            if cursor_seq(&observer).await >= target {
-                child.kill().unwrap(); // SIGKILL
-                child.wait().unwrap();
-                kills += 1;
-                break;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "run made no progress towards page {target}"
-            );
-            tokio::time::sleep(Duration::from_millis(2)).await;
+        let stream = ("csv_source", ObjectKind::Contact);
+        if kill_at_page(
+            &mut child,
+            &observer,
+            stream,
+            target,
+            Duration::from_secs(120),
+        )
+        .await
+        {
+            kills += 1;
         }
     }
     assert!(kills >= 20, "only {kills} runs were killed mid-way");

@@ -8,9 +8,10 @@
 
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use synchub_core::ObjectKind;
+use synchub_testkit::process::kill_at_page;
 use synchub_testkit::TestDb;
 
 const ROWS: u64 = 10_000;
@@ -48,13 +49,7 @@ fn run(db: &str, csv: &Path, extra: &[&str]) -> Output {
 }
 
 async fn cursor_seq(store: &synchub_store::Store) -> i64 {
-    store
-        .cursor(STREAM, ObjectKind::Contact)
-        .await
-        .ok()
-        .flatten()
-        .map(|c| c.seq)
-        .unwrap_or(0)
+    synchub_testkit::process::cursor_seq(store, STREAM, ObjectKind::Contact).await
 }
 
 fn diff(expected: &[String], actual: &[String]) -> (Vec<String>, Vec<String>) {
@@ -109,22 +104,17 @@ async fn kill_and_resume(backend: &str) {
         let target = k * pages / (KILLS + 1);
         let extra: &[&str] = if k == 1 { &[] } else { &["--resume"] };
         let mut child = spawn(&crashed.url, &csv, extra);
-        let deadline = Instant::now() + Duration::from_secs(180);
-        loop {
-            if child.try_wait().unwrap().is_some() {
-                break;
-            }
-            if cursor_seq(&observer).await >= target {
-                child.kill().unwrap(); // SIGKILL
-                child.wait().unwrap();
-                kills += 1;
-                break;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "migration made no progress towards page {target}"
-            );
-            tokio::time::sleep(Duration::from_millis(2)).await;
+        let stream = (STREAM, ObjectKind::Contact);
+        if kill_at_page(
+            &mut child,
+            &observer,
+            stream,
+            target,
+            Duration::from_secs(180),
+        )
+        .await
+        {
+            kills += 1;
         }
     }
     assert!(kills >= KILLS - 1, "only {kills} runs were killed mid-way");

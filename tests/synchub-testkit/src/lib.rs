@@ -7,6 +7,7 @@
 pub mod data;
 pub mod db;
 pub mod memory;
+pub mod process;
 
 pub use db::{TestDb, POSTGRES_ADMIN_URL};
 pub use memory::{MemoryConnector, MemorySystem};
