@@ -4,6 +4,7 @@
 
 use synchub_core::model::{Address, Contact};
 
+use crate::normalize::country::country_code;
 use crate::normalize::name::{NameLevel, PersonName};
 use crate::normalize::{clean_text, email::normalize_email, phone::normalize_phone};
 
@@ -14,6 +15,8 @@ use crate::normalize::{clean_text, email::normalize_email, phone::normalize_phon
 /// its own (families and offices share numbers): confirm it with
 /// [`names_compatible`] before linking.
 pub fn match_keys(contact: &Contact, default_region: Option<&str>) -> Vec<String> {
+    let region = contact_region(contact, default_region);
+    let default_region = region.as_deref();
     let mut keys: Vec<String> = contact
         .emails
         .iter()
@@ -30,6 +33,17 @@ pub fn match_keys(contact: &Contact, default_region: Option<&str>) -> Vec<String
     keys.sort();
     keys.dedup();
     keys
+}
+
+/// The region a contact's national phone numbers are read in: the country
+/// of its first address that names a recognisable one (a Hong Kong address
+/// makes `9123 4567` a +852 number), else `default_region` (the pipeline's).
+pub fn contact_region(contact: &Contact, default_region: Option<&str>) -> Option<String> {
+    contact
+        .addresses
+        .iter()
+        .find_map(|a| a.country.as_deref().and_then(country_code))
+        .or_else(|| default_region.map(str::to_string))
 }
 
 /// The parsed name of a contact (structured parts first, else the full name).
@@ -65,6 +79,8 @@ pub fn names_compatible(a: &Contact, b: &Contact) -> bool {
 /// cleaned original is kept when they do not), drop empty entries, and
 /// de-duplicate list fields keeping the first occurrence.
 pub fn normalize_contact(contact: &mut Contact, default_region: Option<&str>) {
+    let region = contact_region(contact, default_region);
+    let default_region = region.as_deref();
     for field in [
         &mut contact.given_name,
         &mut contact.family_name,
@@ -233,5 +249,23 @@ mod tests {
         let once = c.clone();
         normalize_contact(&mut c, Some("TW"));
         assert_eq!(c, once, "idempotent");
+    }
+
+    #[test]
+    fn a_contacts_own_country_reads_its_phones_before_the_pipeline_region() {
+        let mut c = contact("陳大文", &[], &["9123-4567"]);
+        c.addresses.push(Address {
+            city: Some("九龍".into()),
+            country: Some("Hong Kong".into()),
+            ..Address::default()
+        });
+        // The pipeline is Taiwanese; the record says Hong Kong.
+        assert_eq!(match_keys(&c, Some("TW")), vec!["phone:+85291234567"]);
+        normalize_contact(&mut c, Some("TW"));
+        assert_eq!(c.phones, vec!["+85291234567"]);
+        // No country on the record: the pipeline's region applies.
+        let mut tw = contact("林美玲", &[], &["0912-345-678"]);
+        normalize_contact(&mut tw, Some("TW"));
+        assert_eq!(tw.phones, vec!["+886912345678"]);
     }
 }

@@ -36,6 +36,8 @@ pub struct Prepared {
 impl Prepared {
     /// Prepare a contact; `default_region` applies to phones without a country code.
     pub fn new(contact: &Contact, default_region: Option<&str>) -> Self {
+        let region = crate::keys::contact_region(contact, default_region);
+        let default_region = region.as_deref();
         let mut emails: Vec<String> = contact
             .emails
             .iter()

@@ -3,6 +3,7 @@
 
 pub mod address;
 pub mod company;
+pub mod country;
 pub mod email;
 pub mod name;
 pub mod phone;

@@ -37,10 +37,31 @@ pub fn normalize_phone(raw: &str, default_region: Option<&str>) -> Option<String
         }
     }
     // A country code written without "+", e.g. "86-138 0013 8000" or "852 9123 4567".
-    if !digits.starts_with('0') {
-        return parse_valid(None, &format!("+{digits}"));
+    if digits.starts_with('0') {
+        return None;
     }
+    let e164 = parse_valid(None, &format!("+{digits}"))?;
+    if region.is_none() || written_country_code(main, &e164) {
+        return Some(e164);
+    }
+    // The number is not valid where the record says it is, and nothing in
+    // how it is written marks a country code: reading its first digits as
+    // one would turn `(490) 299-2014` in Singapore into a German number.
     None
+}
+
+/// True when the first group of digits as written (`86-138…`, `(852) 9123…`,
+/// `886 912…`) is exactly the country code of `e164`.
+fn written_country_code(written: &str, e164: &str) -> bool {
+    let first: String = written
+        .trim_start_matches(|c: char| !c.is_ascii_digit())
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect();
+    let all_digits = written.chars().filter(char::is_ascii_digit).count();
+    (1..=3).contains(&first.len())
+        && first.len() < all_digits
+        && phonenumber::parse(None, e164).is_ok_and(|n| n.code().value().to_string() == first)
 }
 
 fn cut_extension(s: &str) -> &str {
@@ -223,6 +244,25 @@ mod tests {
             p("+39 06 1234 5678", None).as_deref(),
             Some("+390612345678")
         );
+    }
+
+    #[test]
+    fn a_number_invalid_for_its_region_is_never_read_as_another_country() {
+        // Neither is valid where the record says it is; read from their
+        // first digits they would be German and US numbers.
+        assert_eq!(p("(490) 299-2014", Some("SG")), None);
+        assert_eq!(p("154-1239-1594", Some("CN")), None);
+        // A country code written as its own group is still read as one.
+        assert_eq!(
+            p("852 9123 4567", Some("TW")).as_deref(),
+            Some("+85291234567")
+        );
+        assert_eq!(
+            p("86-138 0013 8000", Some("HK")).as_deref(),
+            Some("+8613800138000")
+        );
+        // Without any region the digits are all there is to go on.
+        assert_eq!(p("886912345678", None).as_deref(), Some("+886912345678"));
     }
 
     #[test]
