@@ -7,12 +7,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context};
-use synchub_core::ObjectKind;
 use synchub_engine::{Connection, Engine, RunOptions, RunReport};
 use synchub_store::Store;
 
 use crate::cli::{Cli, Command, ConflictAction, ReportFormat};
-use crate::{demo, pipeline, registry};
+use crate::{demo, pipeline};
 
 pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     let db = cli.database_url.clone();
@@ -70,40 +69,24 @@ pub async fn open_store(url: &str) -> anyhow::Result<Store> {
 
 /// Builds the engine of a loaded pipeline.
 pub fn build_engine(store: Store, loaded: &pipeline::LoadedPipeline) -> anyhow::Result<Engine> {
+    let connections = loaded.connections()?;
+    Ok(engine_with(store, loaded, connections))
+}
+
+/// The engine of a loaded pipeline with connections already built.
+fn engine_with(
+    store: Store,
+    loaded: &pipeline::LoadedPipeline,
+    connections: Vec<Connection>,
+) -> Engine {
     let cfg = &loaded.config;
-    let mut connections = Vec::new();
-    for (i, c) in cfg.connections.iter().enumerate() {
-        let connector = registry::build(i, c, &loaded.base_dir)?;
-        let specs = connector.objects();
-        let objects: Vec<ObjectKind> = if c.objects.is_empty() {
-            specs.iter().map(|s| s.kind).collect()
-        } else {
-            for o in &c.objects {
-                if !specs.iter().any(|s| s.kind == *o) {
-                    bail!(
-                        "key `connections[{i}].objects`: connector `{}` does not support {o} (it has: {})",
-                        c.kind,
-                        specs.iter().map(|s| s.kind.as_str()).collect::<Vec<_>>().join(", ")
-                    );
-                }
-            }
-            c.objects.clone()
-        };
-        connections.push(Connection {
-            name: c.name.clone(),
-            connector,
-            direction: c.direction,
-            objects,
-            region: c.region.clone().or_else(|| cfg.region.clone()),
-        });
-    }
-    Ok(Engine::new(
+    Engine::new(
         store,
         cfg.name.clone(),
         connections,
         cfg.merge.policy(),
         cfg.deletes.clone(),
-    ))
+    )
 }
 
 fn progress_bar() -> Option<(indicatif::ProgressBar, synchub_engine::Progress)> {
@@ -153,9 +136,12 @@ async fn run(
     dry_run: bool,
     format: Option<ReportFormat>,
 ) -> anyhow::Result<ExitCode> {
+    // Everything that can be checked without IO is, before a store is
+    // opened (or created): a bad pipeline leaves no database behind.
     let loaded = pipeline::load(path)?;
+    let connections = loaded.connections()?;
     let store = open_store(db).await?;
-    let engine = build_engine(store, &loaded)?;
+    let engine = engine_with(store, &loaded, connections);
     let every = loaded
         .config
         .schedule
@@ -169,6 +155,14 @@ async fn run(
             None => print!("{}", report.to_table()),
         }
         let failed = !report.errors.is_empty();
+        // A failed stream (a missing or unreadable file, a refused login)
+        // ends as one plain `error:` line per stream, whatever the format.
+        for (stream, e) in &report.errors {
+            eprintln!(
+                "error: {stream}: {}",
+                synchub_http::secret::redact(&e.replace('\n', " "))
+            );
+        }
         match every {
             Some(every) if !once && !dry_run => {
                 full_refresh = false;

@@ -31,7 +31,7 @@ fn main() -> ExitCode {
     match runtime.block_on(commands::dispatch(args)) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {}", format_chain(&e));
+            eprintln!("error: {}", synchub_http::secret::redact(&format_chain(&e)));
             ExitCode::from(1)
         }
     }
@@ -57,8 +57,13 @@ fn init_tracing(verbose: u8) {
     };
     let filter = tracing_subscriber::EnvFilter::try_from_env("SYNCHUB_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    // Every log line passes the redactor (registered secrets, credentials in
+    // URLs, `password=…`); colour only on a terminal.
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_writer(synchub_http::secret::RedactingMakeWriter::new(
+            std::io::stderr,
+        ))
         .try_init();
 }
