@@ -6,11 +6,10 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::{anyhow, bail, Context};
 use synchub_engine::{Connection, Engine, RunOptions, RunReport};
 use synchub_store::Store;
 
-use crate::cli::{Cli, Command, ConflictAction, ReportFormat};
+use crate::cli::{Cli, Command, ReportFormat};
 use crate::{demo, pipeline};
 
 pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -56,10 +55,13 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             instance,
             config_dir,
         } => crate::auth::run(&db, &instance, &config_dir).await,
-        Command::Conflicts { action } => conflicts(&db, action).await,
+        Command::Conflicts { action } => {
+            crate::conflicts::command(&open_store(&db).await?, action).await
+        }
         Command::Merges { action } => crate::merges::run(&db, action).await,
         Command::Review { action } => crate::review::command(&db, action).await,
-        Command::Status => status(&db).await,
+        Command::Status { format } => crate::status::run(&open_store(&db).await?, format).await,
+        Command::Runs { action } => crate::runs::command(&open_store(&db).await?, action).await,
     }
 }
 
@@ -180,94 +182,4 @@ async fn run(
             }
         }
     }
-}
-
-async fn status(db: &str) -> anyhow::Result<ExitCode> {
-    let store = open_store(db).await?;
-    println!("database: {}", store.display_url());
-    println!("\nCRM records:");
-    for (kind, n) in store.record_counts().await? {
-        println!("  {kind:<10} {n}");
-    }
-    println!("\nidentity links:");
-    for (conn, object, n) in store.link_counts().await? {
-        println!("  {conn}.{object:<10} {n}");
-    }
-    println!("\nstream cursors:");
-    for (conn, object, cursor, seq, at) in store.cursors().await? {
-        println!(
-            "  {conn}.{object} page {seq} at {at}: {}",
-            cursor.unwrap_or_else(|| "-".into())
-        );
-    }
-    println!("\noutbox:");
-    for (conn, pending, failing) in store.outbox_summary().await? {
-        println!("  {conn}: {pending} pending, {failing} failing");
-    }
-    let dead = store.dead_letter_count().await?;
-    println!("\ndead letters: {dead}");
-    for d in store.dead_letters(5).await? {
-        println!(
-            "  {}.{} {}: {}",
-            d.connection,
-            d.object,
-            d.location.or(d.external_id).unwrap_or_default(),
-            d.reason
-        );
-    }
-    let open = store.conflicts(false).await?;
-    println!("\nopen conflicts: {} (synchub conflicts list)", open.len());
-    if let Some((name, started, _, report)) = store.recent_runs(1).await?.into_iter().next() {
-        println!("\nlast run: {name} at {started}\n  {report}");
-    }
-    Ok(ExitCode::SUCCESS)
-}
-
-async fn conflicts(db: &str, action: ConflictAction) -> anyhow::Result<ExitCode> {
-    let store = open_store(db).await?;
-    match action {
-        ConflictAction::List { all } => {
-            let list = store.conflicts(all).await?;
-            if list.is_empty() {
-                println!("no {}conflicts", if all { "" } else { "open " });
-            }
-            for c in list {
-                let d = &c.detail;
-                println!(
-                    "{:>5}  {:<8} {} {}.{}  local={} remote={}",
-                    c.id, c.status, d.crm_id, d.object, d.field, d.local, d.remote
-                );
-            }
-        }
-        ConflictAction::Show { id } => {
-            let c = store
-                .conflict(id)
-                .await?
-                .ok_or_else(|| anyhow!("no conflict with id {id}"))?;
-            println!("{}", serde_json::to_string_pretty(&c)?);
-        }
-        ConflictAction::Resolve { id, take } => {
-            let c = store
-                .conflict(id)
-                .await?
-                .ok_or_else(|| anyhow!("no conflict with id {id}"))?;
-            if c.status != "open" {
-                bail!("conflict {id} is already {}", c.status);
-            }
-            let chosen: serde_json::Value = match take.as_str() {
-                "local" => serde_json::from_str(&c.detail.local)?,
-                "remote" => serde_json::from_str(&c.detail.remote)?,
-                other => serde_json::from_str(other)
-                    .unwrap_or_else(|_| serde_json::Value::String(other.into())),
-            };
-            let version = synchub_engine::local::resolve_conflict(&store, &c, chosen.clone())
-                .await
-                .with_context(|| format!("cannot resolve conflict {id}"))?;
-            println!(
-                "conflict {id} resolved: {}.{} = {chosen} (record version {version}); linked systems get it on the next run",
-                c.detail.crm_id, c.detail.field
-            );
-        }
-    }
-    Ok(ExitCode::SUCCESS)
 }

@@ -3,19 +3,24 @@
 mod auth;
 mod cli;
 mod commands;
+mod conflicts;
 mod daemon;
 mod demo;
 mod merges;
 mod migrate;
+mod output;
 mod pipeline;
 mod registry;
 mod review;
+mod runs;
+mod status;
 
 use std::process::ExitCode;
 
 use clap::Parser;
 
 fn main() -> ExitCode {
+    output::quiet_on_closed_pipe();
     let args = cli::Cli::parse();
     init_tracing(args.verbose);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -30,6 +35,8 @@ fn main() -> ExitCode {
     };
     match runtime.block_on(commands::dispatch(args)) {
         Ok(code) => code,
+        // `synchub status | head -1`: the reader has what it wanted.
+        Err(e) if output::is_closed_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {}", synchub_http::secret::redact(&format_chain(&e)));
             ExitCode::from(1)
