@@ -221,7 +221,7 @@ pub(crate) async fn migrate(store: &Store) -> Result<(), StoreError> {
 }
 
 const MIGRATION_RACE_STEP: std::time::Duration = std::time::Duration::from_millis(100);
-const MIGRATION_RACE_LIMIT: std::time::Duration = std::time::Duration::from_secs(30);
+const MIGRATION_RACE_LIMIT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// The error another migrator of the same SQLite file causes.
 fn is_concurrent_migration(e: &sqlx::migrate::MigrateError) -> bool {

@@ -264,3 +264,31 @@ fn listing_json_is_valid_on_an_empty_store() {
     assert!(status["streams"].as_array().unwrap().is_empty());
     let _ = Path::new(".");
 }
+
+#[test]
+fn newest_skips_conflicts_whose_source_gives_no_change_time() {
+    // GIVEN conflicts raised by a CSV file, which carries no change times
+    let (_dir, db) = conflict_store();
+    // WHEN the newest side is asked for THEN each conflict is skipped with the reason
+    let out = ok(
+        &db.url,
+        &[
+            "conflicts",
+            "resolve",
+            "--field",
+            "company",
+            "--take",
+            "newest",
+        ],
+    );
+    assert!(out.contains("resolved 0 conflict(s), skipped 2"), "{out}");
+    assert!(out.contains("no change time"), "{out}");
+    let open = json(&db.url, &["conflicts", "list", "--format", "json"]);
+    assert_eq!(open.as_array().unwrap().len(), 2, "nothing was decided");
+    // AND one conflict asked for the newest side is refused with what to do instead
+    let id = open[0]["id"].as_i64().unwrap().to_string();
+    let o = synchub(&db.url, &["conflicts", "resolve", &id, "--take", "newest"]);
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("take local or remote"), "{err}");
+}
