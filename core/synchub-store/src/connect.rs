@@ -57,6 +57,20 @@ fn check_sqlite_path(path: &str, shown: &str) -> Result<(), StoreError> {
                     "database file {db_path} is read-only (make it writable, e.g. chmod u+w {db_path}, or use a writable copy)"
                 )));
             }
+            // WAL mode keeps `-wal` and `-shm` files beside the database.
+            let folder = match file.parent() {
+                Some(p) if !p.as_os_str().is_empty() => p,
+                _ => std::path::Path::new("."),
+            };
+            let wal = std::path::PathBuf::from(format!("{db_path}-wal"));
+            if !wal.exists()
+                && std::fs::metadata(folder).is_ok_and(|m| m.permissions().readonly())
+            {
+                return Err(fail(format!(
+                    "the folder {} of database file {db_path} is read-only; SQLite must create {db_path}-wal beside it (make the folder writable)",
+                    folder.display()
+                )));
+            }
             Ok(())
         }
         Err(e) if e.kind() == ErrorKind::NotFound => {
@@ -142,7 +156,7 @@ pub(crate) async fn open(url: &str) -> Result<(AnyPool, Backend), StoreError> {
         .await
         .map_err(|e| StoreError::Connect {
             url: shown.clone(),
-            message: describe_connect_error(&e),
+            message: describe_connect_error(&e, backend == Backend::Sqlite),
         })?;
     Ok((pool, backend))
 }
@@ -176,9 +190,12 @@ async fn probe_tcp(url: &str, shown: &str) -> Result<(), StoreError> {
     })
 }
 
-fn describe_connect_error(e: &sqlx::Error) -> String {
+fn describe_connect_error(e: &sqlx::Error, sqlite: bool) -> String {
     let text = match e {
         sqlx::Error::Io(io) => format!("{io} (is the server running and the host and port right?)"),
+        sqlx::Error::PoolTimedOut if sqlite => {
+            "timed out after 15s waiting for the database file (is another synchub process holding it locked?)".to_string()
+        }
         sqlx::Error::PoolTimedOut => {
             "timed out after 15s (is the server running and reachable?)".to_string()
         }
@@ -261,5 +278,28 @@ mod tests {
             .to_string();
         assert!(err.contains("is read-only") && err.contains(path), "{err}");
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_read_only_folder_is_named_before_sqlite_needs_its_wal_file() {
+        let dir = std::env::temp_dir().join(format!("synchub-rodir-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("s.db");
+        std::fs::write(&file, b"").unwrap();
+        let mut perms = std::fs::metadata(&dir).unwrap().permissions();
+        perms.set_readonly(true);
+        std::fs::set_permissions(&dir, perms.clone()).unwrap();
+        let path = file.to_str().unwrap();
+        let err = check_sqlite_path(path, "sqlite://s.db")
+            .unwrap_err()
+            .to_string();
+        #[allow(clippy::permissions_set_readonly_false)]
+        perms.set_readonly(false);
+        std::fs::set_permissions(&dir, perms).unwrap();
+        let _ = std::fs::remove_dir_all(&dir);
+        assert!(
+            err.contains("is read-only") && err.contains("-wal"),
+            "{err}"
+        );
     }
 }

@@ -174,6 +174,23 @@ fn build_connection(
         }
         c.objects.clone()
     };
+    // A direction the connector cannot serve would do nothing and exit 0.
+    let chosen: Vec<_> = specs.iter().filter(|s| objects.contains(&s.kind)).collect();
+    if c.direction.pushes() && !chosen.iter().any(|s| s.can_write) {
+        bail!(
+            "key `connections[{i}].direction`: connector `{}` cannot write {}, so `{}` cannot be served; use direction = \"pull\"",
+            c.kind,
+            objects.iter().map(|o| o.as_str()).collect::<Vec<_>>().join(", "),
+            direction_name(c.direction)
+        );
+    }
+    if c.direction.pulls() && !chosen.iter().any(|s| s.can_read) {
+        bail!(
+            "key `connections[{i}].direction`: connector `{}` cannot read {}; use direction = \"push\"",
+            c.kind,
+            objects.iter().map(|o| o.as_str()).collect::<Vec<_>>().join(", ")
+        );
+    }
     Ok(Connection {
         name: c.name.clone(),
         connector,
@@ -181,6 +198,14 @@ fn build_connection(
         objects,
         region: c.region.clone().or_else(|| cfg.region.clone()),
     })
+}
+
+fn direction_name(d: synchub_engine::Direction) -> &'static str {
+    match d {
+        synchub_engine::Direction::Pull => "pull",
+        synchub_engine::Direction::Push => "push",
+        synchub_engine::Direction::TwoWay => "two-way",
+    }
 }
 
 /// The pipeline files (`*.toml`) of a config folder, sorted.

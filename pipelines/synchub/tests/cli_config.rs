@@ -437,3 +437,32 @@ fn csv_file_problems_end_in_one_plain_error_line() {
         "{lines:?}"
     );
 }
+
+#[test]
+fn a_direction_the_connector_cannot_serve_is_refused() {
+    // GIVEN a CSV file (read-only) asked to receive pushes
+    let (dir, _csv, text) = setup();
+    let (db, db_file) = fresh_sqlite(dir.path(), "store.db");
+    for direction in ["push", "two-way"] {
+        let bad = write(
+            dir.path(),
+            "push.toml",
+            &text.replace(
+                "direction = \"pull\"",
+                &format!("direction = \"{direction}\""),
+            ),
+        );
+        // WHEN it is run THEN it is refused instead of doing nothing and exiting 0
+        let o = synchub(&db, &["run", "--once", p(&bad)]);
+        assert_clean_error(
+            &o,
+            &[
+                p(&bad),
+                "connections[0].direction",
+                "cannot write contact",
+                "pull",
+            ],
+        );
+        assert!(!db_file.exists());
+    }
+}
