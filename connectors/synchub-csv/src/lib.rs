@@ -108,6 +108,11 @@ impl CsvSource {
             .iter()
             .map(|h| h.trim_start_matches('\u{feff}').trim().to_string())
             .collect();
+        if headers.iter().all(String::is_empty) {
+            return Err(
+                self.io_err("the file is empty: a header row naming the columns is expected")
+            );
+        }
         if let Some(idc) = &self.id_column {
             if !headers.contains(idc) {
                 return Err(ConnectorError::Config(format!(

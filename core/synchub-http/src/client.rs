@@ -26,7 +26,7 @@ use crate::graphql::{is_throttled, CostReport};
 use crate::quota::{CredentialQuota, QuotaConfig, QuotaRegistry, Refusal};
 use crate::request::{IdempotencyKey, RequestBuilder, Response};
 use crate::retry::{parse_retry_after, RetryPolicy};
-use crate::secret::{redact, register};
+use crate::secret::{redact, redact_url, register, register_url};
 use crate::throttle::Ticket;
 
 /// Builds an [`HttpClient`].
@@ -90,17 +90,20 @@ impl ClientBuilder {
 
     /// Builds with a given quota registry.
     pub fn build_in(self, registry: &QuotaRegistry) -> Result<HttpClient, HttpError> {
+        // A `user:token@` in the base URL is a credential: scrubbed from logs and errors.
+        register_url(&self.base_url);
+        let shown = redact_url(&self.base_url);
         let base = Url::parse(&self.base_url)
-            .map_err(|e| HttpError::Config(format!("invalid base URL `{}`: {e}", self.base_url)))?;
+            .map_err(|e| HttpError::Config(format!("invalid base URL `{shown}`: {e}")))?;
         let host = base
             .host_str()
-            .ok_or_else(|| HttpError::Config(format!("base URL `{}` has no host", self.base_url)))?
+            .ok_or_else(|| HttpError::Config(format!("base URL `{shown}` has no host")))?
             .to_string();
         let host = match base.port() {
             Some(p) => format!("{host}:{p}"),
             None => host,
         };
-        let credential = self.credential.unwrap_or_else(|| host.clone());
+        let credential = redact_url(&self.credential.unwrap_or_else(|| host.clone()));
         let quota = registry.get(&credential, &self.quota)?;
         match &self.auth {
             Auth::Header { value, .. } => register(value),

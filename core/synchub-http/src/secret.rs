@@ -164,6 +164,106 @@ fn scrub_patterns(text: &str) -> String {
     out
 }
 
+/// Query parameters whose values [`redact_url`] hides: exact names, plus any
+/// name ending in one of [`SENSITIVE_PARAM_SUFFIXES`].
+const SENSITIVE_PARAMS: &[&str] = &[
+    "password",
+    "passwd",
+    "pwd",
+    "pass",
+    "token",
+    "secret",
+    "key",
+    "apikey",
+    "access_token",
+    "refresh_token",
+    "id_token",
+    "client_secret",
+    "consumer_key",
+    "consumer_secret",
+    "sig",
+    "signature",
+    "auth",
+    "authorization",
+    "sslpassword",
+];
+
+const SENSITIVE_PARAM_SUFFIXES: &[&str] = &["password", "token", "secret", "_key", "-key"];
+
+/// True when a query parameter of this name carries a credential.
+fn is_sensitive_param(name: &str) -> bool {
+    let n = name.to_ascii_lowercase();
+    SENSITIVE_PARAMS.contains(&n.as_str())
+        || SENSITIVE_PARAM_SUFFIXES.iter().any(|s| n.ends_with(s))
+}
+
+/// The parts of a URL that are credentials: the userinfo password and the
+/// values of password-like query parameters, as byte ranges of `url`.
+fn url_secret_ranges(url: &str) -> Vec<(usize, usize)> {
+    let mut ranges = Vec::new();
+    let after_scheme = url.find("://").map(|i| i + 3);
+    if let Some(start) = after_scheme {
+        let rest = &url[start..];
+        let authority_len = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+        let authority = &rest[..authority_len];
+        if let Some(at) = authority.rfind('@') {
+            if let Some(colon) = authority[..at].find(':') {
+                if at > colon + 1 {
+                    ranges.push((start + colon + 1, start + at));
+                }
+            }
+        }
+    }
+    let query_from = after_scheme.unwrap_or(0);
+    if let Some(q) = url[query_from..].find('?') {
+        let q_start = query_from + q + 1;
+        let q_end = url[q_start..].find('#').map_or(url.len(), |i| q_start + i);
+        let mut pos = q_start;
+        for pair in url[q_start..q_end].split('&') {
+            if let Some(eq) = pair.find('=') {
+                if is_sensitive_param(&pair[..eq]) && eq + 1 < pair.len() {
+                    ranges.push((pos + eq + 1, pos + pair.len()));
+                }
+            }
+            pos += pair.len() + 1;
+        }
+    }
+    ranges
+}
+
+/// The one redaction of a URL that is printed (errors, logs, the CLI): the
+/// userinfo password and the values of password-like query parameters
+/// (`password`, `token`, `secret`, `key`, `access_token`, …) become `***`.
+/// The scheme, user, host, port, path and other parameters stay readable.
+///
+/// ```
+/// use synchub_http::secret::redact_url;
+/// assert_eq!(
+///     redact_url("postgres://app:pw@db:5432/crm?sslmode=require&password=x"),
+///     "postgres://app:***@db:5432/crm?sslmode=require&password=***"
+/// );
+/// ```
+pub fn redact_url(url: &str) -> String {
+    let mut out = String::with_capacity(url.len());
+    let mut last = 0;
+    for (start, end) in url_secret_ranges(url) {
+        out.push_str(&url[last..start]);
+        out.push_str("***");
+        last = end;
+    }
+    out.push_str(&url[last..]);
+    out
+}
+
+/// Registers the credentials a URL carries (userinfo password, password-like
+/// query values) with the redactor, so that [`redact`] and
+/// [`RedactingMakeWriter`] scrub them from any text that quotes the URL.
+pub fn register_url(url: &str) {
+    for (start, end) in url_secret_ranges(url) {
+        register(&SecretString::from(url[start..end].to_string()));
+    }
+}
+
 /// A `tracing_subscriber` writer factory that scrubs every line with [`redact`]
 /// before handing it to the wrapped writer.
 ///
@@ -226,6 +326,35 @@ mod tests {
         let err = expand_with("${NOPE}", |_| None).unwrap_err();
         assert!(err.to_string().contains("NOPE"));
         assert!(expand_with("${bad name}", |_| None).is_err());
+    }
+
+    #[test]
+    fn urls_lose_passwords_and_password_like_parameters() {
+        assert_eq!(
+            redact_url("postgres://app:hunter2@db.example:5432/crm"),
+            "postgres://app:***@db.example:5432/crm"
+        );
+        assert_eq!(
+            redact_url("postgres://app@db/crm?sslmode=disable&password=hunter2&application_name=x"),
+            "postgres://app@db/crm?sslmode=disable&password=***&application_name=x"
+        );
+        assert_eq!(
+            redact_url("https://u:tok@shop.example/x?api_key=k1&Access_Token=t&page=2#f"),
+            "https://u:***@shop.example/x?api_key=***&Access_Token=***&page=2#f"
+        );
+        assert_eq!(redact_url("sqlite://synchub.db"), "sqlite://synchub.db");
+        assert_eq!(redact_url("sqlite:x.db?key=abc"), "sqlite:x.db?key=***");
+        assert_eq!(
+            redact_url("https://user@host/p?token="),
+            "https://user@host/p?token="
+        );
+    }
+
+    #[test]
+    fn registered_url_credentials_are_scrubbed_from_text() {
+        register_url("https://shopuser:url-token-9876@shop.example/api");
+        let out = redact("GET https://shopuser:url-token-9876@shop.example/api failed");
+        assert!(!out.contains("url-token-9876"), "{out}");
     }
 
     #[test]

@@ -178,7 +178,7 @@ fn find_instance(dir: &Path, instance: &str) -> anyhow::Result<Found> {
         );
     };
     let shown = file.display();
-    crate::pipeline::substitute_env(
+    let substituted = crate::pipeline::substitute_env(
         &mut oauth,
         &mut vec![format!("connections.{instance}.config.oauth")],
     )
@@ -188,7 +188,7 @@ fn find_instance(dir: &Path, instance: &str) -> anyhow::Result<Found> {
         anyhow!(
             "pipeline file {shown}: key `connections.{instance}.config.oauth.{}`: {}",
             e.path(),
-            inner.lines().next().unwrap_or_default()
+            substituted.scrub(inner.lines().next().unwrap_or_default())
         )
     })?;
     Ok(Found { file, settings })

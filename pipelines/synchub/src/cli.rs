@@ -109,8 +109,17 @@ pub enum Command {
         #[command(subcommand)]
         action: ReviewAction,
     },
-    /// Streams, cursors, counts, outbox, dead letters and open conflicts.
-    Status,
+    /// Streams, cursors, counts, outbox, dead letters, open conflicts and recent runs.
+    Status {
+        /// table (default) or json.
+        #[arg(long, value_enum, default_value_t)]
+        format: crate::output::Format,
+    },
+    /// Run history: list the latest runs, show one.
+    Runs {
+        #[command(subcommand)]
+        action: crate::runs::RunsAction,
+    },
     /// OAuth2 authorization for a connector instance.
     Auth {
         /// Connector instance name (a connection with `[connections.config.oauth]`).
@@ -123,24 +132,41 @@ pub enum Command {
 
 #[derive(Debug, Subcommand)]
 pub enum ConflictAction {
-    /// Open conflicts.
+    /// Open conflicts: person, field, systems, both values and age.
     List {
         /// Include resolved conflicts.
         #[arg(long)]
         all: bool,
+        /// table (default) or json.
+        #[arg(long, value_enum, default_value_t)]
+        format: crate::output::Format,
     },
     /// One conflict with base, local and remote values.
     Show {
         /// Conflict id.
         id: i64,
+        /// table (default) or json.
+        #[arg(long, value_enum, default_value_t)]
+        format: crate::output::Format,
     },
-    /// Resolve a conflict; the result is pushed to every linked system.
+    /// Resolve a conflict, or every open conflict on a field (`--field`);
+    /// the result is pushed to every linked system.
     Resolve {
-        /// Conflict id.
-        id: i64,
-        /// `local`, `remote`, or a JSON value (a bare word is taken as a string).
+        /// Conflict id; leave out and give --field to resolve many.
+        id: Option<i64>,
+        /// `local`, `remote`, `newest` (the side changed last), or for one
+        /// conflict a JSON value (a bare word is taken as a string).
         #[arg(long)]
         take: String,
+        /// Resolve every open conflict on this field (e.g. `company`, `custom.vip`).
+        #[arg(long)]
+        field: Option<String>,
+        /// Only conflicts raised by this connection.
+        #[arg(long, requires = "field")]
+        source: Option<String>,
+        /// Show what would be chosen; write nothing.
+        #[arg(long)]
+        dry_run: bool,
     },
 }
 

@@ -6,13 +6,11 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::{anyhow, bail, Context};
-use synchub_core::ObjectKind;
 use synchub_engine::{Connection, Engine, RunOptions, RunReport};
 use synchub_store::Store;
 
-use crate::cli::{Cli, Command, ConflictAction, ReportFormat};
-use crate::{demo, pipeline, registry};
+use crate::cli::{Cli, Command, ReportFormat};
+use crate::{demo, pipeline};
 
 pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     let db = cli.database_url.clone();
@@ -57,10 +55,13 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             instance,
             config_dir,
         } => crate::auth::run(&db, &instance, &config_dir).await,
-        Command::Conflicts { action } => conflicts(&db, action).await,
+        Command::Conflicts { action } => {
+            crate::conflicts::command(&open_store(&db).await?, action).await
+        }
         Command::Merges { action } => crate::merges::run(&db, action).await,
         Command::Review { action } => crate::review::command(&db, action).await,
-        Command::Status => status(&db).await,
+        Command::Status { format } => crate::status::run(&open_store(&db).await?, format).await,
+        Command::Runs { action } => crate::runs::command(&open_store(&db).await?, action).await,
     }
 }
 
@@ -70,40 +71,24 @@ pub async fn open_store(url: &str) -> anyhow::Result<Store> {
 
 /// Builds the engine of a loaded pipeline.
 pub fn build_engine(store: Store, loaded: &pipeline::LoadedPipeline) -> anyhow::Result<Engine> {
+    let connections = loaded.connections()?;
+    Ok(engine_with(store, loaded, connections))
+}
+
+/// The engine of a loaded pipeline with connections already built.
+fn engine_with(
+    store: Store,
+    loaded: &pipeline::LoadedPipeline,
+    connections: Vec<Connection>,
+) -> Engine {
     let cfg = &loaded.config;
-    let mut connections = Vec::new();
-    for (i, c) in cfg.connections.iter().enumerate() {
-        let connector = registry::build(i, c, &loaded.base_dir)?;
-        let specs = connector.objects();
-        let objects: Vec<ObjectKind> = if c.objects.is_empty() {
-            specs.iter().map(|s| s.kind).collect()
-        } else {
-            for o in &c.objects {
-                if !specs.iter().any(|s| s.kind == *o) {
-                    bail!(
-                        "key `connections[{i}].objects`: connector `{}` does not support {o} (it has: {})",
-                        c.kind,
-                        specs.iter().map(|s| s.kind.as_str()).collect::<Vec<_>>().join(", ")
-                    );
-                }
-            }
-            c.objects.clone()
-        };
-        connections.push(Connection {
-            name: c.name.clone(),
-            connector,
-            direction: c.direction,
-            objects,
-            region: c.region.clone().or_else(|| cfg.region.clone()),
-        });
-    }
-    Ok(Engine::new(
+    Engine::new(
         store,
         cfg.name.clone(),
         connections,
         cfg.merge.policy(),
         cfg.deletes.clone(),
-    ))
+    )
 }
 
 fn progress_bar() -> Option<(indicatif::ProgressBar, synchub_engine::Progress)> {
@@ -153,9 +138,12 @@ async fn run(
     dry_run: bool,
     format: Option<ReportFormat>,
 ) -> anyhow::Result<ExitCode> {
+    // Everything that can be checked without IO is, before a store is
+    // opened (or created): a bad pipeline leaves no database behind.
     let loaded = pipeline::load(path)?;
+    let connections = loaded.connections()?;
     let store = open_store(db).await?;
-    let engine = build_engine(store, &loaded)?;
+    let engine = engine_with(store, &loaded, connections);
     let every = loaded
         .config
         .schedule
@@ -169,6 +157,14 @@ async fn run(
             None => print!("{}", report.to_table()),
         }
         let failed = !report.errors.is_empty();
+        // A failed stream (a missing or unreadable file, a refused login)
+        // ends as one plain `error:` line per stream, whatever the format.
+        for (stream, e) in &report.errors {
+            eprintln!(
+                "error: {stream}: {}",
+                synchub_http::secret::redact(&e.replace('\n', " "))
+            );
+        }
         match every {
             Some(every) if !once && !dry_run => {
                 full_refresh = false;
@@ -186,94 +182,4 @@ async fn run(
             }
         }
     }
-}
-
-async fn status(db: &str) -> anyhow::Result<ExitCode> {
-    let store = open_store(db).await?;
-    println!("database: {}", store.display_url());
-    println!("\nCRM records:");
-    for (kind, n) in store.record_counts().await? {
-        println!("  {kind:<10} {n}");
-    }
-    println!("\nidentity links:");
-    for (conn, object, n) in store.link_counts().await? {
-        println!("  {conn}.{object:<10} {n}");
-    }
-    println!("\nstream cursors:");
-    for (conn, object, cursor, seq, at) in store.cursors().await? {
-        println!(
-            "  {conn}.{object} page {seq} at {at}: {}",
-            cursor.unwrap_or_else(|| "-".into())
-        );
-    }
-    println!("\noutbox:");
-    for (conn, pending, failing) in store.outbox_summary().await? {
-        println!("  {conn}: {pending} pending, {failing} failing");
-    }
-    let dead = store.dead_letter_count().await?;
-    println!("\ndead letters: {dead}");
-    for d in store.dead_letters(5).await? {
-        println!(
-            "  {}.{} {}: {}",
-            d.connection,
-            d.object,
-            d.location.or(d.external_id).unwrap_or_default(),
-            d.reason
-        );
-    }
-    let open = store.conflicts(false).await?;
-    println!("\nopen conflicts: {} (synchub conflicts list)", open.len());
-    if let Some((name, started, _, report)) = store.recent_runs(1).await?.into_iter().next() {
-        println!("\nlast run: {name} at {started}\n  {report}");
-    }
-    Ok(ExitCode::SUCCESS)
-}
-
-async fn conflicts(db: &str, action: ConflictAction) -> anyhow::Result<ExitCode> {
-    let store = open_store(db).await?;
-    match action {
-        ConflictAction::List { all } => {
-            let list = store.conflicts(all).await?;
-            if list.is_empty() {
-                println!("no {}conflicts", if all { "" } else { "open " });
-            }
-            for c in list {
-                let d = &c.detail;
-                println!(
-                    "{:>5}  {:<8} {} {}.{}  local={} remote={}",
-                    c.id, c.status, d.crm_id, d.object, d.field, d.local, d.remote
-                );
-            }
-        }
-        ConflictAction::Show { id } => {
-            let c = store
-                .conflict(id)
-                .await?
-                .ok_or_else(|| anyhow!("no conflict with id {id}"))?;
-            println!("{}", serde_json::to_string_pretty(&c)?);
-        }
-        ConflictAction::Resolve { id, take } => {
-            let c = store
-                .conflict(id)
-                .await?
-                .ok_or_else(|| anyhow!("no conflict with id {id}"))?;
-            if c.status != "open" {
-                bail!("conflict {id} is already {}", c.status);
-            }
-            let chosen: serde_json::Value = match take.as_str() {
-                "local" => serde_json::from_str(&c.detail.local)?,
-                "remote" => serde_json::from_str(&c.detail.remote)?,
-                other => serde_json::from_str(other)
-                    .unwrap_or_else(|_| serde_json::Value::String(other.into())),
-            };
-            let version = synchub_engine::local::resolve_conflict(&store, &c, chosen.clone())
-                .await
-                .with_context(|| format!("cannot resolve conflict {id}"))?;
-            println!(
-                "conflict {id} resolved: {}.{} = {chosen} (record version {version}); linked systems get it on the next run",
-                c.detail.crm_id, c.detail.field
-            );
-        }
-    }
-    Ok(ExitCode::SUCCESS)
 }

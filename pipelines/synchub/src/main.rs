@@ -3,19 +3,24 @@
 mod auth;
 mod cli;
 mod commands;
+mod conflicts;
 mod daemon;
 mod demo;
 mod merges;
 mod migrate;
+mod output;
 mod pipeline;
 mod registry;
 mod review;
+mod runs;
+mod status;
 
 use std::process::ExitCode;
 
 use clap::Parser;
 
 fn main() -> ExitCode {
+    output::quiet_on_closed_pipe();
     let args = cli::Cli::parse();
     init_tracing(args.verbose);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -30,8 +35,10 @@ fn main() -> ExitCode {
     };
     match runtime.block_on(commands::dispatch(args)) {
         Ok(code) => code,
+        // `synchub status | head -1`: the reader has what it wanted.
+        Err(e) if output::is_closed_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {}", format_chain(&e));
+            eprintln!("error: {}", synchub_http::secret::redact(&format_chain(&e)));
             ExitCode::from(1)
         }
     }
@@ -57,8 +64,13 @@ fn init_tracing(verbose: u8) {
     };
     let filter = tracing_subscriber::EnvFilter::try_from_env("SYNCHUB_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    // Every log line passes the redactor (registered secrets, credentials in
+    // URLs, `password=…`); colour only on a terminal.
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_writer(synchub_http::secret::RedactingMakeWriter::new(
+            std::io::stderr,
+        ))
         .try_init();
 }

@@ -20,17 +20,44 @@ pub fn build(
     match cfg.kind.as_str() {
         "csv" => {
             let parsed: synchub_csv::CsvConfig = parse(&key, cfg)?;
+            check_csv_map(&key, &parsed)?;
             let source = synchub_csv::CsvSource::build(parsed, Some(base_dir))
                 .map_err(|e| anyhow!("key `{key}`: {e}"))?;
             Ok(Arc::new(source))
         }
         "shopify" => Ok(Arc::new(shopify(&key, cfg)?)),
         "woocommerce" => Ok(Arc::new(woocommerce(&key, cfg)?)),
-        other => bail!(
-            "key `connections[{index}].kind`: unknown connector `{other}`; this build has: {}",
-            KINDS.join(", ")
-        ),
+        other => {
+            let hint = synchub_engine::config::did_you_mean(other, KINDS)
+                .map(|k| format!("did you mean `{k}`? "))
+                .unwrap_or_default();
+            bail!(
+                "key `connections[{index}].kind`: unknown connector `{other}`; {hint}this build has: {}",
+                KINDS.join(", ")
+            )
+        }
     }
+}
+
+/// Every CSV column must map to a field of the model (the CSV connector
+/// checks too; this adds the suggestion).
+fn check_csv_map(key: &str, cfg: &synchub_csv::CsvConfig) -> anyhow::Result<()> {
+    let mut problems = Vec::new();
+    for (column, field) in &cfg.map {
+        if synchub_csv::ContactField::parse(field).is_none() {
+            let hint = match synchub_engine::config::did_you_mean(field, synchub_csv::FIELDS) {
+                Some(f) => format!("did you mean `{f}`?"),
+                None => format!("expected one of {}", synchub_csv::FIELDS.join(", ")),
+            };
+            problems.push(format!(
+                "key `{key}.map.\"{column}\"`: unknown field `{field}`; {hint}"
+            ));
+        }
+    }
+    if !problems.is_empty() {
+        bail!("{}", problems.join("; "));
+    }
+    Ok(())
 }
 
 /// The connector-specific settings of a connection, strictly typed.
