@@ -13,6 +13,7 @@ pub mod keys;
 pub mod matcher;
 pub mod normalize;
 pub mod synth;
+pub mod synth_indep;
 
 pub use keys::{contact_region, match_keys, names_compatible, normalize_contact, person_name};
 pub use normalize::address::{address_key, normalize_address_line, normalize_postal_code};

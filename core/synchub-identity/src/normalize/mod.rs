@@ -4,6 +4,7 @@
 pub mod address;
 pub mod company;
 pub mod country;
+pub mod date;
 pub mod email;
 pub mod name;
 pub mod phone;
