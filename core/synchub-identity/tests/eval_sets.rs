@@ -75,6 +75,6 @@ const FLOORS: Floors = Floors {
     febrl1: 0.85,
     febrl2: 0.83,
     project: 0.94,
-    indep: 0.80,
-    indep_precision: 0.90,
+    indep: 0.84,
+    indep_precision: 0.99,
 };

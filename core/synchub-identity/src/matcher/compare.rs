@@ -127,19 +127,26 @@ fn compare_emails(a: &[String], b: &[String]) -> u8 {
     if a.iter().any(|x| b.contains(x)) {
         return 0;
     }
-    let close = a.iter().any(|x| {
-        b.iter().any(|y| {
-            let (lx, dx) = x.split_once('@').unwrap_or((x, ""));
-            let (ly, dy) = y.split_once('@').unwrap_or((y, ""));
-            (dx == dy && lx.len() >= 4 && strsim::damerau_levenshtein(lx, ly) <= 1)
-                || (lx == ly && lx.len() >= 6)
-        })
-    });
-    if close {
+    if a.iter().any(|x| b.iter().any(|y| emails_close(x, y))) {
         1
     } else {
         2
     }
+}
+
+/// A typo of the same mailbox: same domain, local parts of six characters
+/// or more one edit apart, and the same digits in the same order. A digit
+/// that differs (`user01@…` against `user21@…`) is another mailbox, not a
+/// typo; and the same local part at another provider (`jsmith@sky.com`,
+/// `jsmith@yahoo.co.uk`) is a common handle, not evidence.
+fn emails_close(x: &str, y: &str) -> bool {
+    let (lx, dx) = x.split_once('@').unwrap_or((x, ""));
+    let (ly, dy) = y.split_once('@').unwrap_or((y, ""));
+    let digits = |s: &str| s.chars().filter(char::is_ascii_digit).collect::<String>();
+    dx == dy
+        && lx.len() >= 6
+        && digits(lx) == digits(ly)
+        && strsim::damerau_levenshtein(lx, ly) <= 1
 }
 
 fn compare_phones(a: &[String], b: &[String]) -> u8 {
@@ -294,5 +301,19 @@ mod tests {
         let a = prep("x", "jane.doe@example.com", "");
         let b = prep("x", "jane.deo@example.com", "");
         assert_eq!(compare(&a, &b).levels[2], 1);
+    }
+
+    #[test]
+    fn emails_one_digit_apart_or_at_another_provider_are_different() {
+        let a = prep("x", "user01@example.com", "");
+        let b = prep("x", "user21@example.com", "");
+        assert_eq!(compare(&a, &b).levels[2], 2, "another mailbox, not a typo");
+        let a = prep("x", "jjefferies@sky.com", "");
+        let b = prep("x", "jjefferies@yahoo.co.uk", "");
+        assert_eq!(
+            compare(&a, &b).levels[2],
+            2,
+            "a common handle at two providers"
+        );
     }
 }

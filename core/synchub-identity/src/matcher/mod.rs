@@ -188,7 +188,6 @@ pub fn resolve_prepared(records: &[Prepared], cfg: &MatchConfig) -> Resolution {
     let candidate_pairs = pairs.len();
     drop(pairs);
     drop(comparisons);
-    drop(tf);
     let mut clusters = Clusters::new(records.len(), &conflicts, cfg.max_cluster_size);
     drop(conflicts);
     let mut links: Vec<&ScoredPair> = kept
@@ -200,8 +199,13 @@ pub fn resolve_prepared(records: &[Prepared], cfg: &MatchConfig) -> Resolution {
             .total_cmp(&x.score)
             .then((x.a, x.b).cmp(&(y.a, y.b)))
     });
+    // Every pair across two clusters is checked before they join, not only
+    // the linking pair: a chain A–B–C whose ends disagree stops at B.
     for l in links {
-        clusters.link(l.a, l.b);
+        clusters.link_unless(l.a, l.b, |x, y| {
+            let c = compare(&records[x as usize], &records[y as usize]);
+            is_conflict(&c) && score_pair(&model, &tf, x, &c) < review_score
+        });
     }
     Resolution {
         labels: clusters.labels(),
@@ -220,9 +224,21 @@ fn odds(p: f64) -> f64 {
     (p / (1.0 - p)).log2()
 }
 
-/// A pair that is clearly two people: given names or birth dates disagree.
+/// A pair that is clearly two people: given names or birth dates disagree,
+/// or both email and phone disagree without a strong name, address and
+/// birth-date match to outweigh them.
 fn is_conflict(c: &Comparison) -> bool {
-    c.levels[0] == 4 || c.levels[4] == 2
+    c.levels[0] == 4 || c.levels[4] == 2 || (contact_disagrees(c) && !strong_identity(c))
+}
+
+/// Both sides have an email and a phone, and neither is shared.
+fn contact_disagrees(c: &Comparison) -> bool {
+    c.levels[2] == 2 && c.levels[3] == 1
+}
+
+/// Names at least equivalent, the same address and the same birth date.
+fn strong_identity(c: &Comparison) -> bool {
+    c.levels[0] <= 1 && c.levels[1] <= 1 && c.levels[4] == 0 && c.levels[5] == 0
 }
 
 /// Per record, how common its given and family values are: the share of
@@ -269,6 +285,15 @@ impl NameFrequencies {
 /// households share both, which breaks the independence FS assumes.
 fn score_pair(model: &FsModel, tf: &NameFrequencies, a: u32, c: &Comparison) -> f64 {
     let mut score = model.prior_weight();
+    if contact_disagrees(c) {
+        // A different email and a different phone count against a match as
+        // strongly as a shared one counts for it. Separately each is weak
+        // evidence (people have a work address and a second number), so
+        // the two fitted weights alone let a same-name stranger through.
+        let separate = model.weight(2, 2) + model.weight(3, 1);
+        let agreement = model.weight(2, 0).min(model.weight(3, 0)).max(0.0);
+        score += (-agreement - separate).min(0.0);
+    }
     let names_differ = (c.levels[0] == 4 || c.levels[1] == 4) && c.levels[2] != 0;
     for (f, l) in c.levels.iter().enumerate() {
         let mut w = model.weight(f, *l);
@@ -313,3 +338,6 @@ fn random_pair_counts(records: &[Prepared], samples: usize, seed: u64) -> Vec<Ve
     }
     counts
 }
+
+#[cfg(test)]
+mod tests;
