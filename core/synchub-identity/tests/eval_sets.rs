@@ -72,8 +72,8 @@ struct Floors {
 }
 
 const FLOORS: Floors = Floors {
-    febrl1: 0.85,
-    febrl2: 0.83,
+    febrl1: 0.96,
+    febrl2: 0.96,
     project: 0.94,
     indep: 0.84,
     indep_precision: 0.99,

@@ -294,7 +294,9 @@ fn score_pair(model: &FsModel, tf: &NameFrequencies, a: u32, c: &Comparison) -> 
         let agreement = model.weight(2, 0).min(model.weight(3, 0)).max(0.0);
         score += (-agreement - separate).min(0.0);
     }
-    let names_differ = (c.levels[0] == 4 || c.levels[1] == 4) && c.levels[2] != 0;
+    // (Unless the birth date agrees too: a household's members rarely share one.)
+    let names_differ =
+        (c.levels[0] == 4 || c.levels[1] == 4) && c.levels[2] != 0 && c.levels[4] != 0;
     for (f, l) in c.levels.iter().enumerate() {
         let mut w = model.weight(f, *l);
         if names_differ && (f == 3 || f == 5) {
