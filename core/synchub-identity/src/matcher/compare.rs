@@ -138,14 +138,22 @@ fn compare_emails(a: &[String], b: &[String]) -> u8 {
 /// or more one edit apart, and the same digits in the same order. A digit
 /// that differs (`user01@…` against `user21@…`) is another mailbox, not a
 /// typo; and the same local part at another provider (`jsmith@sky.com`,
-/// `jsmith@yahoo.co.uk`) is a common handle, not evidence.
+/// `jsmith@yahoo.co.uk`) is a common handle, not evidence. Nor is a
+/// separator added or dropped (`nathan.wilson@` against `nathanwilson@`):
+/// both are handles made from the same name, taken by two people.
 fn emails_close(x: &str, y: &str) -> bool {
     let (lx, dx) = x.split_once('@').unwrap_or((x, ""));
     let (ly, dy) = y.split_once('@').unwrap_or((y, ""));
     let digits = |s: &str| s.chars().filter(char::is_ascii_digit).collect::<String>();
+    let bare = |s: &str| {
+        s.chars()
+            .filter(|c| !matches!(c, '.' | '_' | '-'))
+            .collect::<String>()
+    };
     dx == dy
         && lx.len() >= 6
         && digits(lx) == digits(ly)
+        && bare(lx) != bare(ly)
         && strsim::damerau_levenshtein(lx, ly) <= 1
 }
 

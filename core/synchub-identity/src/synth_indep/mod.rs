@@ -93,6 +93,15 @@ mod tests {
         assert!(any(
             &|r| r.values[12].starts_with("民國") || r.values[12].len() == 8
         ));
+        let today = chrono::NaiveDate::from_ymd_opt(2026, 1, 1);
+        let parsed = a
+            .iter()
+            .filter_map(|r| crate::normalize::date::parse_birth_date(&r.values[12], Some("CN")));
+        assert!(parsed.clone().count() > 100);
+        assert!(
+            parsed.map(Some).all(|d| d < today),
+            "no birth date in the future"
+        );
         for s in 0..SOURCES.len() {
             assert!(any(&|r| r.source == s));
         }

@@ -1,7 +1,7 @@
 //! The people behind the independent generator's rows: single people and
 //! households (shared surname, address and home phone, sometimes twins).
 
-use chrono::NaiveDate;
+use chrono::{Datelike, NaiveDate};
 use rustc_hash::FxHashSet;
 
 use super::tables::{
@@ -137,7 +137,13 @@ impl PersonFactory {
             ..first
         }];
         let twins = rng.chance(0.15);
-        let kids_birth = shift_years(out[0].birth, 24 + rng.below(10));
+        // Children when the first member is old enough, else that member's parents.
+        let gap = 24 + rng.below(10);
+        let kids_birth = if out[0].birth.year() <= 1985 {
+            shift_years(out[0].birth, gap)
+        } else {
+            out[0].birth - chrono::Days::new(gap * 365)
+        };
         for i in 1..size {
             let mut p = self.person(rng, region, Some(&out[0]));
             p.home_phone.clone_from(&home_phone);
@@ -165,7 +171,7 @@ impl PersonFactory {
             (None, false) => western_name(rng, None),
         };
         let birth = match household {
-            Some(h) => shift_years(h.birth, rng.below(7)),
+            Some(h) => h.birth - chrono::Days::new(rng.below(7 * 365)),
             None => birth_date(rng),
         };
         let company = rng
@@ -224,7 +230,6 @@ impl PersonFactory {
 }
 
 fn email_local(rng: &mut Rng, name: &PersonName, birth: NaiveDate) -> String {
-    use chrono::Datelike;
     let (g, f) = match name {
         PersonName::Western { given, family, .. } => (
             GIVEN[*given].0.to_lowercase(),
