@@ -7,6 +7,7 @@
 //!
 //! Everything here is pure: no database, no network.
 
+pub mod company;
 pub mod dedupe;
 pub mod eval;
 pub mod keys;
