@@ -63,7 +63,7 @@ fn run_size(n: usize) -> Result<(), Box<dyn std::error::Error>> {
 fn run_indep(n: usize) -> Result<(), Box<dyn std::error::Error>> {
     let set = synchub_identity::eval::sets::independent_generator(n, 42);
     let (start, cpu_start) = (Instant::now(), cpu_seconds());
-    let report = set.evaluate(&synchub_identity::matcher::MatchConfig::default());
+    let report = set.evaluate_owned(&synchub_identity::matcher::MatchConfig::default());
     let seconds = start.elapsed().as_secs_f64();
     let cpu = cpu_seconds() - cpu_start;
     let rss = peak_rss_mb();

@@ -14,7 +14,10 @@ use synchub_core::model::{Address, Contact};
 use super::{pairwise_scores, PairwiseScores};
 use crate::dedupe::columns::guess;
 use crate::dedupe::{row_contact, DedupeError};
-use crate::matcher::{resolve, Decision, MatchConfig};
+use rayon::prelude::*;
+
+use crate::matcher::prepare::Prepared;
+use crate::matcher::{resolve, resolve_prepared, Decision, MatchConfig};
 use crate::normalize::date::parse_birth_date;
 
 /// Contacts with the person each one truly is.
@@ -79,7 +82,29 @@ impl LabelledSet {
         cfg.default_region.clone_from(&self.region);
         let start = Instant::now();
         let resolution = resolve(&self.contacts, &cfg);
-        let seconds = start.elapsed().as_secs_f64();
+        self.report(&resolution, start.elapsed().as_secs_f64())
+    }
+
+    /// [`LabelledSet::evaluate`], dropping each contact once it is prepared,
+    /// as `synchub dedupe` holds only prepared rows (for large sets).
+    pub fn evaluate_owned(mut self, cfg: &MatchConfig) -> SetReport {
+        let mut cfg = cfg.clone();
+        cfg.default_region.clone_from(&self.region);
+        let start = Instant::now();
+        let region = cfg.default_region.clone();
+        let prepared: Vec<Prepared> = std::mem::take(&mut self.contacts)
+            .into_par_iter()
+            .map(|c| Prepared::new(&c, region.as_deref()))
+            .collect();
+        let resolution = resolve_prepared(&prepared, &cfg);
+        let rows = prepared.len();
+        drop(prepared);
+        let mut report = self.report(&resolution, start.elapsed().as_secs_f64());
+        report.rows = rows;
+        report
+    }
+
+    fn report(&self, resolution: &crate::matcher::Resolution, seconds: f64) -> SetReport {
         let review_pairs = resolution
             .pairs
             .iter()
@@ -87,7 +112,7 @@ impl LabelledSet {
             .count();
         SetReport {
             name: self.name.clone(),
-            rows: self.contacts.len(),
+            rows: self.truth.len(),
             scores: pairwise_scores(&self.truth, &resolution.labels),
             candidate_pairs: resolution.candidate_pairs,
             review_pairs,
@@ -215,10 +240,23 @@ pub fn project_generator(rows: usize, seed: u64) -> LabelledSet {
 /// The independent generator ([`crate::synth_indep::generate`]), resolved with region US.
 pub fn independent_generator(rows: usize, seed: u64) -> LabelledSet {
     let data = crate::synth_indep::generate(seed, rows);
-    LabelledSet::from_rows(
-        &format!("indep_{rows}"),
-        &crate::synth_indep::HEADER,
-        data.iter().map(|r| (&r.values[..], r.entity)),
-        Some("US"),
-    )
+    let fields: Vec<_> = crate::synth_indep::HEADER
+        .iter()
+        .map(|h| guess(h))
+        .collect();
+    // Rows are consumed as they are read, so rows and contacts are not both
+    // held in full at a million rows.
+    let (contacts, truth): (Vec<Contact>, Vec<u32>) = data
+        .into_par_iter()
+        .map(|r| {
+            let (c, _, _) = row_contact(&csv::StringRecord::from(r.values), &fields, Some("US"));
+            (c, r.entity)
+        })
+        .unzip();
+    LabelledSet {
+        name: format!("indep_{rows}"),
+        contacts,
+        truth,
+        region: Some("US".into()),
+    }
 }
