@@ -72,9 +72,9 @@ struct Floors {
 }
 
 const FLOORS: Floors = Floors {
-    febrl1: 0.96,
-    febrl2: 0.96,
-    project: 0.94,
-    indep: 0.84,
+    febrl1: 0.97,
+    febrl2: 0.975,
+    project: 0.955,
+    indep: 0.86,
     indep_precision: 0.99,
 };
