@@ -105,6 +105,8 @@ pub struct DedupeSummary {
     pub review_pairs: usize,
     /// Rows that were unreadable or had unreadable values.
     pub bad_rows: Vec<BadRow>,
+    /// The fitted matcher parameters, thresholds and review-band estimate.
+    pub matcher: Option<crate::matcher::report::MatchReport>,
 }
 
 struct RowMeta {
@@ -160,6 +162,7 @@ pub fn dedupe_csv(opts: &DedupeOptions) -> Result<DedupeSummary, DedupeError> {
     cfg.default_region = region;
     let resolution = resolve_prepared(&prepared, &cfg);
     drop(prepared);
+    let matcher = Some(resolution.report());
     let review_pairs = resolution
         .pairs
         .iter()
@@ -175,6 +178,7 @@ pub fn dedupe_csv(opts: &DedupeOptions) -> Result<DedupeSummary, DedupeError> {
         candidate_pairs: resolution.candidate_pairs,
         review_pairs,
         bad_rows,
+        matcher,
     })
 }
 

@@ -8,7 +8,7 @@ use super::model::{probability, FsModel};
 use super::{Decision, Resolution};
 
 /// The matcher's part of a run report (serializable as JSON).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct MatchReport {
     /// Fitted m and u per field and level, the match share and the prior.
     pub model: FsModel,
