@@ -130,3 +130,34 @@ fn the_same_person_with_a_shared_email_still_merges() {
     let labels = resolve_hk(&batch);
     assert_eq!(labels[0], labels[1]);
 }
+
+#[test]
+fn disagreeing_email_and_phone_outweigh_a_rare_name_under_weak_fitted_weights() {
+    use super::compare::Comparison;
+    use super::model::{probability, FsModel};
+    use super::score_pair;
+    // GIVEN a fitted model like the one in issue 13: an exact rare name weighs
+    // about +10 per part, while a different email, phone or company weighs
+    // almost nothing (-0.007, -0.05)
+    let mut model = FsModel::defaults(&rustc_hash::FxHashMap::default(), 1.0);
+    model.prior = -12.0;
+    model.m[0][0] = 0.9;
+    model.u[0][0] = 0.9 / 1024.0;
+    model.m[1][0] = 0.9;
+    model.u[1][0] = 0.9 / 1024.0;
+    for (field, level) in [(2usize, 2usize), (3, 1), (6, 2)] {
+        model.u[field][level] = 0.99;
+        model.m[field][level] = 0.99 * 0.97;
+    }
+    // two "Tai Man Chan": names exact; email, phone and company different
+    let c = Comparison {
+        levels: [0, 0, 2, 1, 3, 4, 2],
+        swapped: false,
+    };
+    // WHEN scored
+    let p = probability(score_pair(&model, &c, None));
+    // THEN they are kept apart (without the disagreement rule p would be 0.99)
+    assert!(p < 0.5, "p = {p}");
+    // and the pair counts as a conflict for clustering
+    assert!(super::is_conflict(&c));
+}
