@@ -1,6 +1,10 @@
 //! `synchub dedupe` at 100k and 1M rows: generate labelled CSVs in a temp
 //! dir, run the same `dedupe_csv` the CLI runs, and print one BENCH line per
-//! size. Each size runs in a child process so peak RSS is its own.
+//! size; then the independent generator ([`synchub_identity::synth_indep`])
+//! at the same sizes, its rows read as the CLI reads them and resolved in
+//! memory (`dedupe_indep_N`). Each run is a child process so peak RSS is its
+//! own. `DEDUPE_BENCH_SIZES=20000,100000` and `DEDUPE_BENCH_SETS=indep`
+//! (or `project`) narrow the runs.
 
 use std::process::Command;
 use std::time::Instant;
@@ -56,24 +60,54 @@ fn run_size(n: usize) -> Result<(), Box<dyn std::error::Error>> {
     Ok(())
 }
 
+fn run_indep(n: usize) -> Result<(), Box<dyn std::error::Error>> {
+    let set = synchub_identity::eval::sets::independent_generator(n, 42);
+    let (start, cpu_start) = (Instant::now(), cpu_seconds());
+    let report = set.evaluate_owned(&synchub_identity::matcher::MatchConfig::default());
+    let seconds = start.elapsed().as_secs_f64();
+    let cpu = cpu_seconds() - cpu_start;
+    let rss = peak_rss_mb();
+    println!(
+        "BENCH name=dedupe_indep_{n} records={} seconds={seconds:.2} rate={:.0} peak_rss_mb={rss:.0} f1={:.4} precision={:.4} recall={:.4} cpu_seconds={cpu:.1} candidate_pairs={} review_pairs={}",
+        report.rows,
+        report.rows as f64 / seconds,
+        report.scores.f1,
+        report.scores.precision,
+        report.scores.recall,
+        report.candidate_pairs,
+        report.review_pairs
+    );
+    Ok(())
+}
+
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().collect();
     if let Some(pos) = args.iter().position(|a| a == "--child") {
         let n: usize = args.get(pos + 1).ok_or("--child needs a size")?.parse()?;
-        return run_size(n);
+        return match args.get(pos + 2).map(String::as_str) {
+            Some("indep") => run_indep(n),
+            _ => run_size(n),
+        };
     }
     let sizes: Vec<usize> = match std::env::var("DEDUPE_BENCH_SIZES") {
         Ok(s) => s.split(',').filter_map(|x| x.trim().parse().ok()).collect(),
         Err(_) => vec![100_000, 1_000_000],
     };
+    let sets: Vec<String> = match std::env::var("DEDUPE_BENCH_SETS") {
+        Ok(s) => s.split(',').map(|x| x.trim().to_string()).collect(),
+        Err(_) => vec!["project".into(), "indep".into()],
+    };
     let exe = std::env::current_exe()?;
-    for n in sizes {
-        let status = Command::new(&exe)
-            .arg("--child")
-            .arg(n.to_string())
-            .status()?;
-        if !status.success() {
-            return Err(format!("dedupe bench for {n} rows failed: {status}").into());
+    for set in &sets {
+        for n in &sizes {
+            let status = Command::new(&exe)
+                .arg("--child")
+                .arg(n.to_string())
+                .arg(set)
+                .status()?;
+            if !status.success() {
+                return Err(format!("dedupe bench ({set}) for {n} rows failed: {status}").into());
+            }
         }
     }
     Ok(())

@@ -1,4 +1,7 @@
-//! Pairwise precision, recall and F1 of a clustering against truth labels.
+//! Pairwise precision, recall and F1 of a clustering against truth labels,
+//! and the labelled sets they are measured on ([`sets`]).
+
+pub mod sets;
 
 use rustc_hash::FxHashMap;
 use serde::Serialize;

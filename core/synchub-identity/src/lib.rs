@@ -7,12 +7,14 @@
 //!
 //! Everything here is pure: no database, no network.
 
+pub mod company;
 pub mod dedupe;
 pub mod eval;
 pub mod keys;
 pub mod matcher;
 pub mod normalize;
 pub mod synth;
+pub mod synth_indep;
 
 pub use keys::{contact_region, match_keys, names_compatible, normalize_contact, person_name};
 pub use normalize::address::{address_key, normalize_address_line, normalize_postal_code};

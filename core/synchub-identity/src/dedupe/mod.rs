@@ -14,6 +14,7 @@ use synchub_core::model::{Address, Contact};
 use self::columns::{parse_map_entry, resolve as resolve_columns, ColumnField};
 use crate::matcher::prepare::Prepared;
 use crate::matcher::{resolve_prepared, Decision, MatchConfig};
+use crate::normalize::date::parse_birth_date;
 
 /// What can stop a dedupe run. Row-level problems are not errors: they are
 /// listed in [`DedupeSummary::bad_rows`].
@@ -104,6 +105,8 @@ pub struct DedupeSummary {
     pub review_pairs: usize,
     /// Rows that were unreadable or had unreadable values.
     pub bad_rows: Vec<BadRow>,
+    /// The fitted matcher parameters, thresholds and review-band estimate.
+    pub matcher: Option<crate::matcher::report::MatchReport>,
 }
 
 struct RowMeta {
@@ -132,7 +135,7 @@ pub fn dedupe_csv(opts: &DedupeOptions) -> Result<DedupeSummary, DedupeError> {
         let parsed: Vec<(Prepared, String, Option<String>)> = rows
             .par_iter()
             .map(|(row_no, rec)| {
-                let (contact, id, problem) = to_contact(rec, &fields);
+                let (contact, id, problem) = row_contact(rec, &fields, region.as_deref());
                 (
                     Prepared::new(&contact, region.as_deref()),
                     id.unwrap_or_else(|| row_no.to_string()),
@@ -159,6 +162,7 @@ pub fn dedupe_csv(opts: &DedupeOptions) -> Result<DedupeSummary, DedupeError> {
     cfg.default_region = region;
     let resolution = resolve_prepared(&prepared, &cfg);
     drop(prepared);
+    let matcher = Some(resolution.report());
     let review_pairs = resolution
         .pairs
         .iter()
@@ -174,6 +178,7 @@ pub fn dedupe_csv(opts: &DedupeOptions) -> Result<DedupeSummary, DedupeError> {
         candidate_pairs: resolution.candidate_pairs,
         review_pairs,
         bad_rows,
+        matcher,
     })
 }
 
@@ -248,15 +253,19 @@ fn read_rows(
     Ok((rows, fields))
 }
 
-/// Build a contact from a row; returns it, the id column, and a problem if any.
-fn to_contact(
+/// Build a contact from a row whose columns feed `fields`; returns it, the
+/// id column, and a problem if any. Birth dates are read with the row's own
+/// country (else `default_region`) deciding `DD/MM` against `MM/DD`.
+pub fn row_contact(
     rec: &csv::StringRecord,
     fields: &[Option<ColumnField>],
+    default_region: Option<&str>,
 ) -> (Contact, Option<String>, Option<String>) {
     let mut c = Contact::default();
     let mut addr = Address::default();
     let mut id = None;
     let mut problem = None;
+    let mut birth_date = None;
     let set = |slot: &mut Option<String>, v: &str| {
         if slot.is_none() {
             *slot = Some(v.to_string());
@@ -289,14 +298,18 @@ fn to_contact(
             ColumnField::PostalCode => set(&mut addr.postal_code, v),
             ColumnField::Region => set(&mut addr.region, v),
             ColumnField::Country => set(&mut addr.country, v),
-            ColumnField::BirthDate => match parse_date(v) {
-                Some(d) => c.birth_date = Some(d),
-                None => problem = Some(format!("unreadable birth_date {v:?} (ignored)")),
-            },
+            ColumnField::BirthDate => set(&mut birth_date, v),
         }
     }
     if !addr.is_empty() {
         c.addresses.push(addr);
+    }
+    if let Some(v) = birth_date {
+        let region = crate::keys::contact_region(&c, default_region);
+        match parse_birth_date(&v, region.as_deref()) {
+            Some(d) => c.birth_date = Some(d),
+            None => problem = Some(format!("unreadable birth_date {v:?} (ignored)")),
+        }
     }
     if problem.is_none() && c == Contact::default() {
         problem = Some("no name, email, phone or address (kept as its own cluster)".into());
@@ -304,12 +317,9 @@ fn to_contact(
     (c, id, problem)
 }
 
-/// Parse a birth date in the unambiguous year-first forms.
+/// Parse a birth date without a region: see [`parse_birth_date`].
 pub fn parse_date(s: &str) -> Option<NaiveDate> {
-    let s = crate::normalize::clean_text(s);
-    ["%Y-%m-%d", "%Y/%m/%d", "%Y.%m.%d", "%Y%m%d", "%Y年%m月%d日"]
-        .iter()
-        .find_map(|f| NaiveDate::parse_from_str(&s, f).ok())
+    parse_birth_date(s, None)
 }
 
 /// Sequential cluster numbers in order of first appearance; also the number

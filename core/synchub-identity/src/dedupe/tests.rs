@@ -56,6 +56,12 @@ fn links_across_sources_and_keeps_every_row() {
         .map(|r| (r[0].clone(), r[1].clone()))
         .collect();
     assert_eq!(summary.rows, rows.len() - 1);
+    let report = summary
+        .matcher
+        .as_ref()
+        .expect("fitted parameters in the summary");
+    assert_eq!(report.candidate_pairs, summary.candidate_pairs);
+    assert_eq!(report.review_pairs, summary.review_pairs);
     assert!(ids.contains(&("crm".into(), "A1".into())));
     assert!(ids.contains(&("shop".into(), "1".into())));
     assert!(

@@ -81,7 +81,9 @@ fn initial_codes(part: &NamePart) -> Vec<u64> {
 ///   (so swapped or mis-split names share it): blocks about as big as the
 ///   number of people with that name;
 /// - birth date with either part's first-syllable code or initial;
-/// - street address on its own (a household's rows and little else).
+/// - street address on its own (a household's rows and little else);
+/// - house number with the street name's first three letters, and each name
+///   part with the postal code (typos in the street or the other name part).
 pub fn block_keys(p: &Prepared) -> Vec<u64> {
     let mut keys = Vec::with_capacity(24);
     keys.extend(p.emails.iter().map(|e| key(10, e)));
@@ -119,6 +121,19 @@ pub fn block_keys(p: &Prepared) -> Vec<u64> {
     }
     if let Some(s) = &p.street {
         keys.push(key(15, s));
+    }
+    // Address parts, so a typo in the street name or the name still meets:
+    // house number with the street's first letters, and either name part
+    // with the postal code.
+    if let (Some(n), Some(s)) = (&p.number, &p.street_name) {
+        keys.push(key(18, (n, s.chars().take(3).collect::<String>())));
+    }
+    if let Some(pc) = &p.postal_code {
+        for part in [&p.name.given, &p.name.family] {
+            if !part.is_empty() {
+                keys.push(key(19, (&part.compact, pc)));
+            }
+        }
     }
     keys.sort_unstable();
     keys.dedup();

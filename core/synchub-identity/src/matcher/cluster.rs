@@ -42,6 +42,17 @@ impl Clusters {
 
     /// Join the clusters of `a` and `b` unless guarded; true when joined (or already one).
     pub fn link(&mut self, a: u32, b: u32) -> bool {
+        self.link_unless(a, b, |_, _| false)
+    }
+
+    /// [`Clusters::link`], also refused when `disagree(x, y)` holds for any
+    /// record `x` of one cluster and `y` of the other.
+    pub fn link_unless(
+        &mut self,
+        a: u32,
+        b: u32,
+        mut disagree: impl FnMut(u32, u32) -> bool,
+    ) -> bool {
         let (ra, rb) = (self.find(a), self.find(b));
         if ra == rb {
             return true;
@@ -59,6 +70,10 @@ impl Clusters {
             let others = self.conflicts[*x as usize].clone();
             others.into_iter().any(|y| self.find(y) == big)
         });
+        let blocked = blocked
+            || small_members
+                .iter()
+                .any(|x| self.members[big as usize].iter().any(|y| disagree(*x, *y)));
         if blocked {
             self.members[small as usize] = small_members;
             return false;
@@ -97,6 +112,18 @@ mod tests {
         assert!(!c.link(1, 2));
         assert!(c.link(2, 3));
         // THEN two clusters remain
+        assert_eq!(c.labels(), vec![0, 0, 2, 2]);
+    }
+
+    #[test]
+    fn pairwise_disagreement_across_clusters_stops_a_chain() {
+        // GIVEN 0-1 and 2-3 joined, and 0 disagreeing with 3 (never compared directly)
+        let mut c = Clusters::new(4, &[], 10);
+        assert!(c.link(0, 1));
+        assert!(c.link(2, 3));
+        // WHEN 1 and 2 link THEN the join is refused because 0 and 3 disagree
+        let disagree = |x: u32, y: u32| (x.min(y), x.max(y)) == (0, 3);
+        assert!(!c.link_unless(1, 2, disagree));
         assert_eq!(c.labels(), vec![0, 0, 2, 2]);
     }
 

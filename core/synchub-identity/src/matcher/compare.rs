@@ -127,19 +127,34 @@ fn compare_emails(a: &[String], b: &[String]) -> u8 {
     if a.iter().any(|x| b.contains(x)) {
         return 0;
     }
-    let close = a.iter().any(|x| {
-        b.iter().any(|y| {
-            let (lx, dx) = x.split_once('@').unwrap_or((x, ""));
-            let (ly, dy) = y.split_once('@').unwrap_or((y, ""));
-            (dx == dy && lx.len() >= 4 && strsim::damerau_levenshtein(lx, ly) <= 1)
-                || (lx == ly && lx.len() >= 6)
-        })
-    });
-    if close {
+    if a.iter().any(|x| b.iter().any(|y| emails_close(x, y))) {
         1
     } else {
         2
     }
+}
+
+/// A typo of the same mailbox: same domain, local parts of six characters
+/// or more one edit apart, and the same digits in the same order. A digit
+/// that differs (`user01@…` against `user21@…`) is another mailbox, not a
+/// typo; and the same local part at another provider (`jsmith@sky.com`,
+/// `jsmith@yahoo.co.uk`) is a common handle, not evidence. Nor is a
+/// separator added or dropped (`nathan.wilson@` against `nathanwilson@`):
+/// both are handles made from the same name, taken by two people.
+fn emails_close(x: &str, y: &str) -> bool {
+    let (lx, dx) = x.split_once('@').unwrap_or((x, ""));
+    let (ly, dy) = y.split_once('@').unwrap_or((y, ""));
+    let digits = |s: &str| s.chars().filter(char::is_ascii_digit).collect::<String>();
+    let bare = |s: &str| {
+        s.chars()
+            .filter(|c| !matches!(c, '.' | '_' | '-'))
+            .collect::<String>()
+    };
+    dx == dy
+        && lx.len() >= 6
+        && digits(lx) == digits(ly)
+        && bare(lx) != bare(ly)
+        && strsim::damerau_levenshtein(lx, ly) <= 1
 }
 
 fn compare_phones(a: &[String], b: &[String]) -> u8 {
@@ -171,26 +186,50 @@ fn compare_dates(a: &Prepared, b: &Prepared) -> u8 {
     }
 }
 
+/// Addresses compared part by part: house number, street name (fuzzy),
+/// second line, city (fuzzy) and postal code. `same`: the same street name
+/// and number and no part disagreeing; `close`: the street name agrees
+/// (allowing a typo), the numbers do not disagree, and at most one part
+/// disagrees while three agree (or none disagrees); `same_area`: city,
+/// postal code or second line agree; `different`; `missing` when no part
+/// is present on both sides.
 fn compare_address(a: &Prepared, b: &Prepared) -> u8 {
-    let postal_conflict = matches!((&a.postal_code, &b.postal_code), (Some(x), Some(y)) if x != y);
-    match (&a.street, &b.street) {
-        (Some(x), Some(y)) if x == y && !postal_conflict => 0,
-        (Some(x), Some(y)) if !postal_conflict && jaro_winkler_at_least(x, y, 0.92) => 1,
-        (Some(_), Some(_)) => 3,
-        _ => {
-            let same_postal =
-                matches!((&a.postal_code, &b.postal_code), (Some(x), Some(y)) if x == y);
-            let same_city = matches!((&a.city, &b.city), (Some(x), Some(y)) if x == y);
-            if same_postal || same_city {
-                2
-            } else if (a.postal_code.is_some() || a.city.is_some())
-                && (b.postal_code.is_some() || b.city.is_some())
-            {
-                3
-            } else {
-                4
-            }
-        }
+    let fuzzy = |x: &Option<String>, y: &Option<String>, t: f64| match (x, y) {
+        (Some(x), Some(y)) => Some(jaro_winkler_at_least(x, y, t)),
+        _ => None,
+    };
+    let exact = |x: &Option<String>, y: &Option<String>| match (x, y) {
+        (Some(x), Some(y)) => Some(x == y),
+        _ => None,
+    };
+    let name = fuzzy(&a.street_name, &b.street_name, 0.9);
+    let number = exact(&a.number, &b.number);
+    let parts = [
+        name,
+        number,
+        fuzzy(&a.line2, &b.line2, 0.9),
+        fuzzy(&a.city, &b.city, 0.92),
+        exact(&a.postal_code, &b.postal_code),
+    ];
+    let agree = parts.iter().filter(|p| **p == Some(true)).count();
+    let disagree = parts.iter().filter(|p| **p == Some(false)).count();
+    if agree + disagree == 0 {
+        return 4;
+    }
+    let same_street = a.street_name.is_some() && a.street_name == b.street_name;
+    if same_street && number == Some(true) && disagree == 0 {
+        return 0;
+    }
+    let few_disagree = disagree == 0 || (disagree == 1 && agree >= 3);
+    let street_agrees = name == Some(true) && number != Some(false);
+    let number_and_place = name.is_none() && number == Some(true) && agree >= 3;
+    if (street_agrees || number_and_place) && few_disagree && agree >= 2 {
+        return 1;
+    }
+    if parts[2..].contains(&Some(true)) {
+        2
+    } else {
+        3
     }
 }
 
@@ -289,10 +328,72 @@ mod tests {
         }
     }
 
+    fn at(line1: &str, line2: &str, city: &str, postal: &str) -> Prepared {
+        let some = |s: &str| (!s.is_empty()).then(|| s.to_string());
+        let c = Contact {
+            full_name: Some("x".into()),
+            addresses: vec![synchub_core::model::Address {
+                line1: some(line1),
+                line2: some(line2),
+                city: some(city),
+                postal_code: some(postal),
+                ..Default::default()
+            }],
+            ..Contact::default()
+        };
+        Prepared::new(&c, None)
+    }
+
+    #[test]
+    fn addresses_compare_by_parts() {
+        let level = |a: &Prepared, b: &Prepared| compare(a, b).levels[5];
+        let home = at("12 High Street", "", "Leeds", "LS1 4AB");
+        // Street / St, and the same parts: same.
+        assert_eq!(level(&home, &at("12 High St", "", "Leeds", "LS14AB")), 0);
+        // A typo in the street name, number missing on one side: close.
+        let a = at("trainwr court", "sleepy pines", "eight mile plains", "2142");
+        let b = at(
+            "6 trainer court",
+            "sleepy pines",
+            "eight mile plains",
+            "2125",
+        );
+        assert_eq!(level(&a, &b), 1);
+        // Another house on the same street: the same area, not close.
+        assert_eq!(
+            level(&home, &at("14 High Street", "", "Leeds", "LS1 4AB")),
+            2
+        );
+        // High Street in another town: different.
+        assert_eq!(
+            level(&home, &at("12 High Street", "", "York", "YO1 7HH")),
+            3
+        );
+        // 路/號 written in simplified or traditional, with or without the city: same.
+        let tw = at("台北市大安區復興南路一段12號", "", "", "106");
+        assert_eq!(level(&tw, &at("復興南路1段12号", "", "", "106")), 0);
+        // Nothing on one side: missing.
+        assert_eq!(level(&home, &prep("x", "", "")), 4);
+    }
+
     #[test]
     fn near_emails_are_close() {
         let a = prep("x", "jane.doe@example.com", "");
         let b = prep("x", "jane.deo@example.com", "");
         assert_eq!(compare(&a, &b).levels[2], 1);
+    }
+
+    #[test]
+    fn emails_one_digit_apart_or_at_another_provider_are_different() {
+        let a = prep("x", "user01@example.com", "");
+        let b = prep("x", "user21@example.com", "");
+        assert_eq!(compare(&a, &b).levels[2], 2, "another mailbox, not a typo");
+        let a = prep("x", "jjefferies@sky.com", "");
+        let b = prep("x", "jjefferies@yahoo.co.uk", "");
+        assert_eq!(
+            compare(&a, &b).levels[2],
+            2,
+            "a common handle at two providers"
+        );
     }
 }

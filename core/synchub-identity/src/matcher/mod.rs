@@ -8,6 +8,8 @@ pub mod compare;
 pub mod evidence;
 pub mod model;
 pub mod prepare;
+pub mod report;
+pub mod single;
 
 use rayon::prelude::*;
 use rustc_hash::FxHashMap;
@@ -167,7 +169,7 @@ pub fn resolve_prepared(records: &[Prepared], cfg: &MatchConfig) -> Resolution {
         .zip(&comparisons)
         .filter_map(|(p, c)| {
             let (a, b) = unpack(*p);
-            let score = score_pair(&model, &tf, a, c) as f32;
+            let score = score_pair(&model, c, tf.of(a)) as f32;
             (f64::from(score) >= review_score).then_some(ScoredPair {
                 a,
                 b,
@@ -182,13 +184,12 @@ pub fn resolve_prepared(records: &[Prepared], cfg: &MatchConfig) -> Resolution {
         .filter(|(_, c)| is_conflict(c))
         .filter_map(|(p, c)| {
             let (a, b) = unpack(*p);
-            (score_pair(&model, &tf, a, c) < review_score).then_some((a, b))
+            (score_pair(&model, c, tf.of(a)) < review_score).then_some((a, b))
         })
         .collect();
     let candidate_pairs = pairs.len();
     drop(pairs);
     drop(comparisons);
-    drop(tf);
     let mut clusters = Clusters::new(records.len(), &conflicts, cfg.max_cluster_size);
     drop(conflicts);
     let mut links: Vec<&ScoredPair> = kept
@@ -200,8 +201,13 @@ pub fn resolve_prepared(records: &[Prepared], cfg: &MatchConfig) -> Resolution {
             .total_cmp(&x.score)
             .then((x.a, x.b).cmp(&(y.a, y.b)))
     });
+    // Every pair across two clusters is checked before they join, not only
+    // the linking pair: a chain A–B–C whose ends disagree stops at B.
     for l in links {
-        clusters.link(l.a, l.b);
+        clusters.link_unless(l.a, l.b, |x, y| {
+            let c = compare(&records[x as usize], &records[y as usize]);
+            is_conflict(&c) && score_pair(&model, &c, tf.of(x)) < review_score
+        });
     }
     Resolution {
         labels: clusters.labels(),
@@ -215,14 +221,26 @@ pub fn resolve_prepared(records: &[Prepared], cfg: &MatchConfig) -> Resolution {
 /// Below this many records the model uses [`FsModel::defaults`] instead of EM.
 pub const SMALL_BATCH: usize = 1000;
 
-fn odds(p: f64) -> f64 {
+pub(crate) fn odds(p: f64) -> f64 {
     let p = p.clamp(1e-12, 1.0 - 1e-12);
     (p / (1.0 - p)).log2()
 }
 
-/// A pair that is clearly two people: given names or birth dates disagree.
-fn is_conflict(c: &Comparison) -> bool {
-    c.levels[0] == 4 || c.levels[4] == 2
+/// A pair that is clearly two people: given names or birth dates disagree,
+/// or both email and phone disagree without a strong name, address and
+/// birth-date match to outweigh them.
+pub(crate) fn is_conflict(c: &Comparison) -> bool {
+    c.levels[0] == 4 || c.levels[4] == 2 || (contact_disagrees(c) && !strong_identity(c))
+}
+
+/// Both sides have an email and a phone, and neither is shared.
+fn contact_disagrees(c: &Comparison) -> bool {
+    c.levels[2] == 2 && c.levels[3] == 1
+}
+
+/// Names at least equivalent, the same address and the same birth date.
+fn strong_identity(c: &Comparison) -> bool {
+    c.levels[0] <= 1 && c.levels[1] <= 1 && c.levels[4] == 0 && c.levels[5] == 0
 }
 
 /// Per record, how common its given and family values are: the share of
@@ -234,6 +252,11 @@ struct NameFrequencies {
 }
 
 impl NameFrequencies {
+    fn of(&self, record: u32) -> Option<(f64, f64)> {
+        let i = record as usize;
+        Some((self.given[i], self.family[i]))
+    }
+
     fn new(records: &[Prepared]) -> Self {
         let mut g: FxHashMap<&str, u32> = FxHashMap::default();
         let mut f: FxHashMap<&str, u32> = FxHashMap::default();
@@ -267,9 +290,22 @@ impl NameFrequencies {
 /// agreeing on a rare name counts more than agreeing on `Wang` or `Chen`.
 /// When the names disagree and no email is shared, a shared phone or address counts for nothing:
 /// households share both, which breaks the independence FS assumes.
-fn score_pair(model: &FsModel, tf: &NameFrequencies, a: u32, c: &Comparison) -> f64 {
+/// `freq` is the share of records carrying the first record's given and
+/// family name (`None`: no term-frequency adjustment).
+pub(crate) fn score_pair(model: &FsModel, c: &Comparison, freq: Option<(f64, f64)>) -> f64 {
     let mut score = model.prior_weight();
-    let names_differ = (c.levels[0] == 4 || c.levels[1] == 4) && c.levels[2] != 0;
+    if contact_disagrees(c) {
+        // A different email and a different phone count against a match as
+        // strongly as a shared one counts for it. Separately each is weak
+        // evidence (people have a work address and a second number), so
+        // the two fitted weights alone let a same-name stranger through.
+        let separate = model.weight(2, 2) + model.weight(3, 1);
+        let agreement = model.weight(2, 0).min(model.weight(3, 0)).max(0.0);
+        score += (-agreement - separate).min(0.0);
+    }
+    // (Unless the birth date agrees too: a household's members rarely share one.)
+    let names_differ =
+        (c.levels[0] == 4 || c.levels[1] == 4) && c.levels[2] != 0 && c.levels[4] != 0;
     for (f, l) in c.levels.iter().enumerate() {
         let mut w = model.weight(f, *l);
         if names_differ && (f == 3 || f == 5) {
@@ -279,12 +315,9 @@ fn score_pair(model: &FsModel, tf: &NameFrequencies, a: u32, c: &Comparison) -> 
         if exact_name {
             // Field 0 compares a's given name (with b's given, or b's family
             // when swapped); field 1 a's family name.
-            let freq = if f == 0 {
-                tf.given[a as usize]
-            } else {
-                tf.family[a as usize]
-            };
-            let u_tf = freq.max(model.u[f][0].min(1e-6));
+            let u = model.u[f][0];
+            let freq = freq.map_or(u, |(g, fam)| if f == 0 { g } else { fam });
+            let u_tf = freq.max(u.min(1e-6));
             score += (model.m[f][0] / u_tf).log2().min(w + 4.0);
         } else {
             score += w;
@@ -313,3 +346,6 @@ fn random_pair_counts(records: &[Prepared], samples: usize, seed: u64) -> Vec<Ve
     }
     counts
 }
+
+#[cfg(test)]
+mod tests;

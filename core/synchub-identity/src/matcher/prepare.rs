@@ -6,6 +6,7 @@ use synchub_core::model::Contact;
 
 use crate::keys::person_name;
 use crate::normalize::address::{normalize_address_line, normalize_postal_code};
+use crate::normalize::address_parts::address_parts;
 use crate::normalize::company::normalize_company;
 use crate::normalize::email::normalize_email;
 use crate::normalize::fold;
@@ -25,6 +26,12 @@ pub struct Prepared {
     pub birth_date: Option<NaiveDate>,
     /// Normalized first address line (with line 2).
     pub street: Option<String>,
+    /// House number of the first address line.
+    pub number: Option<String>,
+    /// Street name of the first address line, type abbreviated.
+    pub street_name: Option<String>,
+    /// Normalized second address line (building, estate, locality).
+    pub line2: Option<String>,
     /// Normalized postal code.
     pub postal_code: Option<String>,
     /// Folded city.
@@ -63,6 +70,14 @@ impl Prepared {
             };
             non_empty(s)
         });
+        let parts = addr
+            .and_then(|a| a.line1.as_deref())
+            .map(address_parts)
+            .unwrap_or_default();
+        let line2 = addr
+            .and_then(|a| a.line2.as_deref())
+            .map(normalize_address_line)
+            .and_then(non_empty);
         let postal_code = addr
             .and_then(|a| a.postal_code.as_deref())
             .map(normalize_postal_code)
@@ -82,6 +97,9 @@ impl Prepared {
             phones,
             birth_date: contact.birth_date,
             street,
+            number: parts.number,
+            street_name: parts.street,
+            line2,
             postal_code,
             city,
             company,

@@ -2,8 +2,10 @@
 //! person names, addresses and companies. Each is a pure function of its input.
 
 pub mod address;
+pub mod address_parts;
 pub mod company;
 pub mod country;
+pub mod date;
 pub mod email;
 pub mod name;
 pub mod phone;

@@ -484,7 +484,29 @@ pub fn compare_parts(a: &NamePart, b: &NamePart) -> NameLevel {
     {
         return NameLevel::Close;
     }
+    if is_truncation(&a.compact, &b.compact) {
+        return NameLevel::Initial;
+    }
     NameLevel::Different
+}
+
+/// A short form made by cutting a Latin name, as most pet names are: the
+/// shorter starts with the longer's first three letters (`tim`/`timothy`,
+/// `maddie`/`madison`; a two-letter short form with its first two:
+/// `mo`/`mohammed`), or is its last four letters or more (`becca`/`rebecca`).
+/// Weaker than an initial-level match would suggest, so it shares that level
+/// and its fitted weight rather than counting as a typo.
+fn is_truncation(a: &str, b: &str) -> bool {
+    if !(a.bytes().all(|c| c.is_ascii_lowercase()) && b.bytes().all(|c| c.is_ascii_lowercase())) {
+        return false;
+    }
+    let (short, long) = if a.len() <= b.len() { (a, b) } else { (b, a) };
+    if short.len() < 2 || short.len() == long.len() {
+        return false;
+    }
+    let head = short.len().min(3);
+    (long.starts_with(&short[..head]) && (short.len() >= 3 || long.len() >= 5))
+        || (short.len() >= 4 && long.ends_with(short))
 }
 
 #[cfg(test)]

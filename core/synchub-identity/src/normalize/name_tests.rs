@@ -136,3 +136,33 @@ fn a_typo_in_a_romanized_name_is_close_to_the_han_name() {
     let other = PersonName::parse(Some("Siu Ming"), Some("Wong"), None);
     assert_eq!(han.compare(&other).0, NameLevel::Different);
 }
+
+#[test]
+fn cut_short_forms_are_weak_agreement() {
+    let part = |s: &str| PersonName::parse(Some(s), Some("x"), None).given;
+    for (a, b) in [
+        ("Timmy", "Timothy"),
+        ("Maddie", "Madison"),
+        ("Mo", "Mohammed"),
+        ("Becca", "Rebecca"),
+        ("Gail", "Abigail"),
+    ] {
+        assert_eq!(
+            compare_parts(&part(a), &part(b)),
+            NameLevel::Initial,
+            "{a} {b}"
+        );
+    }
+    assert_eq!(
+        compare_parts(&part("Mary"), &part("Martin")),
+        NameLevel::Initial
+    );
+    assert_eq!(
+        compare_parts(&part("Anna"), &part("Peter")),
+        NameLevel::Different
+    );
+    assert_eq!(
+        compare_parts(&part("Ann"), &part("Joanne")),
+        NameLevel::Different
+    );
+}
