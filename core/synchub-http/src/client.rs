@@ -23,6 +23,7 @@ use reqwest::{Method, Url};
 use crate::auth::Auth;
 use crate::error::HttpError;
 use crate::graphql::{is_throttled, CostReport};
+use crate::policy::{ResponsePolicy, Verdict};
 use crate::quota::{CredentialQuota, QuotaConfig, QuotaRegistry, Refusal};
 use crate::request::{IdempotencyKey, RequestBuilder, Response};
 use crate::retry::{parse_retry_after, RetryPolicy};
@@ -39,9 +40,19 @@ pub struct ClientBuilder {
     auth: Auth,
     headers: HeaderMap,
     reqwest: Option<reqwest::Client>,
+    policy: Option<Arc<dyn ResponsePolicy>>,
 }
 
 impl ClientBuilder {
+    /// How this API's answers are read (throttling, cost reports); without
+    /// one, statuses are read generically and a request marked with
+    /// [`RequestBuilder::graphql_cost`](crate::RequestBuilder::graphql_cost)
+    /// is read the Shopify way.
+    pub fn policy(mut self, policy: Arc<dyn ResponsePolicy>) -> Self {
+        self.policy = Some(policy);
+        self
+    }
+
     /// The credential id that keys the shared quota (e.g. `shopify:SHOP`,
     /// `xero:TENANT_ID`). Defaults to the base URL's host.
     pub fn credential(mut self, id: impl Into<String>) -> Self {
@@ -120,6 +131,7 @@ impl ClientBuilder {
                 retry: self.retry,
                 auth: self.auth,
                 headers: self.headers,
+                policy: self.policy,
             }),
         })
     }
@@ -144,6 +156,7 @@ struct Inner {
     retry: RetryPolicy,
     auth: Auth,
     headers: HeaderMap,
+    policy: Option<Arc<dyn ResponsePolicy>>,
 }
 
 /// A client for one remote API and credential. Cheap to clone.
@@ -163,6 +176,7 @@ impl HttpClient {
             auth: Auth::None,
             headers: HeaderMap::new(),
             reqwest: None,
+            policy: None,
         }
     }
 
@@ -250,7 +264,7 @@ impl HttpClient {
             headers.insert(name.clone(), v);
         }
         let body = req.body.transpose()?;
-        let ticket = Ticket {
+        let mut ticket = Ticket {
             graphql_cost: req.graphql_cost,
         };
         let timeout = req.timeout.unwrap_or(policy.attempt_timeout);
@@ -320,15 +334,21 @@ impl HttpClient {
                 }
             };
             let retry_after = parse_retry_after(&rh, SystemTime::now());
-            let (report, throttled) = if ticket.graphql_cost.is_some() {
-                let json: Option<serde_json::Value> = serde_json::from_slice(&bytes).ok();
-                (
-                    json.as_ref().and_then(CostReport::from_body),
-                    json.as_ref().is_some_and(is_throttled),
-                )
-            } else {
-                (None, false)
+            let verdict = match &inner.policy {
+                Some(p) => {
+                    let a = p.assess(status.as_u16(), &rh, &bytes);
+                    (a.cost, Some(a.verdict))
+                }
+                None if ticket.graphql_cost.is_some() => {
+                    let json: Option<serde_json::Value> = serde_json::from_slice(&bytes).ok();
+                    let report = json.as_ref().and_then(CostReport::from_body);
+                    let throttled = json.as_ref().is_some_and(is_throttled);
+                    let wait = report.as_ref().map(CostReport::wait_for_requested);
+                    (report, throttled.then_some(Verdict::Throttled { wait }))
+                }
+                None => (None, None),
             };
+            let (report, verdict) = verdict;
             inner.quota.gate.settle(
                 tokio::time::Instant::now(),
                 reservation,
@@ -347,16 +367,27 @@ impl HttpClient {
                     continue;
                 }
             }
-            let throttled = throttled || status.as_u16() == 429;
-            let transient = matches!(status.as_u16(), 502..=504);
-            if !(throttled || (transient && safe)) {
-                return Ok(Response {
-                    status,
-                    headers: rh,
-                    body: bytes.to_vec(),
-                    host: inner.host.clone(),
-                    attempts: attempt,
-                });
+            let verdict = verdict.unwrap_or(match status.as_u16() {
+                429 => Verdict::Throttled { wait: None },
+                502..=504 => Verdict::Transient,
+                _ => Verdict::Ok,
+            });
+            let server_wait = match &verdict {
+                Verdict::Throttled { wait } => Some(*wait),
+                Verdict::Transient if safe => None,
+                _ => {
+                    return Ok(Response {
+                        status,
+                        headers: rh,
+                        body: bytes.to_vec(),
+                        host: inner.host.clone(),
+                        attempts: attempt,
+                    })
+                }
+            };
+            // The server priced this request above our estimate: wait for its figure from now on.
+            if let (Some(est), Some(r)) = (ticket.graphql_cost, &report) {
+                ticket.graphql_cost = Some(est.max(r.requested));
             }
             let what = if status.as_u16() == 200 {
                 "throttled (GraphQL THROTTLED)".to_string()
@@ -370,14 +401,16 @@ impl HttpClient {
                     retry_after,
                 ));
             }
-            // The gate already waits out Retry-After and the cost bucket; add
-            // a backoff only when the server gave no figure.
-            let wait = match (retry_after, status.as_u16(), report.is_some()) {
-                (Some(_), _, _) | (None, 200, true) => Duration::ZERO,
-                (None, 429, _) => policy
+            // Throttled: wait what the answer implies (its throttleStatus or
+            // Retry-After) plus jitter, never a bare immediate retry.
+            let wait = match (server_wait, retry_after, status.as_u16()) {
+                (Some(Some(w)), _, _) => policy.wait_before_retry(attempt, Some(w)),
+                (Some(None), Some(ra), _) => policy.wait_before_retry(attempt, Some(ra)),
+                (Some(None), None, 429) => policy
                     .default_throttle_wait
-                    .unwrap_or_else(|| policy.backoff(attempt)),
-                _ => policy.backoff(attempt),
+                    .unwrap_or_else(|| policy.backoff(attempt).max(policy.initial_backoff)),
+                (Some(None), None, _) => policy.backoff(attempt).max(policy.initial_backoff),
+                (None, _, _) => policy.backoff(attempt),
             };
             if wait > policy.max_wait {
                 return Err(self.unavailable(attempt, what, Some(wait)));

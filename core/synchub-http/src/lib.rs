@@ -15,6 +15,7 @@ pub mod client;
 pub mod error;
 pub mod graphql;
 pub mod oauth;
+pub mod policy;
 pub mod quota;
 pub mod request;
 pub mod retry;
@@ -30,6 +31,7 @@ pub use oauth::vault::{
     FileTokenStore, MemoryTokenStore, TokenCipher, TokenStore, TokenStoreError, TokenVault,
 };
 pub use oauth::{OAuthConfig, TokenManager, TokenSet, WallClock};
+pub use policy::{Assessment, ResponsePolicy, StatusPolicy, Verdict};
 pub use quota::{QuotaConfig, QuotaRegistry};
 pub use request::{IdempotencyKey, RequestBuilder, Response};
 pub use retry::RetryPolicy;
