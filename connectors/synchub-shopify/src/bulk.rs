@@ -240,7 +240,7 @@ impl ShopifyConnector {
     async fn start_bulk(&self, doc: &str) -> Result<Page, ShopifyError> {
         let data = self
             .client
-            .graphql(queries::BULK_RUN, json!({"query": doc}), 10, false)
+            .graphql(queries::BULK_RUN, json!({"query": doc}), false)
             .await?;
         let payload = &data["bulkOperationRunQuery"];
         if let Some(errors) = payload["userErrors"].as_array().filter(|e| !e.is_empty()) {
@@ -264,7 +264,7 @@ impl ShopifyConnector {
     async fn poll_bulk(&self, state: &mut BulkCursor) -> Result<Option<String>, ShopifyError> {
         let data = self
             .client
-            .graphql(queries::BULK_POLL, json!({}), 1, true)
+            .graphql(queries::BULK_POLL, json!({}), true)
             .await?;
         let op = &data["currentBulkOperation"];
         if op["id"].as_str() != Some(state.op.as_str()) {

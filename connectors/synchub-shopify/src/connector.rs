@@ -96,32 +96,24 @@ impl ShopifyConnector {
         object: ObjectKind,
         from: Option<&Cursor>,
     ) -> Result<Page, ShopifyError> {
-        let (root, doc, cost, lines) = match object {
+        let (root, doc, first, lines) = match object {
             ObjectKind::Contact => (
                 "customers",
                 queries::CUSTOMERS,
-                2 + self.cfg.customers_page_size * 2,
+                self.cfg.customers_page(),
                 None,
             ),
-            ObjectKind::Order => {
-                let per = self.cfg.line_items_per_order;
-                (
-                    "orders",
-                    queries::ORDERS,
-                    2 + self.cfg.orders_page_size * (4 + 2 * per),
-                    Some(per),
-                )
-            }
+            ObjectKind::Order => (
+                "orders",
+                queries::ORDERS,
+                self.cfg.orders_page(),
+                Some(self.cfg.line_items_per_order),
+            ),
             other => {
                 return Err(ShopifyError::Config(format!(
                     "shopify has no {other} stream"
                 )))
             }
-        };
-        let first = if lines.is_some() {
-            self.cfg.orders_page_size
-        } else {
-            self.cfg.customers_page_size
         };
         let mut cursor = StreamCursor::from_cursor(from)?;
         let overlap = self.overlap();
@@ -130,7 +122,7 @@ impl ShopifyConnector {
         if let Some(per) = lines {
             vars["lines"] = json!(per);
         }
-        let data = self.client.graphql(doc, vars, cost, true).await?;
+        let data = self.client.graphql(doc, vars, true).await?;
         let conn = &data[root];
         let nodes = conn["nodes"]
             .as_array()
@@ -194,7 +186,7 @@ impl ShopifyConnector {
         let retry_safe = change.op == ChangeOp::Update;
         let data = self
             .client
-            .graphql(doc, json!({"input": input}), 10, retry_safe)
+            .graphql(doc, json!({"input": input}), retry_safe)
             .await?;
         let payload = &data[mutation];
         if let Some(errors) = payload["userErrors"].as_array().filter(|e| !e.is_empty()) {
@@ -257,9 +249,7 @@ impl Connector for ShopifyConnector {
     }
 
     async fn check(&self) -> Result<(), ConnectorError> {
-        self.client
-            .graphql(queries::SHOP, json!({}), 1, true)
-            .await?;
+        self.client.graphql(queries::SHOP, json!({}), true).await?;
         Ok(())
     }
 

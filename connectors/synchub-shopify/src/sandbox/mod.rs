@@ -23,6 +23,7 @@
 
 mod api;
 pub mod bulk;
+pub mod cost;
 pub mod data;
 mod gql;
 mod mutate;

@@ -1,0 +1,97 @@
+//! Rate limits as the shop counts them: documented query costs, the
+//! single-query maximum, the bucket, and what the shop says it charged.
+
+use serde_json::json;
+use synchub_core::ObjectKind;
+use synchub_shopify::client::ShopifyClient;
+use synchub_shopify::sandbox::{self, SandboxOptions};
+use synchub_shopify::{queries, ShopifyConfig, ShopifyError};
+use wiremock::matchers::method;
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+use crate::common::*;
+
+#[tokio::test]
+async fn query_over_the_single_query_maximum_is_never_sent() {
+    // GIVEN a shop that charges the documented costs
+    let shop = sandbox::spawn(SandboxOptions::default())
+        .await
+        .expect("spawn");
+    let client = ShopifyClient::new(&shop.config()).expect("client");
+    // WHEN the connector is asked to send 25 orders × 10 line items (1,502 points)
+    let vars = json!({"first": 25, "after": null, "query": null, "lines": 10});
+    let err = client
+        .graphql(queries::ORDERS, vars, true)
+        .await
+        .expect_err("over the maximum");
+    // THEN it is refused before sending, naming the cost, the limit and the host
+    let ShopifyError::MaxCost(message) = &err else {
+        panic!("{err:?}")
+    };
+    assert!(
+        message.contains("1502") && message.contains("(1000)"),
+        "{message}"
+    );
+    assert!(message.contains("127.0.0.1"), "{message}");
+    assert_eq!(shop.shop().requests, 0, "the query reached the shop");
+    shop.shutdown().await;
+}
+
+#[tokio::test]
+async fn paged_streams_pass_a_documented_cost_bucket_without_throttled() {
+    // GIVEN a 1,000-point bucket that charges the documented costs (restore
+    // rate raised so the test is quick: the waits are what is tested)
+    let shop = sandbox::spawn(SandboxOptions {
+        customers: 1_500,
+        orders: 200,
+        throttle: Some((1000.0, 2000.0)),
+        ..Default::default()
+    })
+    .await
+    .expect("spawn");
+    let conn = connector(&shop);
+    // WHEN both streams are read to the end, page by page
+    let (customers, _, _) = pull_all(&conn, ObjectKind::Contact, None).await;
+    let (orders, _, order_pages) = pull_all(&conn, ObjectKind::Order, None).await;
+    // THEN everything arrived and the shop never answered THROTTLED or MAX_COST_EXCEEDED
+    assert_eq!((customers.len(), orders.len()), (1_500, 200));
+    assert_eq!(order_pages, 13, "pages of 16 orders");
+    let throttled = shop.shop().throttled;
+    assert_eq!(throttled, 0, "THROTTLED answers");
+    shop.shutdown().await;
+}
+
+#[tokio::test]
+async fn learns_the_cost_the_shop_charges_for_a_query_shape() {
+    // GIVEN a shop that prices the shop query at 900 points (our rules say 1)
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "data": {"shop": {"name": "x", "myshopifyDomain": "x.myshopify.com"}},
+            "extensions": {"cost": {"requestedQueryCost": 900, "actualQueryCost": 1,
+                "throttleStatus": {"maximumAvailable": 1000.0, "currentlyAvailable": 999, "restoreRate": 50.0}}}
+        })))
+        .mount(&server)
+        .await;
+    let mut cfg = ShopifyConfig::new("learn", "shpat_x");
+    cfg.base_url = Some(server.uri());
+    let client = ShopifyClient::new(&cfg).expect("client");
+    assert_eq!(
+        client
+            .requested_cost(queries::SHOP, &json!({}))
+            .expect("cost"),
+        1
+    );
+    // WHEN one answer reports the cost
+    client
+        .graphql(queries::SHOP, json!({}), true)
+        .await
+        .expect("answer");
+    // THEN the next request of that shape waits for the shop's figure
+    assert_eq!(
+        client
+            .requested_cost(queries::SHOP, &json!({}))
+            .expect("cost"),
+        900
+    );
+}
