@@ -93,6 +93,7 @@ fn cost(shop: &mut ShopState, requested: u64, actual: Option<u64>) -> Value {
         Some(b) => {
             if let Some(a) = actual {
                 b.available = (b.available - a as f64).max(0.0);
+                shop.charged += a;
             }
             (b.maximum, b.available, b.restore_rate)
         }
