@@ -95,3 +95,37 @@ async fn learns_the_cost_the_shop_charges_for_a_query_shape() {
         900
     );
 }
+
+#[tokio::test]
+async fn bulk_backfill_leaves_the_watermark_a_paged_backfill_leaves() {
+    use synchub_shopify::cursor::StreamCursor;
+    // GIVEN a quiet shop, read once page by page and once by a bulk export
+    let shop = sandbox::spawn(SandboxOptions {
+        customers: 2_600,
+        orders: 300,
+        ..Default::default()
+    })
+    .await
+    .expect("spawn");
+    let paged = connector(&shop);
+    let mut cfg = shop.config();
+    cfg.quota = Some(synchub_http::QuotaConfig::per_second(10_000, 10_000));
+    cfg.bulk_backfill = true;
+    let bulk = synchub_shopify::ShopifyConnector::new(cfg).expect("bulk connector");
+    for object in [ObjectKind::Contact, ObjectKind::Order] {
+        let (by_pages, paged_cursor, _) = pull_all(&paged, object, None).await;
+        let (by_bulk, bulk_cursor, _) = pull_all(&bulk, object, None).await;
+        assert_eq!(by_pages.len(), by_bulk.len());
+        // THEN the bulk path leaves the same incremental cursor
+        let p = StreamCursor::from_cursor(Some(&paged_cursor)).expect("paged cursor");
+        let b = StreamCursor::from_cursor(Some(&bulk_cursor)).expect("bulk cursor");
+        assert!(p.watermark.is_some());
+        assert_eq!(b, p, "{object}");
+        // AND the first incremental run after the bulk backfill reads nothing, in one request
+        let before = shop.shop().requests;
+        let (again, _, pages) = pull_all(&bulk, object, Some(&bulk_cursor)).await;
+        assert_eq!((again.len(), pages), (0, 1), "{object}");
+        assert_eq!(shop.shop().requests - before, 1);
+    }
+    shop.shutdown().await;
+}
