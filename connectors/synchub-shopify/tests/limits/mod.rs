@@ -129,3 +129,23 @@ async fn bulk_backfill_leaves_the_watermark_a_paged_backfill_leaves() {
     }
     shop.shutdown().await;
 }
+
+#[tokio::test]
+async fn paged_backfill_time_is_estimated_by_the_documented_costs() {
+    // GIVEN the default page sizes (250 customers: 752 points; 16 orders × 10 lines: 962)
+    let conn = synchub_shopify::ShopifyConnector::new(ShopifyConfig::new("est", "shpat_x"))
+        .expect("connector");
+    // THEN 20,000 orders at a standard plan's 50 points/s take 1,250 pages × 962 / 50 s
+    let orders = conn
+        .paged_backfill_estimate(ObjectKind::Order, 20_000, 50.0)
+        .expect("estimate");
+    assert_eq!(orders.as_secs(), 24_050);
+    // AND 20,000 customers 80 pages × 752 / 100 s at 100 points/s
+    let customers = conn
+        .paged_backfill_estimate(ObjectKind::Contact, 20_000, 100.0)
+        .expect("estimate");
+    assert_eq!(customers.as_secs(), 601);
+    assert!(conn
+        .paged_backfill_estimate(ObjectKind::Invoice, 1, 50.0)
+        .is_none());
+}
