@@ -14,6 +14,7 @@
 //! # Ok(()) }
 //! ```
 
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -41,9 +42,17 @@ pub struct ClientBuilder {
     headers: HeaderMap,
     reqwest: Option<reqwest::Client>,
     policy: Option<Arc<dyn ResponsePolicy>>,
+    ca_file: Option<PathBuf>,
 }
 
 impl ClientBuilder {
+    /// Also trusts the CA certificates (PEM) in `path`, e.g. a company
+    /// proxy's or a private CA, on top of the platform's trust store.
+    pub fn ca_file(mut self, path: impl Into<PathBuf>) -> Self {
+        self.ca_file = Some(path.into());
+        self
+    }
+
     /// How this API's answers are read (throttling, cost reports); without
     /// one, statuses are read generically and a request marked with
     /// [`RequestBuilder::graphql_cost`](crate::RequestBuilder::graphql_cost)
@@ -120,7 +129,7 @@ impl ClientBuilder {
         }
         let http = match self.reqwest {
             Some(c) => c,
-            None => new_reqwest_client()?,
+            None => new_reqwest_client_trusting(self.ca_file.as_deref())?,
         };
         Ok(HttpClient {
             inner: Arc::new(Inner {
@@ -137,12 +146,39 @@ impl ClientBuilder {
     }
 }
 
-/// A new connection pool with synchub's defaults (rustls, gzip, user agent).
+/// A new connection pool with synchub's defaults (rustls trusting the
+/// platform's store and the bundled roots, gzip, user agent).
 pub fn new_reqwest_client() -> Result<reqwest::Client, HttpError> {
-    reqwest::Client::builder()
+    new_reqwest_client_trusting(None)
+}
+
+/// [`new_reqwest_client`] that also trusts the PEM certificates in `ca_file`.
+pub fn new_reqwest_client_trusting(ca_file: Option<&Path>) -> Result<reqwest::Client, HttpError> {
+    let mut builder = reqwest::Client::builder()
         .user_agent(concat!("synchub/", env!("CARGO_PKG_VERSION")))
         .connect_timeout(Duration::from_secs(10))
-        .pool_idle_timeout(Duration::from_secs(60))
+        .pool_idle_timeout(Duration::from_secs(60));
+    if let Some(path) = ca_file {
+        let pem = std::fs::read(path).map_err(|e| {
+            HttpError::Config(format!("cannot read `ca_file` {}: {e}", path.display()))
+        })?;
+        let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
+            HttpError::Config(format!(
+                "`ca_file` {} holds no PEM certificate: {e}",
+                path.display()
+            ))
+        })?;
+        if certs.is_empty() {
+            return Err(HttpError::Config(format!(
+                "`ca_file` {} holds no PEM certificate",
+                path.display()
+            )));
+        }
+        for cert in certs {
+            builder = builder.add_root_certificate(cert);
+        }
+    }
+    builder
         .build()
         .map_err(|e| HttpError::Config(format!("cannot build HTTP client: {e}")))
 }
@@ -177,6 +213,7 @@ impl HttpClient {
             headers: HeaderMap::new(),
             reqwest: None,
             policy: None,
+            ca_file: None,
         }
     }
 
@@ -313,6 +350,14 @@ impl HttpClient {
                         .gate
                         .cancel(tokio::time::Instant::now(), reservation);
                     let message = describe_transport(&e);
+                    // An untrusted certificate is configuration, not a passing failure.
+                    if is_certificate_error(&e) {
+                        return Err(HttpError::Config(format!(
+                            "the TLS certificate of {} is not trusted ({message}): set `ca_file` \
+                             to the CA that signed it, or add that CA to the system trust store",
+                            inner.host
+                        )));
+                    }
                     // A refused connection never reached the server: always safe.
                     let retryable = (safe || e.is_connect())
                         && (e.is_timeout() || e.is_connect() || e.is_request() || e.is_body());
@@ -419,6 +464,20 @@ impl HttpClient {
             tokio::time::sleep(wait).await;
         }
     }
+}
+
+/// True when the TLS handshake failed on the peer's certificate.
+fn is_certificate_error(e: &reqwest::Error) -> bool {
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        let text = s.to_string();
+        if text.contains("invalid peer certificate") || text.contains("certificate verify failed")
+        {
+            return true;
+        }
+        source = s.source();
+    }
+    false
 }
 
 /// Describes a transport error without its URL (which may carry keys).

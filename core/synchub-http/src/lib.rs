@@ -24,7 +24,7 @@ mod throttle;
 pub mod webhook;
 
 pub use auth::Auth;
-pub use client::{new_reqwest_client, ClientBuilder, HttpClient};
+pub use client::{new_reqwest_client, new_reqwest_client_trusting, ClientBuilder, HttpClient};
 pub use error::HttpError;
 pub use oauth::flow::{authorize, authorize_and_store, AuthFlowOptions, AuthOutcome, AuthPrompt};
 pub use oauth::vault::{
