@@ -96,7 +96,7 @@ impl ShopifyClient {
     pub fn new(cfg: &ShopifyConfig) -> Result<Self, ShopifyError> {
         let shop_url = cfg.shop_url();
         let token = synchub_http::SecretString::from(cfg.access_token.expose_secret().to_string());
-        let http = HttpClient::builder(shop_url.clone())
+        let mut builder = HttpClient::builder(shop_url.clone())
             .credential(format!("shopify:{shop_url}"))
             .quota(
                 cfg.quota
@@ -104,7 +104,11 @@ impl ShopifyClient {
                     .unwrap_or_else(QuotaConfig::shopify_graphql),
             )
             .auth(Auth::header("X-Shopify-Access-Token", token))
-            .policy(Arc::new(ShopifyGraphqlPolicy))
+            .policy(Arc::new(ShopifyGraphqlPolicy));
+        if let Some(ca) = &cfg.ca_file {
+            builder = builder.ca_file(ca);
+        }
+        let http = builder
             .build()
             .map_err(|e| ShopifyError::Config(e.to_string()))?;
         Ok(ShopifyClient {

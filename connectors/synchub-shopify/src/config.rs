@@ -58,6 +58,10 @@ pub struct ShopifyConfig {
     /// Full backfills use a bulk operation (JSONL export) instead of pages.
     #[serde(default)]
     pub bulk_backfill: bool,
+    /// A PEM file of extra CA certificates to trust for this shop (a company
+    /// proxy or a private CA), on top of the system trust store.
+    #[serde(default)]
+    pub ca_file: Option<std::path::PathBuf>,
 }
 
 fn default_api_version() -> String {
@@ -87,6 +91,7 @@ impl ShopifyConfig {
             quota: None,
             bucket_size: None,
             bulk_backfill: false,
+            ca_file: None,
         }
     }
 

@@ -149,3 +149,17 @@ async fn paged_backfill_time_is_estimated_by_the_documented_costs() {
         .paged_backfill_estimate(ObjectKind::Invoice, 1, 50.0)
         .is_none());
 }
+
+#[test]
+fn shop_ca_file_reaches_the_http_client() {
+    // GIVEN a pipeline table naming a CA file that is not there
+    let table = json!({"shop": "example-tw", "access_token": "shpat_x",
+        "ca_file": "/nonexistent/company-proxy-ca.pem"});
+    // THEN building the connector fails naming the file, before any request
+    let err = synchub_shopify::ShopifyConnector::from_value(table).expect_err("no such file");
+    assert!(
+        err.to_string()
+            .contains("/nonexistent/company-proxy-ca.pem"),
+        "{err}"
+    );
+}
