@@ -309,6 +309,17 @@ impl HttpClient {
         let mut refreshed = false;
         loop {
             attempt += 1;
+            // A cost above the server's whole bucket can never be served: refuse, do not send.
+            if let (Some(cost), Some(max)) = (ticket.graphql_cost, inner.quota.gate.cost_maximum())
+            {
+                if cost > max {
+                    return Err(HttpError::Config(format!(
+                        "a request costing {cost} points can never pass the cost bucket of \
+                         {max} points of {}: ask for smaller pages",
+                        inner.host
+                    )));
+                }
+            }
             let admission = inner.quota.admit(ticket, policy.max_wait).await.map_err(
                 |refusal| match refusal {
                     Refusal::TooLong(wait) => self.unavailable(
@@ -471,8 +482,7 @@ fn is_certificate_error(e: &reqwest::Error) -> bool {
     let mut source = std::error::Error::source(e);
     while let Some(s) = source {
         let text = s.to_string();
-        if text.contains("invalid peer certificate") || text.contains("certificate verify failed")
-        {
+        if text.contains("invalid peer certificate") || text.contains("certificate verify failed") {
             return true;
         }
         source = s.source();

@@ -135,3 +135,37 @@ async fn throttled_answer_is_waited_out_by_its_throttle_status() {
     assert!(gap >= Duration::from_millis(500), "retried after {gap:?}");
     assert!(gap < Duration::from_millis(900), "waited too long: {gap:?}");
 }
+
+#[tokio::test]
+async fn request_costing_more_than_the_whole_bucket_is_never_sent() {
+    // GIVEN a server whose answers report a 500-point bucket
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(wiremock::ResponseTemplate::new(200).set_body_json(serde_json::json!({
+            "data": {"shop": {"name": "x"}},
+            "extensions": {"cost": {"requestedQueryCost": 10, "actualQueryCost": 1,
+                "throttleStatus": {"maximumAvailable": 500.0, "currentlyAvailable": 499, "restoreRate": 25.0}}}})))
+        .mount(&server)
+        .await;
+    let client = HttpClient::builder(server.uri())
+        .credential("shopify:small-bucket")
+        .build_in(&QuotaRegistry::new())
+        .unwrap();
+    let body = serde_json::json!({"query": "{ shop { name } }"});
+    let send = |cost: u32| {
+        client
+            .post("/graphql.json")
+            .json(&body)
+            .idempotent()
+            .graphql_cost(cost)
+            .send()
+    };
+    send(10).await.unwrap();
+    // WHEN a request costing 600 points follows
+    let err = send(600).await.unwrap_err();
+    // THEN it is refused as configuration, naming the host and the bucket, and never sent
+    assert!(matches!(err, synchub_http::HttpError::Config(_)), "{err:?}");
+    let text = err.to_string();
+    assert!(text.contains("500") && text.contains("127.0.0.1"), "{text}");
+    assert_eq!(server.received_requests().await.unwrap().len(), 1);
+}

@@ -98,7 +98,10 @@ async fn untrusted_certificate_fails_at_once_as_a_config_error_naming_the_host()
     assert_eq!(err.class(), synchub_core::error::ErrorClass::Config);
     let text = err.to_string();
     assert!(text.contains(&host), "{text}");
-    assert!(text.contains("ca_file") && text.contains("certificate"), "{text}");
+    assert!(
+        text.contains("ca_file") && text.contains("certificate"),
+        "{text}"
+    );
     assert_eq!(accepted.load(Ordering::SeqCst), 1, "retried: {text}");
 }
 
@@ -108,5 +111,8 @@ fn unreadable_ca_file_is_a_config_error_naming_the_file() {
         .ca_file("/nonexistent/synchub-ca.pem")
         .build_in(&QuotaRegistry::new())
         .unwrap_err();
-    assert!(err.to_string().contains("/nonexistent/synchub-ca.pem"), "{err}");
+    assert!(
+        err.to_string().contains("/nonexistent/synchub-ca.pem"),
+        "{err}"
+    );
 }
