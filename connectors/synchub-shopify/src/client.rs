@@ -1,7 +1,12 @@
 //! The Admin GraphQL client, on the shared HTTP runtime (`synchub-http`):
-//! the runtime holds the quota, follows the cost bucket from
-//! `extensions.cost`, waits out THROTTLED answers and retries; this module
-//! turns answers into data or classified [`ShopifyError`]s.
+//! every request carries its requested cost (Shopify's documented rules
+//! applied to the exact text, see [`crate::cost`], raised to what the shop
+//! charged for the same shape before), a query over the 1,000-point maximum
+//! is never sent, and [`ShopifyGraphqlPolicy`] tells the runtime how to read
+//! `extensions.cost` and THROTTLED, so that the runtime mirrors the bucket,
+//! waits exactly `(requested − available) / restoreRate` and waits out a
+//! THROTTLED answer by its own throttleStatus. This module turns answers
+//! into data or classified [`ShopifyError`]s.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};

@@ -3,7 +3,10 @@
 //! - [`HttpClient`]: requests through a per-credential [`quota`] (governor
 //!   rate + burst, concurrency, daily cap) and server-informed [`throttle`]s,
 //!   with [`retry`] (capped exponential backoff, full jitter, `Retry-After`)
-//!   that retries writes only when they are idempotent;
+//!   that retries writes only when they are idempotent; a connector's
+//!   [`ResponsePolicy`] classifies its API's answers (throttled with the
+//!   wait the server implies, transient, auth, permanent) and reports its
+//!   cost bucket; TLS trusts the platform's store plus a per-client `ca_file`;
 //! - [`oauth`]: token refresh (single flight, rotation saved before use),
 //!   encrypted persistence, and the PKCE loopback flow behind `synchub auth`;
 //! - [`secret`]: typed secrets, `${ENV}` expansion, log redaction;
