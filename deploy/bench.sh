@@ -9,7 +9,8 @@ ensure_postgres >/dev/null
 
 declare -A BENCHES=(
   [ingest]="synchub-engine ingest"
-  [rate_limits]="synchub-http rate_limits"
+  [rate_limits]="synchub-shopify rate_limits"
+  [rate_limits_runtime]="synchub-http rate_limits"
   [dedupe]="synchub-identity dedupe"
   [shopify_sync]="synchub-shopify shopify_sync"
   [migrate]="synchub migrate"

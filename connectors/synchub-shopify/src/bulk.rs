@@ -4,9 +4,11 @@
 //! never holding the file. The cursor counts the lines consumed, so a
 //! restart re-opens the file and skips them. Child lines (`__parentId`, the
 //! order's line items) are attached to their parent. When the file ends the
-//! cursor becomes an ordinary incremental cursor whose watermark is the
-//! operation's `createdAt`: anything changed while the export ran is listed
-//! again by the next incremental pass.
+//! cursor becomes the incremental cursor a paged backfill would have left:
+//! the watermark is the highest `updatedAt` exported (capped at the
+//! operation's `createdAt`, so that anything changed while the export ran is
+//! listed again) and the ids inside the overlap window are remembered, so
+//! the first incremental run reads only what changed.
 //!
 //! <https://shopify.dev/docs/api/usage/bulk-operations/queries>
 
@@ -38,8 +40,11 @@ pub struct BulkCursor {
     pub url: Option<String>,
     /// Lines consumed so far.
     pub lines: u64,
-    /// Ids exported with `updatedAt` inside the overlap before `created_at`.
+    /// Ids exported with `updatedAt` inside the overlap below `max_updated`.
     pub seen: BTreeMap<String, DateTime<Utc>>,
+    /// The highest `updatedAt` exported so far.
+    #[serde(default)]
+    pub max_updated: Option<DateTime<Utc>>,
 }
 
 /// True when `from` starts a backfill or continues a bulk read.
@@ -200,6 +205,12 @@ impl ShopifyConnector {
         if !done {
             reader.pending = roots.pop();
         }
+        // the same bookkeeping a paged pass does: watermark and overlap ids
+        let mut exported = StreamCursor {
+            watermark: state.max_updated,
+            seen: std::mem::take(&mut state.seen),
+            pass: None,
+        };
         for (i, node) in roots.into_iter().enumerate() {
             let mapped = if object == ObjectKind::Order {
                 map::order_to_remote(&node)
@@ -208,10 +219,8 @@ impl ShopifyConnector {
             };
             match mapped {
                 Ok(rec) => {
-                    if let (Some(t), Some(created)) = (rec.updated_at, state.created_at) {
-                        if t >= created - overlap {
-                            state.seen.insert(rec.external_id.clone(), t);
-                        }
+                    if let Some(t) = rec.updated_at {
+                        exported.admit(&rec.external_id, t, overlap);
                     }
                     page.records.push(rec);
                 }
@@ -221,13 +230,11 @@ impl ShopifyConnector {
                 }
             }
         }
+        state.max_updated = exported.watermark;
+        state.seen = exported.seen;
         state.lines = reader.position();
         if done {
-            let next = StreamCursor {
-                watermark: state.created_at,
-                seen: state.seen,
-                pass: None,
-            };
+            let next = finished(state, overlap);
             page.next = Some(next.to_cursor());
             page.done = true;
         } else {
@@ -240,7 +247,7 @@ impl ShopifyConnector {
     async fn start_bulk(&self, doc: &str) -> Result<Page, ShopifyError> {
         let data = self
             .client
-            .graphql(queries::BULK_RUN, json!({"query": doc}), 10, false)
+            .graphql(queries::BULK_RUN, json!({"query": doc}), false)
             .await?;
         let payload = &data["bulkOperationRunQuery"];
         if let Some(errors) = payload["userErrors"].as_array().filter(|e| !e.is_empty()) {
@@ -264,7 +271,7 @@ impl ShopifyConnector {
     async fn poll_bulk(&self, state: &mut BulkCursor) -> Result<Option<String>, ShopifyError> {
         let data = self
             .client
-            .graphql(queries::BULK_POLL, json!({}), 1, true)
+            .graphql(queries::BULK_POLL, json!({}), true)
             .await?;
         let op = &data["currentBulkOperation"];
         if op["id"].as_str() != Some(state.op.as_str()) {
@@ -290,6 +297,25 @@ impl ShopifyConnector {
                 op["errorCode"].as_str().unwrap_or("no error code")
             ))),
         }
+    }
+}
+
+/// The incremental cursor a finished export leaves: what a paged pass over
+/// the same records would leave, its watermark capped at the operation's
+/// start so that records changed during the export are listed again.
+fn finished(state: BulkCursor, overlap: Duration) -> StreamCursor {
+    let watermark = match (state.max_updated, state.created_at) {
+        (Some(max), Some(created)) => Some(max.min(created)),
+        (max, created) => max.or(created),
+    };
+    let mut seen = state.seen;
+    if let Some(w) = watermark {
+        seen.retain(|_, t| *t >= w - overlap);
+    }
+    StreamCursor {
+        watermark,
+        seen,
+        pass: None,
     }
 }
 

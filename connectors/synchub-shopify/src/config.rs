@@ -4,6 +4,7 @@
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
+use crate::cost;
 use crate::error::ShopifyError;
 
 /// The Admin API version used when the config names none. Shopify supports
@@ -31,13 +32,14 @@ pub struct ShopifyConfig {
     /// ISO 3166 region assumed for phone numbers written without a country code.
     #[serde(default)]
     pub default_region: Option<String>,
-    /// Customers per GraphQL page (at most 250).
-    #[serde(default = "default_customers_page")]
-    pub customers_page_size: u32,
-    /// Orders per GraphQL page; with line items a page costs about
-    /// `orders_page_size * (4 + 2 * line_items_per_order)` points (≤ 1000).
-    #[serde(default = "default_orders_page")]
-    pub orders_page_size: u32,
+    /// Customers per GraphQL page (at most 250); by default the largest page
+    /// whose requested cost fits the limits (see [`crate::cost`]).
+    #[serde(default)]
+    pub customers_page_size: Option<u32>,
+    /// Orders per GraphQL page; by default the largest page whose requested
+    /// cost (with `line_items_per_order` lines each) fits the limits.
+    #[serde(default)]
+    pub orders_page_size: Option<u32>,
     /// Line items read per order.
     #[serde(default = "default_line_items")]
     pub line_items_per_order: u32,
@@ -48,19 +50,22 @@ pub struct ShopifyConfig {
     /// the cost bucket is followed from `extensions.cost` in any case.
     #[serde(default)]
     pub quota: Option<synchub_http::QuotaConfig>,
+    /// The shop's cost bucket (`throttleStatus.maximumAvailable`: 1000 on a
+    /// standard plan at 50 points/s, 2000 at 100/s …). When set, pages are
+    /// sized to fit it as well as the 1,000-point single-query maximum.
+    #[serde(default)]
+    pub bucket_size: Option<u32>,
     /// Full backfills use a bulk operation (JSONL export) instead of pages.
     #[serde(default)]
     pub bulk_backfill: bool,
+    /// A PEM file of extra CA certificates to trust for this shop (a company
+    /// proxy or a private CA), on top of the system trust store.
+    #[serde(default)]
+    pub ca_file: Option<std::path::PathBuf>,
 }
 
 fn default_api_version() -> String {
     DEFAULT_API_VERSION.to_string()
-}
-fn default_customers_page() -> u32 {
-    250
-}
-fn default_orders_page() -> u32 {
-    25
 }
 fn default_line_items() -> u32 {
     10
@@ -79,12 +84,14 @@ impl ShopifyConfig {
             access_token: SecretString::from(access_token.to_string()),
             webhook_secrets: Vec::new(),
             default_region: None,
-            customers_page_size: default_customers_page(),
-            orders_page_size: default_orders_page(),
+            customers_page_size: None,
+            orders_page_size: None,
             line_items_per_order: default_line_items(),
             overlap_seconds: default_overlap(),
             quota: None,
+            bucket_size: None,
             bulk_backfill: false,
+            ca_file: None,
         }
     }
 
@@ -117,27 +124,100 @@ impl ShopifyConfig {
                 ));
             }
         }
-        if !(1..=250).contains(&self.customers_page_size) {
-            problems.push("`customers_page_size` must be between 1 and 250".into());
-        }
-        if !(1..=250).contains(&self.orders_page_size) {
-            problems.push("`orders_page_size` must be between 1 and 250".into());
-        }
         if !(1..=250).contains(&self.line_items_per_order) {
             problems.push("`line_items_per_order` must be between 1 and 250".into());
         }
-        let order_cost = 2 + self.orders_page_size * (4 + 2 * self.line_items_per_order);
-        if order_cost > 1000 {
-            problems.push(format!(
-                "an orders page would cost {order_cost} points, over Shopify's 1000 per query: \
-                 lower `orders_page_size` or `line_items_per_order`"
-            ));
+        if self.bucket_size == Some(0) {
+            problems.push("`bucket_size` must be at least 1 point".into());
+        }
+        let limit = cost::page_limit(self.bucket_size);
+        let lines = self.line_items_per_order;
+        let pages: [PageCheck<'_>; 2] = [
+            (
+                "customers_page_size",
+                self.customers_page_size,
+                &cost::customers_page_cost,
+                "a customers page",
+            ),
+            (
+                "orders_page_size",
+                self.orders_page_size,
+                &|n| cost::orders_page_cost(n, lines),
+                "an orders page",
+            ),
+        ];
+        for (key, size, cost_of, what) in pages {
+            if let Some(n) = size {
+                if !(1..=cost::MAX_PAGE).contains(&n) {
+                    problems.push(format!("`{key}` must be between 1 and 250"));
+                    continue;
+                }
+            }
+            let n = size.or_else(|| cost::largest_page(limit, cost_of));
+            let Some(n) = n else {
+                problems.push(format!(
+                    "{what} of one item with {lines} line items requests {} points, over {}: \
+                     lower `line_items_per_order` or use `bulk_backfill`",
+                    cost_of(1),
+                    self.limit_name()
+                ));
+                continue;
+            };
+            let requested = cost_of(n);
+            if requested > limit {
+                let fits = cost::largest_page(limit, cost_of)
+                    .map_or("none".to_string(), |m| m.to_string());
+                problems.push(format!(
+                    "{what} of {n} (`{key}`{}) requests {requested} points, over {}: \
+                     the largest page that fits is {fits}",
+                    if key == "orders_page_size" {
+                        format!(", {lines} line items each")
+                    } else {
+                        String::new()
+                    },
+                    self.limit_name()
+                ));
+            }
         }
         if problems.is_empty() {
             Ok(())
         } else {
             Err(ShopifyError::Config(problems.join("; ")))
         }
+    }
+
+    fn limit_name(&self) -> String {
+        match self.bucket_size {
+            Some(b) if b < cost::MAX_SINGLE_QUERY_COST => {
+                format!("the plan's cost bucket of {b} points (`bucket_size`)")
+            }
+            _ => format!(
+                "Shopify's single-query maximum of {} points",
+                cost::MAX_SINGLE_QUERY_COST
+            ),
+        }
+    }
+
+    /// Customers per page: the configured size or the largest that fits.
+    pub fn customers_page(&self) -> u32 {
+        self.customers_page_size.unwrap_or_else(|| {
+            cost::largest_page(
+                cost::page_limit(self.bucket_size),
+                cost::customers_page_cost,
+            )
+            .unwrap_or(1)
+        })
+    }
+
+    /// Orders per page: the configured size or the largest that fits.
+    pub fn orders_page(&self) -> u32 {
+        let lines = self.line_items_per_order;
+        self.orders_page_size.unwrap_or_else(|| {
+            cost::largest_page(cost::page_limit(self.bucket_size), |n| {
+                cost::orders_page_cost(n, lines)
+            })
+            .unwrap_or(1)
+        })
     }
 
     /// `https://{shop}.myshopify.com` or the override, without a trailing slash.
@@ -162,6 +242,9 @@ impl ShopifyConfig {
         )
     }
 }
+
+/// A page-size setting to check: key, configured size, cost of a page, what it is.
+type PageCheck<'a> = (&'a str, Option<u32>, &'a dyn Fn(u32) -> u32, &'a str);
 
 fn valid_version(v: &str) -> bool {
     if v == "unstable" {
@@ -196,10 +279,44 @@ mod tests {
     fn reports_every_problem_and_never_the_secret() {
         let mut cfg = ShopifyConfig::new("", "shpat_secret_value");
         cfg.api_version = "2025-1".into();
-        cfg.orders_page_size = 250;
+        cfg.orders_page_size = Some(250);
         let err = cfg.validate().expect_err("invalid").to_string();
         assert!(err.contains("`shop`") && err.contains("api_version") && err.contains("1000"));
         assert!(!err.contains("shpat_secret_value"));
         assert!(!format!("{cfg:?}").contains("shpat_secret_value"));
+    }
+}
+
+#[cfg(test)]
+mod limit_tests {
+    use super::*;
+
+    #[test]
+    fn refuses_page_sizes_the_plan_cannot_serve_naming_the_limit() {
+        // GIVEN the page sizes a user set that the issue's server refused
+        let mut cfg = ShopifyConfig::new("example-tw", "shpat_x");
+        cfg.orders_page_size = Some(25);
+        cfg.line_items_per_order = 10;
+        // THEN validation refuses them with the computed cost and the limit
+        let err = cfg.validate().expect_err("over the maximum").to_string();
+        assert!(err.contains("requests 1502 points"), "{err}");
+        assert!(err.contains("single-query maximum of 1000"), "{err}");
+        assert!(err.contains("largest page that fits is 16"), "{err}");
+        // a standard plan's bucket below the maximum is the tighter limit
+        let mut small = ShopifyConfig::new("example-tw", "shpat_x");
+        small.bucket_size = Some(500);
+        small.customers_page_size = Some(250);
+        let err = small.validate().expect_err("over the bucket").to_string();
+        assert!(
+            err.contains("cost bucket of 500 points (`bucket_size`)"),
+            "{err}"
+        );
+        // AND the defaults are sized to fit
+        let auto = ShopifyConfig::new("example-tw", "shpat_x");
+        auto.validate().expect("defaults fit");
+        assert_eq!((auto.customers_page(), auto.orders_page()), (250, 16));
+        assert!(cost::orders_page_cost(auto.orders_page(), 10) <= 1000);
+        small.customers_page_size = None;
+        assert_eq!(small.customers_page(), 166);
     }
 }

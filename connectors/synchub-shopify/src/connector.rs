@@ -87,6 +87,36 @@ impl ShopifyConnector {
         .await
     }
 
+    /// How long a paged backfill of `records` items of `object` takes at
+    /// most at `restore_rate` points per second, by the API's own arithmetic:
+    /// every page waits for its requested cost (the worst case; the unused
+    /// part is refunded, so a shop of sparse records goes faster).
+    pub fn paged_backfill_estimate(
+        &self,
+        object: ObjectKind,
+        records: u64,
+        restore_rate: f64,
+    ) -> Option<std::time::Duration> {
+        let (first, cost) = match object {
+            ObjectKind::Contact => {
+                let first = self.cfg.customers_page();
+                (first, crate::cost::customers_page_cost(first))
+            }
+            ObjectKind::Order => {
+                let first = self.cfg.orders_page();
+                let lines = self.cfg.line_items_per_order;
+                (first, crate::cost::orders_page_cost(first, lines))
+            }
+            _ => return None,
+        };
+        if restore_rate <= 0.0 || first == 0 {
+            return None;
+        }
+        let pages = records.div_ceil(u64::from(first));
+        let secs = pages as f64 * f64::from(cost) / restore_rate;
+        std::time::Duration::try_from_secs_f64(secs).ok()
+    }
+
     fn overlap(&self) -> Duration {
         Duration::seconds(i64::from(self.cfg.overlap_seconds))
     }
@@ -96,32 +126,24 @@ impl ShopifyConnector {
         object: ObjectKind,
         from: Option<&Cursor>,
     ) -> Result<Page, ShopifyError> {
-        let (root, doc, cost, lines) = match object {
+        let (root, doc, first, lines) = match object {
             ObjectKind::Contact => (
                 "customers",
                 queries::CUSTOMERS,
-                2 + self.cfg.customers_page_size * 2,
+                self.cfg.customers_page(),
                 None,
             ),
-            ObjectKind::Order => {
-                let per = self.cfg.line_items_per_order;
-                (
-                    "orders",
-                    queries::ORDERS,
-                    2 + self.cfg.orders_page_size * (4 + 2 * per),
-                    Some(per),
-                )
-            }
+            ObjectKind::Order => (
+                "orders",
+                queries::ORDERS,
+                self.cfg.orders_page(),
+                Some(self.cfg.line_items_per_order),
+            ),
             other => {
                 return Err(ShopifyError::Config(format!(
                     "shopify has no {other} stream"
                 )))
             }
-        };
-        let first = if lines.is_some() {
-            self.cfg.orders_page_size
-        } else {
-            self.cfg.customers_page_size
         };
         let mut cursor = StreamCursor::from_cursor(from)?;
         let overlap = self.overlap();
@@ -130,7 +152,7 @@ impl ShopifyConnector {
         if let Some(per) = lines {
             vars["lines"] = json!(per);
         }
-        let data = self.client.graphql(doc, vars, cost, true).await?;
+        let data = self.client.graphql(doc, vars, true).await?;
         let conn = &data[root];
         let nodes = conn["nodes"]
             .as_array()
@@ -194,7 +216,7 @@ impl ShopifyConnector {
         let retry_safe = change.op == ChangeOp::Update;
         let data = self
             .client
-            .graphql(doc, json!({"input": input}), 10, retry_safe)
+            .graphql(doc, json!({"input": input}), retry_safe)
             .await?;
         let payload = &data[mutation];
         if let Some(errors) = payload["userErrors"].as_array().filter(|e| !e.is_empty()) {
@@ -257,9 +279,7 @@ impl Connector for ShopifyConnector {
     }
 
     async fn check(&self) -> Result<(), ConnectorError> {
-        self.client
-            .graphql(queries::SHOP, json!({}), 1, true)
-            .await?;
+        self.client.graphql(queries::SHOP, json!({}), true).await?;
         Ok(())
     }
 
@@ -270,6 +290,17 @@ impl Connector for ShopifyConnector {
     ) -> Result<Page, ConnectorError> {
         if self.cfg.bulk_backfill && bulk::wants_bulk(from) {
             return Ok(self.bulk_page(object, from).await?);
+        }
+        if from.is_none() {
+            // A paged backfill: say what it costs (50 points/s: a standard plan's restore rate).
+            if let Some(per_k) = self.paged_backfill_estimate(object, 1_000, 50.0) {
+                tracing::info!(
+                    shop = %self.cfg.shop_url(), %object, seconds_per_1000 = per_k.as_secs(),
+                    "paged backfill: up to {} s per 1,000 records at 50 points/s (a standard plan); \
+                     `bulk_backfill = true` exports without the cost limit",
+                    per_k.as_secs()
+                );
+            }
         }
         Ok(self.pull_page(object, from).await?)
     }

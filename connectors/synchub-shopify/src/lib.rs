@@ -17,8 +17,10 @@ pub mod bulk;
 pub mod client;
 pub mod config;
 pub mod connector;
+pub mod cost;
 pub mod cursor;
 pub mod error;
+pub mod gqlparse;
 pub mod map;
 pub mod queries;
 #[cfg(feature = "sandbox")]

@@ -81,4 +81,4 @@ pub const BULK_ORDERS: &str = concat!(
 pub const BULK_RUN: &str = "mutation bulkOperationRunQuery($query: String!) { bulkOperationRunQuery(query: $query) { bulkOperation { id status } userErrors { field message } } }";
 
 /// Polls the bulk export.
-pub const BULK_POLL: &str = "query BulkPoll { currentBulkOperation { id status errorCode objectCount rootObjectCount url partialDataUrl } }";
+pub const BULK_POLL: &str = "query BulkPoll { currentBulkOperation { id status createdAt errorCode objectCount rootObjectCount url partialDataUrl } }";

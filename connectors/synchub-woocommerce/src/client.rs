@@ -34,13 +34,17 @@ impl WooClient {
     pub fn new(cfg: &WooConfig) -> Result<Self, WooError> {
         let password =
             synchub_http::SecretString::from(cfg.consumer_secret.expose_secret().to_string());
-        let http = HttpClient::builder(cfg.api_root())
+        let mut builder = HttpClient::builder(cfg.api_root())
             .credential(format!("woocommerce:{}", cfg.base_url))
             .quota(cfg.quota.clone().unwrap_or_else(QuotaConfig::woocommerce))
             .auth(Auth::Basic {
                 user: cfg.consumer_key.clone(),
                 password,
-            })
+            });
+        if let Some(ca) = &cfg.ca_file {
+            builder = builder.ca_file(ca);
+        }
+        let http = builder
             .build()
             .map_err(|e| WooError::Config(e.to_string()))?;
         Ok(WooClient {

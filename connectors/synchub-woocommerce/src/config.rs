@@ -38,6 +38,10 @@ pub struct WooConfig {
     /// Overrides the request quota (default: `QuotaConfig::woocommerce()`).
     #[serde(default)]
     pub quota: Option<synchub_http::QuotaConfig>,
+    /// A PEM file of extra CA certificates to trust for this store (a
+    /// company proxy or a private CA), on top of the system trust store.
+    #[serde(default)]
+    pub ca_file: Option<std::path::PathBuf>,
 }
 
 fn default_version() -> String {
@@ -63,6 +67,7 @@ impl WooConfig {
             per_page: default_per_page(),
             overlap_seconds: default_overlap(),
             quota: None,
+            ca_file: None,
         }
     }
 

@@ -14,6 +14,7 @@
 //! # Ok(()) }
 //! ```
 
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -23,6 +24,7 @@ use reqwest::{Method, Url};
 use crate::auth::Auth;
 use crate::error::HttpError;
 use crate::graphql::{is_throttled, CostReport};
+use crate::policy::{ResponsePolicy, Verdict};
 use crate::quota::{CredentialQuota, QuotaConfig, QuotaRegistry, Refusal};
 use crate::request::{IdempotencyKey, RequestBuilder, Response};
 use crate::retry::{parse_retry_after, RetryPolicy};
@@ -39,9 +41,27 @@ pub struct ClientBuilder {
     auth: Auth,
     headers: HeaderMap,
     reqwest: Option<reqwest::Client>,
+    policy: Option<Arc<dyn ResponsePolicy>>,
+    ca_file: Option<PathBuf>,
 }
 
 impl ClientBuilder {
+    /// Also trusts the CA certificates (PEM) in `path`, e.g. a company
+    /// proxy's or a private CA, on top of the platform's trust store.
+    pub fn ca_file(mut self, path: impl Into<PathBuf>) -> Self {
+        self.ca_file = Some(path.into());
+        self
+    }
+
+    /// How this API's answers are read (throttling, cost reports); without
+    /// one, statuses are read generically and a request marked with
+    /// [`RequestBuilder::graphql_cost`](crate::RequestBuilder::graphql_cost)
+    /// is read the Shopify way.
+    pub fn policy(mut self, policy: Arc<dyn ResponsePolicy>) -> Self {
+        self.policy = Some(policy);
+        self
+    }
+
     /// The credential id that keys the shared quota (e.g. `shopify:SHOP`,
     /// `xero:TENANT_ID`). Defaults to the base URL's host.
     pub fn credential(mut self, id: impl Into<String>) -> Self {
@@ -112,7 +132,7 @@ impl ClientBuilder {
         }
         let http = match self.reqwest {
             Some(c) => c,
-            None => new_reqwest_client()?,
+            None => new_reqwest_client_trusting(self.ca_file.as_deref())?,
         };
         Ok(HttpClient {
             inner: Arc::new(Inner {
@@ -123,17 +143,45 @@ impl ClientBuilder {
                 retry: self.retry,
                 auth: self.auth,
                 headers: self.headers,
+                policy: self.policy,
             }),
         })
     }
 }
 
-/// A new connection pool with synchub's defaults (rustls, gzip, user agent).
+/// A new connection pool with synchub's defaults (rustls trusting the
+/// platform's store and the bundled roots, gzip, user agent).
 pub fn new_reqwest_client() -> Result<reqwest::Client, HttpError> {
-    reqwest::Client::builder()
+    new_reqwest_client_trusting(None)
+}
+
+/// [`new_reqwest_client`] that also trusts the PEM certificates in `ca_file`.
+pub fn new_reqwest_client_trusting(ca_file: Option<&Path>) -> Result<reqwest::Client, HttpError> {
+    let mut builder = reqwest::Client::builder()
         .user_agent(concat!("synchub/", env!("CARGO_PKG_VERSION")))
         .connect_timeout(Duration::from_secs(10))
-        .pool_idle_timeout(Duration::from_secs(60))
+        .pool_idle_timeout(Duration::from_secs(60));
+    if let Some(path) = ca_file {
+        let pem = std::fs::read(path).map_err(|e| {
+            HttpError::Config(format!("cannot read `ca_file` {}: {e}", path.display()))
+        })?;
+        let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
+            HttpError::Config(format!(
+                "`ca_file` {} holds no PEM certificate: {e}",
+                path.display()
+            ))
+        })?;
+        if certs.is_empty() {
+            return Err(HttpError::Config(format!(
+                "`ca_file` {} holds no PEM certificate",
+                path.display()
+            )));
+        }
+        for cert in certs {
+            builder = builder.add_root_certificate(cert);
+        }
+    }
+    builder
         .build()
         .map_err(|e| HttpError::Config(format!("cannot build HTTP client: {e}")))
 }
@@ -147,6 +195,7 @@ struct Inner {
     retry: RetryPolicy,
     auth: Auth,
     headers: HeaderMap,
+    policy: Option<Arc<dyn ResponsePolicy>>,
 }
 
 /// A client for one remote API and credential. Cheap to clone.
@@ -166,6 +215,8 @@ impl HttpClient {
             auth: Auth::None,
             headers: HeaderMap::new(),
             reqwest: None,
+            policy: None,
+            ca_file: None,
         }
     }
 
@@ -253,7 +304,7 @@ impl HttpClient {
             headers.insert(name.clone(), v);
         }
         let body = req.body.transpose()?;
-        let ticket = Ticket {
+        let mut ticket = Ticket {
             graphql_cost: req.graphql_cost,
         };
         let timeout = req.timeout.unwrap_or(policy.attempt_timeout);
@@ -261,6 +312,17 @@ impl HttpClient {
         let mut refreshed = false;
         loop {
             attempt += 1;
+            // A cost above the server's whole bucket can never be served: refuse, do not send.
+            if let (Some(cost), Some(max)) = (ticket.graphql_cost, inner.quota.gate.cost_maximum())
+            {
+                if cost > max {
+                    return Err(HttpError::Config(format!(
+                        "a request costing {cost} points can never pass the cost bucket of \
+                         {max} points of {}: ask for smaller pages",
+                        inner.host
+                    )));
+                }
+            }
             let admission = inner.quota.admit(ticket, policy.max_wait).await.map_err(
                 |refusal| match refusal {
                     Refusal::TooLong(wait) => self.unavailable(
@@ -302,6 +364,14 @@ impl HttpClient {
                         .gate
                         .cancel(tokio::time::Instant::now(), reservation);
                     let message = describe_transport(&e);
+                    // An untrusted certificate is configuration, not a passing failure.
+                    if is_certificate_error(&e) {
+                        return Err(HttpError::Config(format!(
+                            "the TLS certificate of {} is not trusted ({message}): set `ca_file` \
+                             to the CA that signed it, or add that CA to the system trust store",
+                            inner.host
+                        )));
+                    }
                     // A refused connection never reached the server: always safe.
                     let retryable = (safe || e.is_connect())
                         && (e.is_timeout() || e.is_connect() || e.is_request() || e.is_body());
@@ -323,15 +393,21 @@ impl HttpClient {
                 }
             };
             let retry_after = parse_retry_after(&rh, SystemTime::now());
-            let (report, throttled) = if ticket.graphql_cost.is_some() {
-                let json: Option<serde_json::Value> = serde_json::from_slice(&bytes).ok();
-                (
-                    json.as_ref().and_then(CostReport::from_body),
-                    json.as_ref().is_some_and(is_throttled),
-                )
-            } else {
-                (None, false)
+            let verdict = match &inner.policy {
+                Some(p) => {
+                    let a = p.assess(status.as_u16(), &rh, &bytes);
+                    (a.cost, Some(a.verdict))
+                }
+                None if ticket.graphql_cost.is_some() => {
+                    let json: Option<serde_json::Value> = serde_json::from_slice(&bytes).ok();
+                    let report = json.as_ref().and_then(CostReport::from_body);
+                    let throttled = json.as_ref().is_some_and(is_throttled);
+                    let wait = report.as_ref().map(CostReport::wait_for_requested);
+                    (report, throttled.then_some(Verdict::Throttled { wait }))
+                }
+                None => (None, None),
             };
+            let (report, verdict) = verdict;
             inner.quota.gate.settle(
                 tokio::time::Instant::now(),
                 reservation,
@@ -350,16 +426,27 @@ impl HttpClient {
                     continue;
                 }
             }
-            let throttled = throttled || status.as_u16() == 429;
-            let transient = matches!(status.as_u16(), 502..=504);
-            if !(throttled || (transient && safe)) {
-                return Ok(Response {
-                    status,
-                    headers: rh,
-                    body: bytes.to_vec(),
-                    host: inner.host.clone(),
-                    attempts: attempt,
-                });
+            let verdict = verdict.unwrap_or(match status.as_u16() {
+                429 => Verdict::Throttled { wait: None },
+                502..=504 => Verdict::Transient,
+                _ => Verdict::Ok,
+            });
+            let server_wait = match &verdict {
+                Verdict::Throttled { wait } => Some(*wait),
+                Verdict::Transient if safe => None,
+                _ => {
+                    return Ok(Response {
+                        status,
+                        headers: rh,
+                        body: bytes.to_vec(),
+                        host: inner.host.clone(),
+                        attempts: attempt,
+                    })
+                }
+            };
+            // The server priced this request above our estimate: wait for its figure from now on.
+            if let (Some(est), Some(r)) = (ticket.graphql_cost, &report) {
+                ticket.graphql_cost = Some(est.max(r.requested));
             }
             let what = if status.as_u16() == 200 {
                 "throttled (GraphQL THROTTLED)".to_string()
@@ -373,14 +460,16 @@ impl HttpClient {
                     retry_after,
                 ));
             }
-            // The gate already waits out Retry-After and the cost bucket; add
-            // a backoff only when the server gave no figure.
-            let wait = match (retry_after, status.as_u16(), report.is_some()) {
-                (Some(_), _, _) | (None, 200, true) => Duration::ZERO,
-                (None, 429, _) => policy
+            // Throttled: wait what the answer implies (its throttleStatus or
+            // Retry-After) plus jitter, never a bare immediate retry.
+            let wait = match (server_wait, retry_after, status.as_u16()) {
+                (Some(Some(w)), _, _) => policy.wait_before_retry(attempt, Some(w)),
+                (Some(None), Some(ra), _) => policy.wait_before_retry(attempt, Some(ra)),
+                (Some(None), None, 429) => policy
                     .default_throttle_wait
-                    .unwrap_or_else(|| policy.backoff(attempt)),
-                _ => policy.backoff(attempt),
+                    .unwrap_or_else(|| policy.backoff(attempt).max(policy.initial_backoff)),
+                (Some(None), None, _) => policy.backoff(attempt).max(policy.initial_backoff),
+                (None, _, _) => policy.backoff(attempt),
             };
             if wait > policy.max_wait {
                 return Err(self.unavailable(attempt, what, Some(wait)));
@@ -389,6 +478,19 @@ impl HttpClient {
             tokio::time::sleep(wait).await;
         }
     }
+}
+
+/// True when the TLS handshake failed on the peer's certificate.
+fn is_certificate_error(e: &reqwest::Error) -> bool {
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        let text = s.to_string();
+        if text.contains("invalid peer certificate") || text.contains("certificate verify failed") {
+            return true;
+        }
+        source = s.source();
+    }
+    false
 }
 
 /// Describes a transport error without its URL (which may carry keys).

@@ -86,6 +86,11 @@ impl CostBucket {
         }
     }
 
+    /// The bucket size (`maximumAvailable`).
+    pub(crate) fn maximum(&self) -> f64 {
+        self.maximum
+    }
+
     fn refill(&mut self, now: Instant) {
         let elapsed = now.saturating_duration_since(self.at).as_secs_f64();
         self.available = (self.available + elapsed * self.restore_rate).min(self.maximum);

@@ -3,7 +3,10 @@
 //! - [`HttpClient`]: requests through a per-credential [`quota`] (governor
 //!   rate + burst, concurrency, daily cap) and server-informed [`throttle`]s,
 //!   with [`retry`] (capped exponential backoff, full jitter, `Retry-After`)
-//!   that retries writes only when they are idempotent;
+//!   that retries writes only when they are idempotent; a connector's
+//!   [`ResponsePolicy`] classifies its API's answers (throttled with the
+//!   wait the server implies, transient, auth, permanent) and reports its
+//!   cost bucket; TLS trusts the platform's store plus a per-client `ca_file`;
 //! - [`oauth`]: token refresh (single flight, rotation saved before use),
 //!   encrypted persistence, and the PKCE loopback flow behind `synchub auth`;
 //! - [`secret`]: typed secrets, `${ENV}` expansion, log redaction;
@@ -15,6 +18,7 @@ pub mod client;
 pub mod error;
 pub mod graphql;
 pub mod oauth;
+pub mod policy;
 pub mod quota;
 pub mod request;
 pub mod retry;
@@ -23,13 +27,14 @@ mod throttle;
 pub mod webhook;
 
 pub use auth::Auth;
-pub use client::{new_reqwest_client, ClientBuilder, HttpClient};
+pub use client::{new_reqwest_client, new_reqwest_client_trusting, ClientBuilder, HttpClient};
 pub use error::HttpError;
 pub use oauth::flow::{authorize, authorize_and_store, AuthFlowOptions, AuthOutcome, AuthPrompt};
 pub use oauth::vault::{
     FileTokenStore, MemoryTokenStore, TokenCipher, TokenStore, TokenStoreError, TokenVault,
 };
 pub use oauth::{OAuthConfig, TokenManager, TokenSet, WallClock};
+pub use policy::{Assessment, ResponsePolicy, StatusPolicy, Verdict};
 pub use quota::{QuotaConfig, QuotaRegistry};
 pub use request::{IdempotencyKey, RequestBuilder, Response};
 pub use retry::RetryPolicy;

@@ -153,6 +153,12 @@ impl Gate {
         Ok(reservation)
     }
 
+    /// The server's cost-bucket size, once an answer has reported it.
+    pub(crate) fn cost_maximum(&self) -> Option<f64> {
+        let s = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        s.cost.as_ref().map(CostBucket::maximum)
+    }
+
     /// Releases a reservation whose request never reached the server.
     pub(crate) fn cancel(&self, now: Instant, reservation: Reservation) {
         let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());

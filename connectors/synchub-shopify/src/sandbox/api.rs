@@ -16,7 +16,7 @@ use serde_json::{json, Map, Value};
 use super::data::{CustomerRow, OrderRow};
 use super::state::ShopState;
 use super::table::Position;
-use super::{gql, mutate, render};
+use super::{cost, gql, mutate, render};
 
 /// Shared state of the running sandbox.
 pub type Shared = Arc<Mutex<ShopState>>;
@@ -58,14 +58,22 @@ pub async fn graphql(
         .unwrap_or_default();
     shop.requests += 1;
     let root = gql::root_field(&query).unwrap_or_default();
-    let requested = requested_cost(&root, &query, &vars);
+    let priced = match cost::price(&query, &vars) {
+        Ok(p) => p,
+        Err(e) => return (StatusCode::OK, Json(parse_error(&e.to_string()))).into_response(),
+    };
+    let requested = priced.requested;
     let answer = if requested > MAX_COST {
         max_cost_exceeded(requested, &mut shop)
     } else if let Some(throttled) = throttle(requested, &mut shop) {
         throttled
     } else {
-        let (result, actual) = execute(&root, &query, &vars, &mut shop);
-        let mut out = result;
+        let mut out = execute(&root, &query, &vars, &mut shop);
+        let actual = if out.get("errors").is_some() {
+            1
+        } else {
+            cost::actual(&priced, &out["data"])
+        };
         out["extensions"] = cost(&mut shop, requested, Some(actual));
         out
     };
@@ -76,19 +84,8 @@ pub async fn graphql(
     response
 }
 
-fn requested_cost(root: &str, query: &str, vars: &Map<String, Value>) -> u64 {
-    let first = |field: &str| {
-        gql::field_args(query, field, vars)
-            .get("first")
-            .and_then(Value::as_u64)
-            .unwrap_or(0)
-    };
-    match root {
-        "customers" => 2 + first("customers") * 2,
-        "orders" => 2 + first("orders") * (4 + 2 * first("lineItems")),
-        "customerCreate" | "customerUpdate" | "bulkOperationRunQuery" => 10,
-        _ => 1,
-    }
+fn parse_error(message: &str) -> Value {
+    json!({"errors": [{"message": message, "extensions": {"code": "PARSE_ERROR"}}]})
 }
 
 fn cost(shop: &mut ShopState, requested: u64, actual: Option<u64>) -> Value {
@@ -96,6 +93,7 @@ fn cost(shop: &mut ShopState, requested: u64, actual: Option<u64>) -> Value {
         Some(b) => {
             if let Some(a) = actual {
                 b.available = (b.available - a as f64).max(0.0);
+                shop.charged += a;
             }
             (b.maximum, b.available, b.restore_rate)
         }
@@ -137,35 +135,26 @@ fn max_cost_exceeded(requested: u64, shop: &mut ShopState) -> Value {
     })
 }
 
-fn execute(
-    root: &str,
-    query: &str,
-    vars: &Map<String, Value>,
-    shop: &mut ShopState,
-) -> (Value, u64) {
+fn execute(root: &str, query: &str, vars: &Map<String, Value>, shop: &mut ShopState) -> Value {
     match root {
-        "shop" => (
-            json!({"data": {"shop": {"name": "synchub sandbox", "myshopifyDomain": shop.shop_domain}}}),
-            1,
-        ),
+        "shop" => {
+            json!({"data": {"shop": {"name": "synchub sandbox", "myshopifyDomain": shop.shop_domain}}})
+        }
         "customers" | "orders" => match connection(root, query, vars, shop) {
-            Ok((data, n)) => (json!({"data": {root: data}}), n),
-            Err(message) => (graphql_error(&message, root), 1),
+            Ok(data) => json!({"data": {root: data}}),
+            Err(message) => graphql_error(&message, root),
         },
         "customerCreate" | "customerUpdate" => {
             shop.writes += 1;
             let input = gql::field_args(query, root, vars)
                 .remove("input")
                 .unwrap_or(Value::Null);
-            (
-                json!({"data": {root: mutate::customer_write(shop, root, &input)}}),
-                10,
-            )
+            json!({"data": {root: mutate::customer_write(shop, root, &input)}})
         }
         "bulkOperationRunQuery" | "currentBulkOperation" => {
-            (super::bulk::graphql(shop, root, query, vars), 10)
+            super::bulk::graphql(shop, root, query, vars)
         }
-        other => (undefined_field(other), 1),
+        other => undefined_field(other),
     }
 }
 
@@ -175,7 +164,7 @@ fn connection(
     query: &str,
     vars: &Map<String, Value>,
     shop: &ShopState,
-) -> Result<(Value, u64), String> {
+) -> Result<Value, String> {
     let args = gql::field_args(query, root, vars);
     let Some(first) = args.get("first").and_then(Value::as_u64) else {
         return Err("you must provide one of first or last".into());
@@ -221,12 +210,10 @@ fn connection(
             .collect();
         (nodes, more, last)
     };
-    let n = nodes.len() as u64;
-    let data = json!({
+    Ok(json!({
         "pageInfo": {"hasNextPage": more, "endCursor": last.map(encode_cursor)},
         "nodes": nodes,
-    });
-    Ok((data, 2 + n * 2))
+    }))
 }
 
 /// The `updated_at` bounds of a search query.

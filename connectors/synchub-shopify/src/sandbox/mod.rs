@@ -7,8 +7,12 @@
 //! `customerUpdate` with `userErrors`, the cost bucket with THROTTLED and
 //! MAX_COST_EXCEEDED answers (off by default), 401 on a bad token, bulk
 //! operations with a streamed JSONL result, and signed webhooks for every
-//! write. Known simplifications: selection sets are not honoured (nodes carry
-//! the fields the connector selects), every connection sorts by
+//! write. Every query is priced by Shopify's documented cost rules from the
+//! text received ([`cost`]: requested before execution, actual from the
+//! answer), THROTTLED answers carry the bucket's real throttleStatus, and a
+//! requested cost over 1,000 is refused with MAX_COST_EXCEEDED. Known
+//! simplifications: selection sets are not honoured when answering (nodes
+//! carry the fields the connector selects), every connection sorts by
 //! `UPDATED_AT`, and `numberOfOrders`/`amountSpent` are zero.
 //!
 //! ```no_run
@@ -23,6 +27,7 @@
 
 mod api;
 pub mod bulk;
+pub mod cost;
 pub mod data;
 mod gql;
 mod mutate;

@@ -73,6 +73,8 @@ pub struct ShopState {
     pub requests: u64,
     /// Requests answered THROTTLED.
     pub throttled: u64,
+    /// Points charged (the actual cost of every executed query).
+    pub charged: u64,
     /// Write requests served (`customerCreate` / `customerUpdate`, accepted
     /// or refused): what a quiet sync round must not send.
     pub writes: u64,
@@ -110,6 +112,7 @@ impl ShopState {
             bucket: None,
             requests: 0,
             throttled: 0,
+            charged: 0,
             writes: 0,
             outbox: Vec::new(),
             bulk: None,

@@ -7,6 +7,7 @@ mod retries;
 mod sandbox;
 mod secrets;
 mod sigkill;
+mod tls;
 mod webhooks;
 
 /// A fast retry policy for tests.

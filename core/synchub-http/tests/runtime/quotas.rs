@@ -88,3 +88,84 @@ async fn graphql_cost_bucket_waits_for_points_instead_of_throttled() {
     assert_eq!(counters.throttled.load(Ordering::SeqCst), 0);
     assert_eq!(counters.served.load(Ordering::SeqCst), 20);
 }
+
+#[tokio::test]
+async fn throttled_answer_is_waited_out_by_its_throttle_status() {
+    // GIVEN a server whose first answer is THROTTLED with a throttleStatus
+    // implying (300 - 250) / 100 = 0.5 s, and whose later answers succeed
+    let server = MockServer::start().await;
+    let arrivals = Arc::new(std::sync::Mutex::new(Vec::<Instant>::new()));
+    let seen = arrivals.clone();
+    Mock::given(method("POST"))
+        .respond_with(move |_: &wiremock::Request| {
+            let mut a = seen.lock().unwrap();
+            a.push(Instant::now());
+            let status = serde_json::json!({"maximumAvailable": 1000.0, "currentlyAvailable": 250, "restoreRate": 100.0});
+            let body = if a.len() == 1 {
+                serde_json::json!({"errors": [{"message": "Throttled", "extensions": {"code": "THROTTLED"}}],
+                    "extensions": {"cost": {"requestedQueryCost": 300, "actualQueryCost": null, "throttleStatus": status}}})
+            } else {
+                serde_json::json!({"data": {"shop": {"name": "x"}},
+                    "extensions": {"cost": {"requestedQueryCost": 300, "actualQueryCost": 3, "throttleStatus": status}}})
+            };
+            wiremock::ResponseTemplate::new(200).set_body_json(body)
+        })
+        .mount(&server)
+        .await;
+    let registry = QuotaRegistry::new();
+    let client = HttpClient::builder(server.uri())
+        .credential("shopify:throttled")
+        .quota(QuotaConfig::per_second(1000, 1000))
+        .build_in(&registry)
+        .unwrap();
+    // WHEN a query whose cost the client under-estimates (10 points) is sent
+    let body = serde_json::json!({"query": "{ shop { name } }"});
+    let r = client
+        .post("/graphql.json")
+        .json(&body)
+        .idempotent()
+        .graphql_cost(10)
+        .send()
+        .await
+        .unwrap();
+    // THEN it was retried once, no sooner than the answer's own figure
+    assert_eq!(r.attempts(), 2);
+    let a = arrivals.lock().unwrap();
+    let gap = a[1] - a[0];
+    assert!(gap >= Duration::from_millis(500), "retried after {gap:?}");
+    assert!(gap < Duration::from_millis(900), "waited too long: {gap:?}");
+}
+
+#[tokio::test]
+async fn request_costing_more_than_the_whole_bucket_is_never_sent() {
+    // GIVEN a server whose answers report a 500-point bucket
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(wiremock::ResponseTemplate::new(200).set_body_json(serde_json::json!({
+            "data": {"shop": {"name": "x"}},
+            "extensions": {"cost": {"requestedQueryCost": 10, "actualQueryCost": 1,
+                "throttleStatus": {"maximumAvailable": 500.0, "currentlyAvailable": 499, "restoreRate": 25.0}}}})))
+        .mount(&server)
+        .await;
+    let client = HttpClient::builder(server.uri())
+        .credential("shopify:small-bucket")
+        .build_in(&QuotaRegistry::new())
+        .unwrap();
+    let body = serde_json::json!({"query": "{ shop { name } }"});
+    let send = |cost: u32| {
+        client
+            .post("/graphql.json")
+            .json(&body)
+            .idempotent()
+            .graphql_cost(cost)
+            .send()
+    };
+    send(10).await.unwrap();
+    // WHEN a request costing 600 points follows
+    let err = send(600).await.unwrap_err();
+    // THEN it is refused as configuration, naming the host and the bucket, and never sent
+    assert!(matches!(err, synchub_http::HttpError::Config(_)), "{err:?}");
+    let text = err.to_string();
+    assert!(text.contains("500") && text.contains("127.0.0.1"), "{text}");
+    assert_eq!(server.received_requests().await.unwrap().len(), 1);
+}
