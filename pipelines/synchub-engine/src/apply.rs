@@ -122,6 +122,9 @@ pub(crate) async fn apply_page(
     // Ids that cannot be stored or that repeat within the page become dead
     // letters before anything is looked up with them.
     let accepted = screen_ids(conn, object, &page.records, &mut w.dead);
+    if seq > 0 {
+        RunIds::note(engine, conn, object, seq, &accepted, &mut counts);
+    }
     let ext_ids: Vec<String> = accepted.iter().map(|r| r.external_id.clone()).collect();
     let known = links::by_external_ids(&mut tx, &conn.name, object, &ext_ids).await?;
     let ids: Vec<String> = known.values().map(|l| l.crm_id.clone()).collect();
@@ -273,6 +276,69 @@ fn screen_ids<'p>(
         }
     }
     out
+}
+
+/// The ids each stream has read in the current run: where (page, item)
+/// and the source time of the read. Kept as 64-bit hashes (a million ids
+/// take about 40 MB).
+#[derive(Default)]
+pub(crate) struct RunIds {
+    streams: HashMap<String, HashMap<u64, ReadAt>>,
+}
+
+/// Where an id was read: page, item, source time (µs).
+type ReadAt = (i64, usize, Option<i64>);
+
+impl RunIds {
+    pub(crate) fn reset(ids: &std::sync::Mutex<RunIds>) {
+        if let Ok(mut ids) = ids.lock() {
+            ids.streams.clear();
+        }
+    }
+
+    /// Reports every id read before in this run (on an earlier page) when
+    /// nothing says the later read is newer: a source that lists one id
+    /// twice, whose later row is applied over the first.
+    fn note(
+        engine: &Engine,
+        conn: &Connection,
+        object: ObjectKind,
+        seq: i64,
+        records: &[&RemoteRecord],
+        counts: &mut StreamReport,
+    ) {
+        use std::hash::{Hash, Hasher};
+        let Ok(mut ids) = engine.run_ids.lock() else {
+            return;
+        };
+        let seen = ids
+            .streams
+            .entry(format!("{}.{object}", conn.name))
+            .or_default();
+        for (i, r) in records.iter().enumerate() {
+            let mut h = std::collections::hash_map::DefaultHasher::new();
+            r.external_id.hash(&mut h);
+            let at = r.updated_at.map(|t| t.timestamp_micros());
+            let before = seen.insert(h.finish(), (seq, i, at));
+            if let Some((page, item, then)) = before {
+                let newer = matches!((at, then), (Some(a), Some(b)) if a > b);
+                if page != seq && !newer {
+                    counts.repeated_ids += 1;
+                    let text = format!(
+                        "id `{}` was read twice in this run (page {page} item {} and page {seq} \
+                         item {}) with nothing saying which is newer; the later read was applied",
+                        shorten(&r.external_id),
+                        item + 1,
+                        i + 1
+                    );
+                    tracing::warn!(connection = %conn.name, %object, "{text}");
+                    if counts.warnings.len() < crate::report::MAX_INVALID {
+                        counts.warnings.push(text);
+                    }
+                }
+            }
+        }
+    }
 }
 
 /// Why a normalized record cannot be stored: a match key (an email or a

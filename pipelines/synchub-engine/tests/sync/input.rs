@@ -178,6 +178,95 @@ async fn conflicts_of_rows_merged_into_one_record_name_their_own_row(backend: &s
     assert_eq!(w.store().conflicts(false).await.unwrap(), open);
 }
 
+/// A source that serves two fixed pages.
+struct TwoPages([Vec<RemoteRecord>; 2]);
+
+#[async_trait::async_trait]
+impl synchub_core::Connector for TwoPages {
+    fn kind(&self) -> &'static str {
+        "two_pages"
+    }
+    fn objects(&self) -> Vec<synchub_core::connector::ObjectSpec> {
+        vec![synchub_core::connector::ObjectSpec {
+            kind: ObjectKind::Contact,
+            can_read: true,
+            incremental: true,
+            can_write: false,
+        }]
+    }
+    async fn check(&self) -> Result<(), synchub_core::ConnectorError> {
+        Ok(())
+    }
+    async fn pull(
+        &self,
+        _object: ObjectKind,
+        from: Option<&synchub_core::Cursor>,
+    ) -> Result<synchub_core::Page, synchub_core::ConnectorError> {
+        let second = from.is_some_and(|c| c.0["page"] == 1);
+        Ok(synchub_core::Page {
+            records: self.0[usize::from(second)].clone(),
+            rejected: Vec::new(),
+            next: Some(synchub_core::Cursor(
+                serde_json::json!({ "page": if second { 2 } else { 1 } }),
+            )),
+            done: second,
+        })
+    }
+}
+
+/// GIVEN a source whose second page repeats an id of the first with
+///       nothing saying it is newer, and repeats another with a later time
+/// WHEN a run reads both pages
+/// THEN the report warns about the first (naming both reads), not about
+///      the record that was simply updated during the run.
+async fn id_repeated_across_pages_of_a_run_is_reported(backend: &str) {
+    let w = World::new(backend, &[], MergePolicy::default()).await;
+    let t0 = chrono::Utc::now() - chrono::Duration::minutes(5);
+    let at = |mut r: RemoteRecord, t| {
+        r.updated_at = Some(t);
+        r
+    };
+    let pages = [
+        vec![
+            at(remote("u1", person("陳大文", "tai.man@example.hk")), t0),
+            remote("d2", person("林美玲", "meiling@example.tw")),
+        ],
+        vec![
+            remote("d2", person("王小明", "siu.ming@example.hk")),
+            at(
+                remote("u1", person("陳大文", "tai.man@example.hk")),
+                t0 + chrono::Duration::minutes(1),
+            ),
+        ],
+    ];
+    let engine = synchub_engine::Engine::new(
+        w.store(),
+        "dup-test",
+        vec![synchub_engine::Connection {
+            name: "src".into(),
+            connector: std::sync::Arc::new(TwoPages(pages)),
+            direction: synchub_engine::Direction::Pull,
+            objects: vec![ObjectKind::Contact],
+            region: None,
+        }],
+        MergePolicy::default(),
+        Default::default(),
+    );
+    let r = engine
+        .run(&synchub_engine::RunOptions::default())
+        .await
+        .unwrap();
+    let s = &r.streams["src.contact"];
+    assert_eq!(s.repeated_ids, 1, "{s:?}");
+    assert!(
+        s.warnings[0]
+            .contains("id `d2` was read twice in this run (page 1 item 2 and page 2 item 1)"),
+        "{:?}",
+        s.warnings
+    );
+    assert!(r.to_table().contains("warning in src.contact: id `d2`"));
+}
+
 macro_rules! both {
     ($($name:ident),* $(,)?) => {
         mod sqlite {
@@ -199,4 +288,5 @@ both!(
     oversized_values_are_dead_letters_and_the_page_lands,
     duplicate_id_in_a_page_is_a_dead_letter,
     conflicts_of_rows_merged_into_one_record_name_their_own_row,
+    id_repeated_across_pages_of_a_run_is_reported,
 );
