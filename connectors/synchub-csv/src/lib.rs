@@ -1,17 +1,30 @@
 //! A CSV file of contacts as a synchub source.
 //!
 //! Columns are mapped to model fields with a column map (`"E-mail" =
-//! "email"`); columns without a mapping are kept as custom fields. The
-//! cursor is the byte offset and row number after the last row served, so a
-//! resumed run seeks straight to where it stopped and pages are identical on
-//! every run. A row that cannot be read is rejected with its row number.
+//! "email"`); columns without a mapping are kept as custom fields. A row
+//! that cannot be read is rejected with its row number.
+//!
+//! The cursor is the byte offset and row number after the last row served,
+//! with a fingerprint of the file as it was read: its size, modification
+//! time and the SHA-256 of the consumed prefix. A resumed run seeks straight
+//! to where it stopped when the prefix is unchanged (rows appended after it
+//! are read as new); when the file changed under its cursor (an edit of a
+//! row already read, even one of the same length) it is read again from the
+//! start, loudly: the engine's snapshots make unchanged rows no-ops and the
+//! edited ones updates. A byte offset into a changed file is never trusted.
+//!
+//! Within one pass over the file, a row whose id an earlier row already
+//! carries is rejected naming both rows: applying it would silently
+//! overwrite the first person.
 
+mod fingerprint;
 mod map;
 
 use std::collections::BTreeMap;
 use std::fs::File;
-use std::io::BufReader;
+use std::io::{BufReader, Seek, SeekFrom};
 use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use serde::Deserialize;
@@ -19,7 +32,14 @@ use serde_json::json;
 use synchub_core::connector::ObjectSpec;
 use synchub_core::{Connector, ConnectorError, Cursor, ObjectKind, Page, Rejected, RemoteRecord};
 
+use fingerprint::{FileStat, Pass, Recorder, StoredCursor};
 pub use map::{ContactField, FIELDS};
+
+/// The longest value of a column that feeds an index (the id column, an
+/// email or a phone): the store refuses longer ones (a PostgreSQL b-tree
+/// entry holds about 2.7 kB), so the row is rejected here, with its row
+/// number and column, instead of failing its whole page.
+pub const MAX_INDEXED_BYTES: usize = 1024;
 
 /// Settings of a CSV source, as written in a pipeline file.
 #[derive(Debug, Clone, Deserialize)]
@@ -49,6 +69,9 @@ pub struct CsvSource {
     map: BTreeMap<String, ContactField>,
     delimiter: u8,
     page_size: usize,
+    /// The pass over the file this instance is serving (ids seen, hash of
+    /// the consumed prefix), so a run's next page need not re-hash it.
+    pass: Arc<Mutex<Option<Pass>>>,
 }
 
 impl CsvSource {
@@ -86,6 +109,7 @@ impl CsvSource {
             map,
             delimiter,
             page_size: cfg.page_size.unwrap_or(1000).max(1),
+            pass: Arc::default(),
         })
     }
 
@@ -96,7 +120,7 @@ impl CsvSource {
         }
     }
 
-    fn read_page(&self, from: Option<&Cursor>) -> Result<Page, ConnectorError> {
+    fn headers(&self) -> Result<Vec<String>, ConnectorError> {
         let file = File::open(&self.path).map_err(|e| self.io_err(e))?;
         let mut rdr = csv::ReaderBuilder::new()
             .delimiter(self.delimiter)
@@ -131,53 +155,180 @@ impl CsvSource {
                 )));
             }
         }
-        let offset = from
-            .and_then(|c| c.0.get("offset"))
-            .and_then(|v| v.as_u64());
-        let mut row_no = from
-            .and_then(|c| c.0.get("row"))
-            .and_then(|v| v.as_u64())
-            .unwrap_or(0);
-        if let Some(offset) = offset {
-            let mut pos = csv::Position::new();
-            pos.set_byte(offset).set_line(row_no + 1).set_record(row_no);
-            rdr.seek(pos).map_err(|e| self.io_err(e))?;
-        }
-        let mut page = Page::default();
-        let mut record = csv::StringRecord::new();
-        let mut served = 0;
-        loop {
-            if served == self.page_size {
-                break;
+        Ok(headers)
+    }
+
+    fn reader<R: std::io::Read>(&self, from: R, has_headers: bool) -> csv::Reader<R> {
+        csv::ReaderBuilder::new()
+            .delimiter(self.delimiter)
+            .flexible(true)
+            .has_headers(has_headers)
+            .from_reader(from)
+    }
+
+    /// The pass to continue from `from`: this instance's own when the
+    /// cursor is the one it handed out and the file is as it saw it; else
+    /// one rebuilt from the file's prefix when that prefix is unchanged;
+    /// else (the file changed under its cursor) a new pass from row 1.
+    /// `Err(page)` when nothing can have changed and nothing is left.
+    fn pass_for(
+        &self,
+        from: Option<&Cursor>,
+        stat: FileStat,
+        headers: &[String],
+    ) -> Result<Result<Pass, Page>, ConnectorError> {
+        let Some(cursor) = from else {
+            return Ok(Ok(Pass::new(stat)));
+        };
+        let Some(stored) = StoredCursor::parse(cursor) else {
+            tracing::warn!(path = %self.path.display(), "the stored cursor carries no fingerprint of the file (written by an older synchub): reading the file again from the start");
+            return Ok(Ok(Pass::new(stat)));
+        };
+        if let Ok(mut cached) = self.pass.lock() {
+            if let Some(p) = cached.take() {
+                if p.continues(&stored, stat) {
+                    return Ok(Ok(p));
+                }
             }
-            match rdr.read_record(&mut record) {
-                Ok(false) => {
-                    page.done = true;
+        }
+        if stored.stat == stat && stored.offset == stat.size {
+            // Untouched since the last read, and read to the end.
+            return Ok(Err(Page {
+                next: Some(cursor.clone()),
+                done: true,
+                ..Page::default()
+            }));
+        }
+        let rebuilt = if stored.offset <= stat.size {
+            self.rebuild(&stored, stat, headers)?
+        } else {
+            None
+        };
+        Ok(Ok(match rebuilt {
+            Some(p) => p,
+            None => {
+                tracing::warn!(
+                    path = %self.path.display(),
+                    rows_read = stored.row,
+                    "the file changed under its cursor (rows already read were edited, removed or \
+                     moved): reading it again from the start; unchanged rows change nothing"
+                );
+                Pass::new(stat)
+            }
+        }))
+    }
+
+    /// Hashes the first `stored.offset` bytes and collects their row ids;
+    /// `None` when the hash differs from the cursor's.
+    fn rebuild(
+        &self,
+        stored: &StoredCursor,
+        stat: FileStat,
+        headers: &[String],
+    ) -> Result<Option<Pass>, ConnectorError> {
+        use std::io::Read;
+        let file = File::open(&self.path).map_err(|e| self.io_err(e))?;
+        let mut hashing = fingerprint::Hashing::new(BufReader::new(file).take(stored.offset));
+        let mut pass = Pass::new(stat);
+        {
+            let mut rdr = self.reader(&mut hashing, true);
+            let mut record = csv::StringRecord::new();
+            let mut row_no = 0;
+            loop {
+                match rdr.read_record(&mut record) {
+                    Ok(false) => break,
+                    Ok(true) => {
+                        row_no += 1;
+                        if let Some(id) = self.row_id(headers, &record) {
+                            pass.ids.entry(id).or_insert(row_no);
+                        }
+                    }
+                    Err(_) => row_no += 1,
+                }
+            }
+        }
+        // Whatever the parser left unread still belongs to the prefix.
+        std::io::copy(&mut hashing, &mut std::io::sink()).map_err(|e| self.io_err(e))?;
+        let (hasher, read) = hashing.finish();
+        if read != stored.offset {
+            return Ok(None);
+        }
+        pass.advance_to(hasher, stored.offset, stored.row);
+        Ok((pass.hash == stored.prefix_sha256).then_some(pass))
+    }
+
+    fn read_page(&self, from: Option<&Cursor>) -> Result<Page, ConnectorError> {
+        let headers = self.headers()?;
+        let stat = FileStat::of(&self.path).map_err(|e| self.io_err(e))?;
+        let mut pass = match self.pass_for(from, stat, &headers)? {
+            Ok(p) => p,
+            Err(nothing_new) => return Ok(nothing_new),
+        };
+        let mut file = File::open(&self.path).map_err(|e| self.io_err(e))?;
+        file.seek(SeekFrom::Start(pass.offset))
+            .map_err(|e| self.io_err(e))?;
+        let mut recorder = Recorder::new(file);
+        let mut page = Page::default();
+        let mut row_no = pass.row;
+        let consumed = {
+            let mut rdr = self.reader(&mut recorder, pass.offset == 0);
+            let mut record = csv::StringRecord::new();
+            let mut served = 0;
+            loop {
+                if served == self.page_size {
                     break;
                 }
-                Ok(true) => {
-                    row_no += 1;
-                    served += 1;
-                    self.map_row(&headers, &record, row_no, &mut page);
-                }
-                Err(e) => {
-                    row_no += 1;
-                    served += 1;
-                    page.rejected.push(Rejected {
-                        external_id: None,
-                        location: Some(format!("{} row {row_no}", self.path.display())),
-                        reason: format!("unreadable row: {e}"),
-                        raw: json!(null),
-                    });
+                match rdr.read_record(&mut record) {
+                    Ok(false) => {
+                        page.done = true;
+                        break;
+                    }
+                    Ok(true) => {
+                        row_no += 1;
+                        served += 1;
+                        self.map_row(&headers, &record, row_no, &mut pass, &mut page);
+                    }
+                    Err(e) => {
+                        row_no += 1;
+                        served += 1;
+                        page.rejected.push(Rejected {
+                            external_id: None,
+                            location: Some(format!("{} row {row_no}", self.path.display())),
+                            reason: format!("unreadable row: {e}"),
+                            raw: json!(null),
+                        });
+                    }
                 }
             }
+            rdr.position().byte()
+        };
+        pass.consume(recorder.bytes(consumed), row_no);
+        page.next = Some(pass.cursor());
+        if let Ok(mut cached) = self.pass.lock() {
+            *cached = Some(pass);
         }
-        let offset = rdr.position().byte();
-        page.next = Some(Cursor(json!({ "offset": offset, "row": row_no })));
         Ok(page)
     }
 
-    fn map_row(&self, headers: &[String], row: &csv::StringRecord, row_no: u64, page: &mut Page) {
+    /// The id of a well-formed row with a non-empty id column.
+    fn row_id(&self, headers: &[String], row: &csv::StringRecord) -> Option<String> {
+        let c = self.id_column.as_ref()?;
+        if row.len() != headers.len() {
+            return None;
+        }
+        let i = headers.iter().position(|h| h == c)?;
+        let id = row.get(i)?.trim();
+        (!id.is_empty()).then(|| id.to_string())
+    }
+
+    fn map_row(
+        &self,
+        headers: &[String],
+        row: &csv::StringRecord,
+        row_no: u64,
+        pass: &mut Pass,
+        page: &mut Page,
+    ) {
         let raw: serde_json::Map<String, serde_json::Value> = headers
             .iter()
             .zip(row.iter())
@@ -215,6 +366,31 @@ impl CsvSource {
             });
             return;
         }
+        if let Some(reason) = self.oversized(headers, row) {
+            page.rejected.push(Rejected {
+                external_id: (external_id.len() <= MAX_INDEXED_BYTES).then_some(external_id),
+                location: Some(location),
+                reason,
+                raw: serde_json::Value::Object(raw),
+            });
+            return;
+        }
+        if self.id_column.is_some() {
+            if let Some(first) = pass.ids.get(&external_id) {
+                page.rejected.push(Rejected {
+                    reason: format!(
+                        "duplicate id `{external_id}` (column `{}`): row {first} has it too; this \
+                         later row is not applied",
+                        self.id_column.as_deref().unwrap_or_default()
+                    ),
+                    external_id: Some(external_id),
+                    location: Some(location),
+                    raw: serde_json::Value::Object(raw),
+                });
+                return;
+            }
+            pass.ids.insert(external_id.clone(), row_no);
+        }
         match map::to_contact(headers, row, &self.map, self.id_column.as_deref()) {
             Ok(contact) => page.records.push(RemoteRecord {
                 external_id,
@@ -231,6 +407,27 @@ impl CsvSource {
                 raw: serde_json::Value::Object(raw),
             }),
         }
+    }
+}
+
+impl CsvSource {
+    /// Why a row cannot be stored: a value of the id column or of a column
+    /// mapped to an email or a phone longer than an index takes.
+    fn oversized(&self, headers: &[String], row: &csv::StringRecord) -> Option<String> {
+        headers.iter().zip(row.iter()).find_map(|(h, v)| {
+            let indexed = self.id_column.as_deref() == Some(h.as_str())
+                || matches!(
+                    self.map.get(h),
+                    Some(ContactField::Email | ContactField::Phone | ContactField::Id)
+                );
+            let len = v.trim().len();
+            (indexed && len > MAX_INDEXED_BYTES).then(|| {
+                format!(
+                    "column `{h}`: a value of {len} bytes is longer than the {MAX_INDEXED_BYTES} \
+                     bytes an indexed field may take"
+                )
+            })
+        })
     }
 }
 

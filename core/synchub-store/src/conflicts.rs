@@ -1,6 +1,8 @@
 //! Conflicts: same-field edits the pipeline's policy sends to a person.
-//! One open conflict per (record, field, connection); a newer remote value
-//! replaces the one waiting.
+//! One open conflict per (record, field, connection, source record): a newer
+//! value of the same source record replaces the one waiting, while two source
+//! records merged into one CRM record (duplicate people) each keep their own
+//! row, so a conflict's remote value always comes from the record it names.
 
 use serde::Serialize;
 use sqlx::{AnyConnection, Row};
@@ -45,16 +47,19 @@ pub struct Conflict {
     pub created_at: String,
 }
 
-/// Records a conflict, replacing the values of an open one on the same field.
+/// Records a conflict, replacing the values of an open one on the same field
+/// raised by the same source record.
 /// Returns true when a new conflict was opened.
 pub async fn record(conn: &mut AnyConnection, c: &NewConflict) -> Result<bool, StoreError> {
     const CTX: &str = "recording a conflict";
     let existing = sqlx::query(
-        "SELECT id FROM conflict WHERE crm_id = $1 AND field = $2 AND connection = $3 AND status = 'open'",
+        "SELECT id FROM conflict WHERE crm_id = $1 AND field = $2 AND connection = $3 \
+         AND external_id = $4 AND status = 'open'",
     )
     .bind(&c.crm_id)
     .bind(&c.field)
     .bind(&c.connection)
+    .bind(&c.external_id)
     .fetch_optional(&mut *conn)
     .await
     .ctx(CTX)?;

@@ -12,6 +12,7 @@ mod connect;
 pub mod cursors;
 pub mod dead_letters;
 pub mod links;
+pub mod match_pass;
 pub mod merges;
 pub mod outbox;
 pub mod records;

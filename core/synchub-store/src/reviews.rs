@@ -58,34 +58,41 @@ fn decode(row: &sqlx::any::AnyRow) -> Result<Review, StoreError> {
     })
 }
 
+/// Queues pairs not queued before, inside the caller's transaction;
+/// returns how many are new.
+pub async fn queue(conn: &mut sqlx::AnyConnection, pairs: &[NewReview]) -> Result<u64, StoreError> {
+    let now = now_text();
+    let mut added = 0;
+    for p in pairs {
+        let (left, right) = if p.left_id <= p.right_id {
+            (&p.left_id, &p.right_id)
+        } else {
+            (&p.right_id, &p.left_id)
+        };
+        let done = sqlx::query(
+            "INSERT INTO match_review (left_id, right_id, score, probability, evidence, status, created_at) \
+             VALUES ($1, $2, $3, $4, $5, 'open', $6) ON CONFLICT (left_id, right_id) DO NOTHING",
+        )
+        .bind(left.clone())
+        .bind(right.clone())
+        .bind(p.score)
+        .bind(p.probability)
+        .bind(p.evidence.clone())
+        .bind(now.clone())
+        .execute(&mut *conn)
+        .await
+        .ctx("queueing a review")?;
+        added += done.rows_affected();
+    }
+    Ok(added)
+}
+
 impl Store {
     /// Queues pairs not queued before (a pair is queued once, whatever was
     /// decided about it); returns how many are new.
     pub async fn queue_reviews(&self, pairs: &[NewReview]) -> Result<u64, StoreError> {
         let mut tx = self.begin().await?;
-        let now = now_text();
-        let mut added = 0;
-        for p in pairs {
-            let (left, right) = if p.left_id <= p.right_id {
-                (&p.left_id, &p.right_id)
-            } else {
-                (&p.right_id, &p.left_id)
-            };
-            let done = sqlx::query(
-                "INSERT INTO match_review (left_id, right_id, score, probability, evidence, status, created_at) \
-                 VALUES ($1, $2, $3, $4, $5, 'open', $6) ON CONFLICT (left_id, right_id) DO NOTHING",
-            )
-            .bind(left.clone())
-            .bind(right.clone())
-            .bind(p.score)
-            .bind(p.probability)
-            .bind(p.evidence.clone())
-            .bind(now.clone())
-            .execute(&mut *tx)
-            .await
-            .ctx("queueing a review")?;
-            added += done.rows_affected();
-        }
+        let added = queue(&mut tx, pairs).await?;
         tx.commit().await.ctx("queueing reviews")?;
         Ok(added)
     }

@@ -119,21 +119,30 @@ pub(crate) async fn apply_page(
     let mut w = Writes::default();
     let region = conn.region.as_deref();
 
-    let ext_ids: Vec<String> = page.records.iter().map(|r| r.external_id.clone()).collect();
+    // Ids that cannot be stored or that repeat within the page become dead
+    // letters before anything is looked up with them.
+    let accepted = screen_ids(conn, object, &page.records, &mut w.dead);
+    if seq > 0 {
+        RunIds::note(engine, conn, object, seq, &accepted, &mut counts);
+    }
+    let ext_ids: Vec<String> = accepted.iter().map(|r| r.external_id.clone()).collect();
     let known = links::by_external_ids(&mut tx, &conn.name, object, &ext_ids).await?;
     let ids: Vec<String> = known.values().map(|l| l.crm_id.clone()).collect();
     load_current(&mut tx, &mut w, &ids).await?;
     w.links = known.into_iter().collect();
 
     // Normalize and validate; rejected items become dead letters.
-    let mut prepared: Vec<(&RemoteRecord, Option<Record>)> = Vec::with_capacity(page.records.len());
-    for r in &page.records {
+    let mut prepared: Vec<(&RemoteRecord, Option<Record>)> = Vec::with_capacity(accepted.len());
+    for r in accepted {
         if r.deleted {
             prepared.push((r, None));
             continue;
         }
         match r.record.clone().map(|rec| normalize(rec, region)) {
-            Some(Ok(rec)) => prepared.push((r, Some(rec))),
+            Some(Ok(rec)) => match oversized_key(&rec, region) {
+                Some(reason) => w.dead.push(dead_letter(conn, object, r, reason)),
+                None => prepared.push((r, Some(rec))),
+            },
             Some(Err(reason)) => w.dead.push(dead_letter(conn, object, r, reason)),
             None => w.dead.push(dead_letter(
                 conn,
@@ -195,6 +204,164 @@ pub(crate) async fn apply_page(
         engine.store.note_writes(counts.read).await?;
     }
     Ok(counts)
+}
+
+/// The longest value the store puts into an index (the identity map's
+/// external id, a contact's match keys). A PostgreSQL b-tree entry holds at
+/// most about 2.7 kB (a longer one fails the whole page with "index row
+/// requires … bytes"); SQLite takes anything, and both backends behave alike
+/// by refusing such a value here.
+pub const MAX_INDEXED_BYTES: usize = 1024;
+
+/// A long value cut for a message or a dead letter's id column.
+fn shorten(v: &str) -> String {
+    const SHOWN: usize = 64;
+    if v.len() <= SHOWN {
+        return v.to_string();
+    }
+    let mut end = SHOWN;
+    while !v.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &v[..end])
+}
+
+/// The records of a page whose id can be stored and is the first of its
+/// kind in the page; the others become dead letters naming why (a repeated
+/// id names both items: applying both would silently overwrite the first).
+fn screen_ids<'p>(
+    conn: &Connection,
+    object: ObjectKind,
+    records: &'p [RemoteRecord],
+    dead: &mut Vec<DeadLetter>,
+) -> Vec<&'p RemoteRecord> {
+    let mut first: HashMap<&str, usize> = HashMap::with_capacity(records.len());
+    let mut out = Vec::with_capacity(records.len());
+    for (i, r) in records.iter().enumerate() {
+        let id = r.external_id.as_str();
+        if id.len() > MAX_INDEXED_BYTES {
+            dead.push(DeadLetter {
+                external_id: Some(shorten(id)),
+                ..dead_letter(
+                    conn,
+                    object,
+                    r,
+                    format!(
+                        "item {} of the page: the external id is {} bytes long; an indexed value \
+                         takes at most {MAX_INDEXED_BYTES}",
+                        i + 1,
+                        id.len()
+                    ),
+                )
+            });
+            continue;
+        }
+        match first.entry(id) {
+            std::collections::hash_map::Entry::Occupied(e) => dead.push(dead_letter(
+                conn,
+                object,
+                r,
+                format!(
+                    "duplicate id `{}`: items {} and {} of one page carry it; the later one is \
+                     not applied",
+                    shorten(id),
+                    e.get() + 1,
+                    i + 1
+                ),
+            )),
+            std::collections::hash_map::Entry::Vacant(v) => {
+                v.insert(i);
+                out.push(r);
+            }
+        }
+    }
+    out
+}
+
+/// The ids each stream has read in the current run: where (page, item)
+/// and the source time of the read. Kept as 64-bit hashes (a million ids
+/// take about 40 MB).
+#[derive(Default)]
+pub(crate) struct RunIds {
+    streams: HashMap<String, HashMap<u64, ReadAt>>,
+}
+
+/// Where an id was read: page, item, source time (µs).
+type ReadAt = (i64, usize, Option<i64>);
+
+impl RunIds {
+    pub(crate) fn reset(ids: &std::sync::Mutex<RunIds>) {
+        if let Ok(mut ids) = ids.lock() {
+            ids.streams.clear();
+        }
+    }
+
+    /// Reports every id read before in this run (on an earlier page) when
+    /// nothing says the later read is newer: a source that lists one id
+    /// twice, whose later row is applied over the first.
+    fn note(
+        engine: &Engine,
+        conn: &Connection,
+        object: ObjectKind,
+        seq: i64,
+        records: &[&RemoteRecord],
+        counts: &mut StreamReport,
+    ) {
+        use std::hash::{Hash, Hasher};
+        let Ok(mut ids) = engine.run_ids.lock() else {
+            return;
+        };
+        let seen = ids
+            .streams
+            .entry(format!("{}.{object}", conn.name))
+            .or_default();
+        for (i, r) in records.iter().enumerate() {
+            let mut h = std::collections::hash_map::DefaultHasher::new();
+            r.external_id.hash(&mut h);
+            let at = r.updated_at.map(|t| t.timestamp_micros());
+            let before = seen.insert(h.finish(), (seq, i, at));
+            if let Some((page, item, then)) = before {
+                let newer = matches!((at, then), (Some(a), Some(b)) if a > b);
+                if page != seq && !newer {
+                    counts.repeated_ids += 1;
+                    let text = format!(
+                        "id `{}` was read twice in this run (page {page} item {} and page {seq} \
+                         item {}) with nothing saying which is newer; the later read was applied",
+                        shorten(&r.external_id),
+                        item + 1,
+                        i + 1
+                    );
+                    tracing::warn!(connection = %conn.name, %object, "{text}");
+                    if counts.warnings.len() < crate::report::MAX_INVALID {
+                        counts.warnings.push(text);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Why a normalized record cannot be stored: a match key (an email or a
+/// phone) too long for the key index.
+fn oversized_key(rec: &Record, region: Option<&str>) -> Option<String> {
+    let Record::Contact(c) = rec else { return None };
+    synchub_identity::match_keys(c, region)
+        .into_iter()
+        .find(|k| k.len() > MAX_INDEXED_BYTES)
+        .map(|k| {
+            let (kind, value) = k.split_once(':').unwrap_or(("key", k.as_str()));
+            let field = match kind {
+                "email" => "emails",
+                "phone" => "phones",
+                other => other,
+            };
+            format!(
+                "field `{field}`: a value of {} bytes (`{}`) is longer than the \
+                 {MAX_INDEXED_BYTES} bytes an indexed value may take",
+                value.len(),
+                shorten(value)
+            )
+        })
 }
 
 fn dead_letter(

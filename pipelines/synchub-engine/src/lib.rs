@@ -110,6 +110,8 @@ pub struct Engine {
     connections: Vec<Connection>,
     policy: MergePolicy,
     deletes: BTreeMap<ObjectKind, DeletePolicy>,
+    /// Ids read so far in this run, per stream (repeats are reported).
+    run_ids: std::sync::Mutex<apply::RunIds>,
 }
 
 /// How often a page read is retried when the connector says "later".
@@ -130,6 +132,7 @@ impl Engine {
             connections,
             policy,
             deletes,
+            run_ids: Default::default(),
         }
     }
 
@@ -148,6 +151,7 @@ impl Engine {
     pub async fn run(&self, opts: &RunOptions) -> Result<RunReport, EngineError> {
         let started = Instant::now();
         let started_at = synchub_store::now_text();
+        apply::RunIds::reset(&self.run_ids);
         let mut report = RunReport {
             pipeline: self.pipeline.clone(),
             dry_run: opts.dry_run,

@@ -100,12 +100,26 @@ pub async fn merge_contacts(
     evidence: Value,
     opts: &MergeOptions,
 ) -> Result<MergeOutcome, EngineError> {
+    let mut tx = store.begin().await?;
+    let outcome = merge_in(&mut tx, survivor, loser, evidence, opts).await?;
+    commit(tx, "committing a merge").await?;
+    Ok(outcome)
+}
+
+/// [`merge_contacts`] inside the caller's transaction (a batch of merges
+/// committed with the cursor that counts them).
+pub async fn merge_in(
+    tx: &mut Tx,
+    survivor: &str,
+    loser: &str,
+    evidence: Value,
+    opts: &MergeOptions,
+) -> Result<MergeOutcome, EngineError> {
     if survivor == loser {
         return Err(invalid(format!("cannot merge {survivor} into itself")));
     }
     let ids = [survivor.to_string(), loser.to_string()];
-    let mut tx = store.begin().await?;
-    let recs = records::get_many(&mut tx, &ids).await?;
+    let recs = records::get_many(&mut *tx, &ids).await?;
     for id in &ids {
         let r = recs
             .get(id)
@@ -118,10 +132,10 @@ pub async fn merge_contacts(
         }
     }
     let (s, l) = (&recs[survivor], &recs[loser]);
-    let mut linked = links::by_crm_ids(&mut tx, &ids).await?;
+    let mut linked = links::by_crm_ids(&mut *tx, &ids).await?;
     let s_links = linked.remove(survivor).unwrap_or_default();
     let l_links = linked.remove(loser).unwrap_or_default();
-    let mut keys = records::keys_of(&mut tx, &ids).await?;
+    let mut keys = records::keys_of(&mut *tx, &ids).await?;
 
     let sources = |ls: &[Link]| -> Vec<(String, serde_json::Map<String, Value>)> {
         ls.iter()
@@ -148,7 +162,7 @@ pub async fn merge_contacts(
     let version = s.version + 1;
     let loser_version = l.version + 1;
     records::upsert_many(
-        &mut tx,
+        &mut *tx,
         &[
             RecordWrite {
                 id: survivor.to_string(),
@@ -167,13 +181,13 @@ pub async fn merge_contacts(
         ],
     )
     .await?;
-    records::set_merged_into(&mut tx, loser, Some(survivor)).await?;
+    records::set_merged_into(&mut *tx, loser, Some(survivor)).await?;
     let golden_keys = match &record {
         Record::Contact(c) => synchub_identity::match_keys(c, None),
         _ => Vec::new(),
     };
     records::set_keys(
-        &mut tx,
+        &mut *tx,
         ObjectKind::Contact,
         &[
             (survivor.to_string(), golden_keys),
@@ -205,17 +219,17 @@ pub async fn merge_contacts(
             ..link.clone()
         });
     }
-    links::upsert_many(&mut tx, &moved).await?;
+    links::upsert_many(&mut *tx, &moved).await?;
     let mut after = s_links.clone();
     after.extend(moved);
     for target in live_targets(&after) {
         entries.push(entry(&target, survivor, version, ChangeOp::Update));
     }
     entries.extend(creates(&opts.targets, &after, survivor, version));
-    outbox::enqueue(&mut tx, &entries).await?;
+    outbox::enqueue(&mut *tx, &entries).await?;
 
     let merge_id = merges::insert(
-        &mut tx,
+        &mut *tx,
         &NewMerge {
             survivor: survivor.to_string(),
             loser: loser.to_string(),
@@ -226,7 +240,6 @@ pub async fn merge_contacts(
         },
     )
     .await?;
-    commit(tx, "committing a merge").await?;
     Ok(MergeOutcome {
         merge_id,
         version,
@@ -387,6 +400,24 @@ impl Engine {
             targets: self.contact_targets(),
         };
         merge_contacts(&self.store, survivor, loser, evidence, &opts).await
+    }
+
+    /// [`merge_in`] with this pipeline's contact delete policy, inside the
+    /// caller's transaction.
+    pub async fn merge_contacts_in(
+        &self,
+        tx: &mut Tx,
+        survivor: &str,
+        loser: &str,
+        evidence: Value,
+        rules: &SurvivorshipRules,
+    ) -> Result<MergeOutcome, EngineError> {
+        let opts = MergeOptions {
+            rules: rules.clone(),
+            deletes: self.delete_policy(ObjectKind::Contact),
+            targets: self.contact_targets(),
+        };
+        merge_in(tx, survivor, loser, evidence, &opts).await
     }
 
     /// [`unmerge`], queueing creates for this pipeline's targets.

@@ -35,6 +35,17 @@ pub struct StreamReport {
     /// that a dry run, which keeps no dead letters, can still show them.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub invalid: Vec<Invalid>,
+    /// Ids read more than once in this run with nothing saying the later
+    /// read is newer (the later one was applied over the earlier).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub repeated_ids: u64,
+    /// The first of them, naming both reads (at most [`MAX_INVALID`]).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// How many invalid items a report lists per stream.
@@ -66,6 +77,9 @@ impl StreamReport {
         self.seconds += o.seconds;
         let room = MAX_INVALID.saturating_sub(self.invalid.len());
         self.invalid.extend(o.invalid.iter().take(room).cloned());
+        self.repeated_ids += o.repeated_ids;
+        let room = MAX_INVALID.saturating_sub(self.warnings.len());
+        self.warnings.extend(o.warnings.iter().take(room).cloned());
     }
 }
 
@@ -141,6 +155,11 @@ impl RunReport {
                 s.pushed,
                 s.seconds
             ));
+        }
+        for (name, s) in &self.streams {
+            for w in &s.warnings {
+                out.push_str(&format!("warning in {name}: {w}\n"));
+            }
         }
         for (name, e) in &self.errors {
             out.push_str(&format!("error in {name}: {e}\n"));

@@ -128,7 +128,7 @@ pub async fn run(
         println!("nothing was written (--dry-run)");
     } else if report.errors.is_empty() {
         let started = std::time::Instant::now();
-        let fuzzy = crate::review::fuzzy_pass(&engine, &store, None).await?;
+        let fuzzy = crate::review::fuzzy_pass(&engine, &store, None, &name, resume).await?;
         println!(
             "probabilistic matching over {} contacts ({} candidate pairs, {:.1} s): {} merged as the same person, {} new pairs queued for review (`synchub review list`)",
             fuzzy.contacts,

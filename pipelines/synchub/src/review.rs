@@ -20,7 +20,8 @@ use synchub_core::{ObjectKind, Record};
 use synchub_engine::Engine;
 use synchub_identity::matcher::prepare::Prepared;
 use synchub_identity::matcher::{resolve_prepared, Decision, MatchConfig};
-use synchub_store::reviews::NewReview;
+use synchub_store::match_pass::{self, PassPlan, PassState, PassStep};
+use synchub_store::reviews::{self, NewReview};
 use synchub_store::Store;
 
 use crate::cli::ReviewAction;
@@ -35,13 +36,130 @@ pub struct FuzzySummary {
     pub queued: u64,
 }
 
-/// Runs the matcher over every live contact; merges clusters above the
-/// auto-merge threshold and queues the review band.
+/// Planned merges applied (and committed with the pass's cursor) per
+/// transaction.
+const MERGE_BATCH: usize = 50;
+
+/// The probabilistic pass of migration `name`, crash-safe: the matcher's
+/// decisions (merges in order, review pairs) are stored before any is
+/// applied, then applied in committed batches with the pass's own cursor.
+/// A pass left unfinished by a killed process is finished from its cursor
+/// exactly as planned (deciding again on a half-merged store would merge
+/// differently). With `resume`, a pass already finished on this very import
+/// (same stream cursors) is not run again.
 pub async fn fuzzy_pass(
     engine: &Engine,
     store: &Store,
     region: Option<String>,
+    name: &str,
+    resume: bool,
 ) -> anyhow::Result<FuzzySummary> {
+    let mark = import_mark(engine, store).await?;
+    let state = match store.match_pass(name).await? {
+        Some(s) if !s.finished => {
+            tracing::info!(
+                pass = name,
+                applied = s.applied,
+                steps = s.steps,
+                "finishing an interrupted matching pass"
+            );
+            s
+        }
+        Some(s) if resume && s.mark == mark => return Ok(summary_of(&s)),
+        _ => {
+            let plan = decide(store, region, name, mark).await?;
+            store.start_match_pass(&plan).await?;
+            store
+                .match_pass(name)
+                .await?
+                .ok_or_else(|| anyhow!("matching pass `{name}` vanished after it was stored"))?
+        }
+    };
+    apply_plan(engine, store, &state).await?;
+    let done = store
+        .match_pass(name)
+        .await?
+        .ok_or_else(|| anyhow!("matching pass `{name}` vanished while it was applied"))?;
+    Ok(summary_of(&done))
+}
+
+fn summary_of(s: &PassState) -> FuzzySummary {
+    FuzzySummary {
+        contacts: usize::try_from(s.contacts).unwrap_or_default(),
+        candidate_pairs: usize::try_from(s.candidate_pairs).unwrap_or_default(),
+        merged: usize::try_from(s.steps).unwrap_or_default(),
+        queued: s
+            .queued
+            .and_then(|q| u64::try_from(q).ok())
+            .unwrap_or_default(),
+    }
+}
+
+/// The import state a pass decides on: every stream cursor of the engine.
+async fn import_mark(engine: &Engine, store: &Store) -> anyhow::Result<String> {
+    let mut parts = Vec::new();
+    for conn in engine.connections() {
+        for object in &conn.objects {
+            let cursor = store
+                .cursor(&conn.name, *object)
+                .await?
+                .and_then(|c| c.cursor)
+                .map(|c| c.0.to_string())
+                .unwrap_or_default();
+            parts.push(json!([conn.name, object.as_str(), cursor]));
+        }
+    }
+    Ok(serde_json::Value::Array(parts).to_string())
+}
+
+/// Applies the planned merges from the pass's cursor on, a batch per
+/// transaction, then queues the review pairs and marks the pass finished.
+async fn apply_plan(engine: &Engine, store: &Store, state: &PassState) -> anyhow::Result<()> {
+    let rules = SurvivorshipRules::default();
+    let name = state.name.as_str();
+    let mut applied = state.applied;
+    while applied < state.steps {
+        let batch = store
+            .match_pass_steps(name, applied, MERGE_BATCH as i64)
+            .await?;
+        if batch.is_empty() {
+            bail!(
+                "matching pass `{name}`: {} merges planned, only {applied} stored",
+                state.steps
+            );
+        }
+        let mut tx = store.begin().await?;
+        for step in &batch {
+            let evidence: serde_json::Value = serde_json::from_str(&step.evidence)?;
+            engine
+                .merge_contacts_in(&mut tx, &step.survivor, &step.loser, evidence, &rules)
+                .await?;
+        }
+        let to = applied + batch.len() as i64;
+        if !match_pass::advance(&mut tx, name, applied, to).await? {
+            bail!("matching pass `{name}` was moved by another process; run the migration again with --resume");
+        }
+        tx.commit().await?;
+        applied = to;
+    }
+    if state.queued.is_none() {
+        let reviews = store.match_pass_reviews(name).await?;
+        let mut tx = store.begin().await?;
+        let queued = reviews::queue(&mut tx, &reviews).await?;
+        match_pass::finish(&mut tx, name, i64::try_from(queued).unwrap_or(i64::MAX)).await?;
+        tx.commit().await?;
+    }
+    Ok(())
+}
+
+/// Runs the matcher over every live contact: the merges of clusters above
+/// the auto-merge threshold, in order, and the review band.
+async fn decide(
+    store: &Store,
+    region: Option<String>,
+    name: &str,
+    mark: String,
+) -> anyhow::Result<PassPlan> {
     // Page through the live contacts, keeping only what matching needs:
     // the id, how complete the record is, and its prepared comparison form.
     let mut ids: Vec<String> = Vec::new();
@@ -80,26 +198,29 @@ pub async fn fuzzy_pass(
             prepared.push(p);
         }
     }
-    let mut summary = FuzzySummary {
-        contacts: ids.len(),
-        ..FuzzySummary::default()
+    let mut plan = PassPlan {
+        name: name.to_string(),
+        mark,
+        contacts: ids.len() as i64,
+        candidate_pairs: 0,
+        steps: Vec::new(),
+        reviews: Vec::new(),
     };
     if ids.len() < 2 {
-        return Ok(summary);
+        return Ok(plan);
     }
     let cfg = MatchConfig {
         default_region: region,
         ..MatchConfig::default()
     };
     let resolution = tokio::task::spawn_blocking(move || resolve_prepared(&prepared, &cfg)).await?;
-    summary.candidate_pairs = resolution.candidate_pairs;
+    plan.candidate_pairs = resolution.candidate_pairs as i64;
 
     // Clusters: the most complete record survives (ties: the smaller id).
     let mut clusters: BTreeMap<u32, Vec<usize>> = BTreeMap::new();
     for (i, label) in resolution.labels.iter().enumerate() {
         clusters.entry(*label).or_default().push(i);
     }
-    let rules = SurvivorshipRules::default();
     for members in clusters.values().filter(|m| m.len() > 1) {
         let Some(&survivor) = members
             .iter()
@@ -118,15 +239,16 @@ pub async fn fuzzy_pass(
                 .map(|p| resolution.evidence(p))
                 .collect();
             let evidence = json!({ "tier": "probabilistic", "pairs": evidence });
-            engine
-                .merge_contacts(&ids[survivor], &ids[loser], evidence, &rules)
-                .await?;
-            summary.merged += 1;
+            plan.steps.push(PassStep {
+                survivor: ids[survivor].clone(),
+                loser: ids[loser].clone(),
+                evidence: evidence.to_string(),
+            });
         }
     }
 
     // The review band, except pairs the clustering already joined.
-    let queue: Vec<NewReview> = resolution
+    plan.reviews = resolution
         .pairs
         .iter()
         .filter(|p| resolution.decision(p.score) == Decision::Review)
@@ -142,8 +264,7 @@ pub async fn fuzzy_pass(
             }
         })
         .collect();
-    summary.queued = store.queue_reviews(&queue).await?;
-    Ok(summary)
+    Ok(plan)
 }
 
 /// `synchub review list|show|merge|keep-apart`.

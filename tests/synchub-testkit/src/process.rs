@@ -27,19 +27,33 @@ pub async fn kill_at_page(
     target: i64,
     patience: Duration,
 ) -> bool {
+    kill_when(child, patience, || async {
+        cursor_seq(store, stream.0, stream.1).await >= target
+    })
+    .await
+}
+
+/// Polls `reached` (state in the store, never a timer) until it holds, then
+/// SIGKILLs `child` and returns true; returns false when the child ended
+/// first. Panics when `reached` does not hold within `patience`.
+pub async fn kill_when<F, Fut>(child: &mut Child, patience: Duration, mut reached: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
     let deadline = Instant::now() + patience;
     loop {
         if matches!(child.try_wait(), Ok(Some(_))) {
             return false;
         }
-        if cursor_seq(store, stream.0, stream.1).await >= target {
+        if reached().await {
             let _ = child.kill(); // SIGKILL
             let _ = child.wait();
             return true;
         }
         assert!(
             Instant::now() < deadline,
-            "the run made no progress towards page {target}"
+            "the run did not reach the kill point within {patience:?}"
         );
         tokio::time::sleep(Duration::from_millis(2)).await;
     }

@@ -5,5 +5,6 @@
 
 mod convergence;
 mod harness;
+mod input;
 mod merges;
 mod rules;
