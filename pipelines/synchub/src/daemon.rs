@@ -8,7 +8,9 @@
 //!   then de-duplicated by delivery id and by content (the shops sign only
 //!   the body, so a captured body re-sent under a new delivery id verifies:
 //!   it is recognised by its hash); a delete topic is applied at once
-//!   (deleted records never show up in an incremental query again). A body
+//!   (deleted records never show up in an incremental query again); one
+//!   that fails is forgotten by both guards, so the provider's redelivery is
+//!   carried out instead of dropped as a repeat. A body
 //!   declaring more than [`MAX_BODY`] is refused before it is read, at most
 //!   [`BODY_READS`] bodies are read at a time (memory stays bounded under a
 //!   flood of forged bodies), and a body must arrive within [`BODY_TIMEOUT`].
@@ -74,11 +76,48 @@ struct PipelineStatus {
     records: BTreeMap<(String, &'static str), u64>,
 }
 
+/// The webhooks of one connection.
+struct Hook {
+    /// Index of the pipeline's slot.
+    slot: usize,
+    /// Verifies and classifies.
+    handler: WebhookHandler,
+    /// The delivery ids the handler has taken: the daemon owns it so that a
+    /// delivery it could not carry out is forgotten and its redelivery taken.
+    ids: Arc<MemoryReplayGuard>,
+}
+
+impl Hook {
+    fn new(slot: usize, handler: WebhookHandler) -> Hook {
+        let ids = Arc::new(MemoryReplayGuard::new(CONTENT_TTL, 100_000));
+        let guard: Arc<dyn ReplayGuard> = ids.clone();
+        let handler = match handler {
+            WebhookHandler::Shopify(c) => WebhookHandler::Shopify(c.with_replay_guard(guard)),
+            WebhookHandler::Woo(c) => WebhookHandler::Woo(c.with_replay_guard(guard)),
+        };
+        Hook { slot, handler, ids }
+    }
+
+    /// The id the handler de-duplicated this delivery by: the provider's
+    /// delivery header, or the body hash without one (as `synchub_http::webhook`
+    /// verifiers derive it).
+    fn delivery_id(&self, headers: &HeaderMap, body: &[u8]) -> String {
+        let header = match self.handler {
+            WebhookHandler::Shopify(_) => "x-shopify-webhook-id",
+            WebhookHandler::Woo(_) => "x-wc-webhook-delivery-id",
+        };
+        headers
+            .get(header)
+            .and_then(|v| v.to_str().ok())
+            .map_or_else(|| content_id(body), str::to_string)
+    }
+}
+
 struct Daemon {
     store: Store,
     slots: Vec<Arc<Slot>>,
-    /// connection name → (slot index, verifier)
-    hooks: HashMap<String, (usize, WebhookHandler)>,
+    /// connection name → its webhooks
+    hooks: HashMap<String, Hook>,
     webhooks: Mutex<BTreeMap<(String, &'static str), u64>>,
     started: Instant,
     /// Webhook bodies being read (each holds up to [`MAX_BODY`] bytes).
@@ -121,7 +160,7 @@ pub async fn run(db: &str, config_dir: &Path, listen: &str) -> anyhow::Result<Ex
             let hook = registry::webhook_handler(i, c)
                 .map_err(|e| anyhow!("pipeline file {}: {e}", file.display()))?;
             if let Some(hook) = hook {
-                hooks.insert(c.name.clone(), (index, hook));
+                hooks.insert(c.name.clone(), Hook::new(index, hook));
             }
         }
         slots.push(Arc::new(Slot {
@@ -328,7 +367,7 @@ async fn webhook(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let Some((index, hook)) = d.hooks.get(&connection) else {
+    let Some(hook) = d.hooks.get(&connection) else {
         return (
             StatusCode::NOT_FOUND,
             format!("no connection `{connection}` takes webhooks here\n"),
@@ -349,7 +388,7 @@ async fn webhook(
         }
     };
     // Verified before anything is read from the body.
-    let delivery = match hook.handle(&headers, &body).await {
+    let delivery = match hook.handler.handle(&headers, &body).await {
         Ok(delivery) => delivery,
         Err(e) => {
             count("rejected");
@@ -357,7 +396,7 @@ async fn webhook(
             return (StatusCode::UNAUTHORIZED, format!("webhook rejected: {e}\n")).into_response();
         }
     };
-    let slot = &d.slots[*index];
+    let slot = &d.slots[hook.slot];
     match delivery {
         Delivery::Nothing(why) => {
             count(why);
@@ -383,13 +422,12 @@ async fn webhook(
                         counts.dead_lettered;
                 }
                 if let Err(e) = applied {
+                    // Not carried out: the provider's redelivery (same id,
+                    // same body) must be taken, not dropped as a repeat.
                     d.contents.forget(&content).await;
+                    hook.ids.forget(&hook.delivery_id(&headers, &body)).await;
                     count("failed");
                     tracing::error!(%connection, %object, error = %e, "applying a webhook delete failed");
-                    // The body hash is forgotten; the delivery id is still
-                    // marked seen by the connector, so a retry with the same
-                    // id is dropped: the record stays until the next full
-                    // reconciliation (`--full-refresh`).
                     return (
                         StatusCode::INTERNAL_SERVER_ERROR,
                         format!("could not apply the delete: {e}\n"),

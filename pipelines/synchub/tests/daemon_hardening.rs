@@ -436,6 +436,44 @@ async fn a_captured_body_resent_with_a_new_webhook_id_triggers_no_run() {
     );
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_delete_that_failed_to_apply_is_taken_again_on_redelivery() {
+    // GIVEN a daemon whose pipeline pulls contacts only, so an order delete
+    // cannot be applied
+    let shop = sandbox::spawn(SandboxOptions::default()).await.unwrap();
+    let dir = shop_dir(&shop);
+    let db = TestDb::sqlite();
+    let daemon = start_daemon(&db.url, dir.path());
+    let http = reqwest::Client::new();
+    first_run_done(&http, &daemon.base).await;
+    let body = br#"{"id":450789469}"#.to_vec();
+    let signature = synchub_shopify::webhook::sign(SANDBOX_WEBHOOK_SECRET.as_bytes(), &body);
+    let deliver = || {
+        http.post(format!("{}/webhooks/shop_tw", daemon.base))
+            .header("x-shopify-topic", "orders/delete")
+            .header("x-shopify-webhook-id", "delete-once")
+            .header("x-shopify-hmac-sha256", &signature)
+            .body(body.clone())
+            .send()
+    };
+
+    // WHEN the delete fails and Shopify redelivers it (same id, same body)
+    assert_eq!(deliver().await.unwrap().status(), 500);
+    let again = deliver().await.unwrap();
+
+    // THEN the redelivery is carried out again, not dropped as a duplicate
+    assert_eq!(again.status(), 500, "{}", again.text().await.unwrap());
+    let prefix = "synchub_webhooks_total{connection=\"shop_tw\",result=";
+    assert_eq!(
+        metric(&http, &daemon.base, &format!("{prefix}\"failed\"}}")).await,
+        2
+    );
+    assert_eq!(
+        metric(&http, &daemon.base, &format!("{prefix}\"duplicate\"}}")).await,
+        0
+    );
+}
+
 fn contact(first: &str, email: &str) -> Record {
     Record::Contact(Contact {
         given_name: Some(first.into()),
