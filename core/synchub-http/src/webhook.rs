@@ -70,9 +70,17 @@ fn header<'a>(headers: &'a HeaderMap, name: &'static str) -> Result<&'a str, Web
         .ok_or(WebhookError::MissingHeader(name))
 }
 
-fn body_id(body: &[u8]) -> String {
+/// The SHA-256 of a body, in hex: the id of a delivery by its content.
+/// Providers that sign only the body (Shopify, WooCommerce) leave the
+/// delivery-id header outside the signature, so a captured body re-sent
+/// under a new id still verifies; feed this to a [`ReplayGuard`] too.
+pub fn content_id(body: &[u8]) -> String {
     let digest = Sha256::digest(body);
     digest.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn body_id(body: &[u8]) -> String {
+    content_id(body)
 }
 
 fn check(key: &SecretString, body: &[u8], sig: &str) -> Result<(), WebhookError> {
@@ -217,6 +225,12 @@ fn url_form_pairs(q: &str) -> Vec<(String, String)> {
 pub trait ReplayGuard: Send + Sync {
     /// True the first time an id is seen (within the retention), false after.
     async fn first_seen(&self, delivery_id: &str) -> bool;
+
+    /// Forgets an id whose delivery could not be carried out, so that the
+    /// provider's redelivery is processed instead of dropped as a repeat.
+    async fn forget(&self, delivery_id: &str) {
+        let _ = delivery_id;
+    }
 }
 
 /// Ids by first sighting, plus their arrival order for eviction.
@@ -264,5 +278,11 @@ impl ReplayGuard for MemoryReplayGuard {
         map.insert(delivery_id.to_string(), now);
         order.push_back((delivery_id.to_string(), now));
         true
+    }
+
+    async fn forget(&self, delivery_id: &str) {
+        let mut guard = self.seen.lock().unwrap_or_else(|p| p.into_inner());
+        // Its entry in the arrival order no longer matches and is skipped.
+        guard.0.remove(delivery_id);
     }
 }

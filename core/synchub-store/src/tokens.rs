@@ -76,8 +76,7 @@ mod tests {
     const CHILD_ENV: &str = "SYNCHUB_STORE_TOKENS_CHILD";
 
     fn cipher() -> TokenCipher {
-        TokenCipher::from_key_material(&SecretString::from("store test key material, per run"))
-            .unwrap()
+        TokenCipher::from_key_material(&SecretString::from("5e".repeat(32))).unwrap()
     }
 
     fn db_url(name: &str) -> (std::path::PathBuf, String) {

@@ -27,6 +27,23 @@ use synchub_store::{cursors, Store, StoreError};
 pub use config::{DeletePolicy, Direction, PipelineConfig};
 pub use report::{RunReport, StreamReport};
 
+/// True when a run changed nothing and failed nothing (the run log
+/// collapses consecutive such runs into one row).
+fn is_noop(report: &RunReport) -> bool {
+    report.errors.is_empty()
+        && report.streams.values().all(|s| {
+            s.created
+                + s.updated
+                + s.merged
+                + s.conflicted
+                + s.dead_lettered
+                + s.deleted
+                + s.pushed
+                + s.push_failed
+                == 0
+        })
+}
+
 /// An error that stops a stream or a run.
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
@@ -101,7 +118,13 @@ pub struct RunOptions {
     /// returns was deleted there (sources such as Shopify drop deleted
     /// customers from every listing); its delete policy applies.
     pub reconcile_deletes: bool,
+    /// Cancelled on shutdown: the run stops between pages (the page being
+    /// applied commits; no further page is read and nothing is pushed).
+    pub cancel: tokio_util::sync::CancellationToken,
 }
+
+/// The run-report error key of a run stopped by [`RunOptions::cancel`].
+pub const STOPPED: &str = "shutdown";
 
 /// The engine for one pipeline.
 pub struct Engine {
@@ -165,6 +188,9 @@ impl Engine {
                 if !conn.objects.contains(&object) {
                     continue;
                 }
+                if opts.cancel.is_cancelled() {
+                    break;
+                }
                 if let Err(e) = self.pull_stream(conn, object, opts, &mut report).await {
                     if matches!(e, EngineError::Store(_)) {
                         return Err(e);
@@ -177,7 +203,16 @@ impl Engine {
                 }
             }
         }
-        if !opts.dry_run {
+        let stopped = opts.cancel.is_cancelled();
+        if stopped {
+            tracing::info!(pipeline = %self.pipeline, "run stopped by shutdown; the next run resumes from the committed cursors");
+            report.errors.insert(
+                STOPPED.into(),
+                "stopped between pages by shutdown; the next run resumes from the committed cursors"
+                    .into(),
+            );
+        }
+        if !opts.dry_run && !stopped {
             for conn in &self.connections {
                 for object in ObjectKind::ALL {
                     if !conn.can_push(object) {
@@ -203,7 +238,7 @@ impl Engine {
         if !opts.dry_run {
             let json = serde_json::to_string(&report).unwrap_or_default();
             self.store
-                .record_run(&self.pipeline, &started_at, &json)
+                .record_run(&self.pipeline, &started_at, &json, is_noop(&report))
                 .await?;
         }
         Ok(report)
@@ -239,7 +274,13 @@ impl Engine {
             (opts.full_refresh && opts.reconcile_deletes && !opts.dry_run)
                 .then(std::collections::HashSet::new);
         loop {
-            let page = self.pull_with_retry(conn, object, cursor.as_ref()).await?;
+            if opts.cancel.is_cancelled() {
+                // Stopped between pages: everything read so far is committed.
+                return Ok(());
+            }
+            let page = self
+                .pull_with_retry(conn, object, cursor.as_ref(), &opts.cancel)
+                .await?;
             if page.rejected.iter().any(|r| r.external_id.is_none()) {
                 // An item without an id could be any record: no absence
                 // can be trusted in this read.
@@ -333,6 +374,7 @@ impl Engine {
         conn: &Connection,
         object: ObjectKind,
         cursor: Option<&synchub_core::Cursor>,
+        cancel: &tokio_util::sync::CancellationToken,
     ) -> Result<synchub_core::Page, EngineError> {
         let mut attempt = 0;
         loop {
@@ -348,7 +390,14 @@ impl Engine {
                         _ => Duration::from_millis(200 * 2u64.pow(attempt)),
                     };
                     tracing::warn!(connection = %conn.name, %object, attempt, error = %e, ?wait, "pull will be retried");
-                    tokio::time::sleep(wait).await;
+                    tokio::select! {
+                        _ = tokio::time::sleep(wait) => {}
+                        _ = cancel.cancelled() => return Err(EngineError::Connector {
+                            connection: conn.name.clone(),
+                            object,
+                            source: e,
+                        }),
+                    }
                 }
                 Err(source) => {
                     return Err(EngineError::Connector {

@@ -122,6 +122,7 @@ pub async fn run_engine(
         progress: bar.as_ref().map(|(_, cb)| cb.clone()),
         // A complete read also finds records deleted at the source.
         reconcile_deletes: full_refresh,
+        ..RunOptions::default()
     };
     let report = engine.run(&opts).await;
     if let Some((bar, _)) = bar {

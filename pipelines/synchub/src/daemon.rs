@@ -5,13 +5,26 @@
 //!   pipeline never overlap; a webhook that arrives during a run triggers
 //!   one more run after it (bursts collapse into one run, nothing is lost).
 //! * `POST /webhooks/{connection}`: verified first (HMAC, constant time),
-//!   then de-duplicated by delivery id; a delete topic is applied at once
-//!   (deleted records never show up in an incremental query again).
+//!   then de-duplicated by delivery id and by content (the shops sign only
+//!   the body, so a captured body re-sent under a new delivery id verifies:
+//!   it is recognised by its hash); a delete topic is applied at once
+//!   (deleted records never show up in an incremental query again); one
+//!   that fails is forgotten by both guards, so the provider's redelivery is
+//!   carried out instead of dropped as a repeat. A body
+//!   declaring more than [`MAX_BODY`] is refused before it is read, at most
+//!   [`BODY_READS`] bodies are read at a time (memory stays bounded under a
+//!   flood of forged bodies), and a body must arrive within [`BODY_TIMEOUT`].
 //! * `GET /health`: 200 with the last run of each pipeline while the store
 //!   answers, 503 when it does not.
 //! * `GET /metrics`: Prometheus text.
 //!
-//! SIGINT/SIGTERM stop taking webhooks and let the running pages commit.
+//! SIGINT/SIGTERM stop taking webhooks and stop every run between pages:
+//! the page being applied commits, no further page is read. Connections get
+//! a header-read (and idle) timeout, their number is capped, and on shutdown
+//! requests in flight get a few seconds before they are dropped (see
+//! [`serve`]), so half-sent requests cannot keep the daemon alive.
+
+mod serve;
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
@@ -21,7 +34,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail};
-use axum::body::Bytes;
+use axum::body::{Body, Bytes};
 use axum::extract::{Path as UrlPath, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -29,8 +42,10 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Serialize;
 use synchub_engine::{Engine, RunOptions};
+use synchub_http::webhook::{content_id, MemoryReplayGuard, ReplayGuard};
 use synchub_store::Store;
-use tokio::sync::{watch, Notify};
+use tokio::sync::{Notify, Semaphore};
+use tokio_util::sync::CancellationToken;
 
 use crate::commands::{build_engine, open_store};
 use crate::pipeline;
@@ -61,14 +76,64 @@ struct PipelineStatus {
     records: BTreeMap<(String, &'static str), u64>,
 }
 
+/// The webhooks of one connection.
+struct Hook {
+    /// Index of the pipeline's slot.
+    slot: usize,
+    /// Verifies and classifies.
+    handler: WebhookHandler,
+    /// The delivery ids the handler has taken: the daemon owns it so that a
+    /// delivery it could not carry out is forgotten and its redelivery taken.
+    ids: Arc<MemoryReplayGuard>,
+}
+
+impl Hook {
+    fn new(slot: usize, handler: WebhookHandler) -> Hook {
+        let ids = Arc::new(MemoryReplayGuard::new(CONTENT_TTL, 100_000));
+        let guard: Arc<dyn ReplayGuard> = ids.clone();
+        let handler = match handler {
+            WebhookHandler::Shopify(c) => WebhookHandler::Shopify(c.with_replay_guard(guard)),
+            WebhookHandler::Woo(c) => WebhookHandler::Woo(c.with_replay_guard(guard)),
+        };
+        Hook { slot, handler, ids }
+    }
+
+    /// The id the handler de-duplicated this delivery by: the provider's
+    /// delivery header, or the body hash without one (as `synchub_http::webhook`
+    /// verifiers derive it).
+    fn delivery_id(&self, headers: &HeaderMap, body: &[u8]) -> String {
+        let header = match self.handler {
+            WebhookHandler::Shopify(_) => "x-shopify-webhook-id",
+            WebhookHandler::Woo(_) => "x-wc-webhook-delivery-id",
+        };
+        headers
+            .get(header)
+            .and_then(|v| v.to_str().ok())
+            .map_or_else(|| content_id(body), str::to_string)
+    }
+}
+
 struct Daemon {
     store: Store,
     slots: Vec<Arc<Slot>>,
-    /// connection name → (slot index, verifier)
-    hooks: HashMap<String, (usize, WebhookHandler)>,
+    /// connection name → its webhooks
+    hooks: HashMap<String, Hook>,
     webhooks: Mutex<BTreeMap<(String, &'static str), u64>>,
     started: Instant,
+    /// Webhook bodies being read (each holds up to [`MAX_BODY`] bytes).
+    bodies: Semaphore,
+    /// `connection:sha256(body)` of the deliveries already taken.
+    contents: MemoryReplayGuard,
 }
+
+/// The largest webhook body taken.
+pub const MAX_BODY: usize = 2 * 1024 * 1024;
+/// Webhook bodies read at once; more are answered 503 at once.
+pub const BODY_READS: usize = 8;
+/// Time for a webhook body to arrive.
+pub const BODY_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a body hash is remembered (Shopify retries for 4 hours).
+const CONTENT_TTL: Duration = Duration::from_secs(5 * 3600);
 
 pub async fn run(db: &str, config_dir: &Path, listen: &str) -> anyhow::Result<ExitCode> {
     let addr: SocketAddr = listen
@@ -95,7 +160,7 @@ pub async fn run(db: &str, config_dir: &Path, listen: &str) -> anyhow::Result<Ex
             let hook = registry::webhook_handler(i, c)
                 .map_err(|e| anyhow!("pipeline file {}: {e}", file.display()))?;
             if let Some(hook) = hook {
-                hooks.insert(c.name.clone(), (index, hook));
+                hooks.insert(c.name.clone(), Hook::new(index, hook));
             }
         }
         slots.push(Arc::new(Slot {
@@ -124,12 +189,14 @@ pub async fn run(db: &str, config_dir: &Path, listen: &str) -> anyhow::Result<Ex
         hooks,
         webhooks: Mutex::new(BTreeMap::new()),
         started: Instant::now(),
+        bodies: Semaphore::new(BODY_READS),
+        contents: MemoryReplayGuard::new(CONTENT_TTL, 100_000),
     });
 
-    let (stop_tx, stop_rx) = watch::channel(false);
+    let stop = CancellationToken::new();
     let mut workers = Vec::new();
     for slot in &daemon.slots {
-        workers.push(tokio::spawn(worker(slot.clone(), stop_rx.clone())));
+        workers.push(tokio::spawn(worker(slot.clone(), stop.clone())));
     }
     let app = Router::new()
         .route("/health", get(health))
@@ -152,14 +219,15 @@ pub async fn run(db: &str, config_dir: &Path, listen: &str) -> anyhow::Result<Ex
             .unwrap_or_else(|| "at start and on webhooks".into());
         say(format!("  {} ({}): {when}", slot.name, slot.file.display()));
     }
-    let mut shutdown = stop_rx.clone();
-    let server = axum::serve(listener, app).with_graceful_shutdown(async move {
-        let _ = shutdown.wait_for(|stop| *stop).await;
-    });
-    let server = tokio::spawn(async move { server.await });
+    let server = tokio::spawn(serve::serve(
+        listener,
+        app,
+        serve::Limits::default(),
+        stop.clone(),
+    ));
     wait_for_signal().await;
     tracing::info!("shutting down: finishing running pages");
-    let _ = stop_tx.send(true);
+    stop.cancel();
     let _ = server.await;
     for w in workers {
         let _ = w.await;
@@ -209,12 +277,12 @@ async fn wait_for_signal() {
 }
 
 /// Runs a pipeline at start, on its schedule and when woken.
-async fn worker(slot: Arc<Slot>, mut stop: watch::Receiver<bool>) {
+async fn worker(slot: Arc<Slot>, stop: CancellationToken) {
     loop {
-        if *stop.borrow() {
+        if stop.is_cancelled() {
             return;
         }
-        run_once(&slot).await;
+        run_once(&slot, &stop).await;
         let sleep = async {
             match slot.every {
                 Some(d) => tokio::time::sleep(d).await,
@@ -224,12 +292,12 @@ async fn worker(slot: Arc<Slot>, mut stop: watch::Receiver<bool>) {
         tokio::select! {
             _ = sleep => {}
             _ = slot.wake.notified() => {}
-            _ = stop.wait_for(|s| *s) => return,
+            _ = stop.cancelled() => return,
         }
     }
 }
 
-async fn run_once(slot: &Slot) {
+async fn run_once(slot: &Slot, stop: &CancellationToken) {
     let started_at = synchub_store::now_text();
     // A complete read (with delete reconciliation) when it is due.
     let full = match (slot.full_every, slot.last_full.lock()) {
@@ -244,6 +312,7 @@ async fn run_once(slot: &Slot) {
         dry_run: false,
         progress: None,
         reconcile_deletes: full,
+        cancel: stop.clone(),
     };
     let result = slot.engine.run(&opts).await;
     let Ok(mut st) = slot.status.lock() else {
@@ -296,9 +365,9 @@ async fn webhook(
     State(d): State<Arc<Daemon>>,
     UrlPath(connection): UrlPath<String>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Body,
 ) -> Response {
-    let Some((index, hook)) = d.hooks.get(&connection) else {
+    let Some(hook) = d.hooks.get(&connection) else {
         return (
             StatusCode::NOT_FOUND,
             format!("no connection `{connection}` takes webhooks here\n"),
@@ -310,8 +379,16 @@ async fn webhook(
             *w.entry((connection.clone(), result)).or_default() += 1;
         }
     };
+    let body = match read_body(&d, &headers, body).await {
+        Ok(body) => body,
+        Err((code, why)) => {
+            count("refused");
+            tracing::warn!(%connection, why, "webhook body refused");
+            return (code, format!("{why}\n")).into_response();
+        }
+    };
     // Verified before anything is read from the body.
-    let delivery = match hook.handle(&headers, &body).await {
+    let delivery = match hook.handler.handle(&headers, &body).await {
         Ok(delivery) => delivery,
         Err(e) => {
             count("rejected");
@@ -319,13 +396,20 @@ async fn webhook(
             return (StatusCode::UNAUTHORIZED, format!("webhook rejected: {e}\n")).into_response();
         }
     };
-    let slot = &d.slots[*index];
+    let slot = &d.slots[hook.slot];
     match delivery {
         Delivery::Nothing(why) => {
             count(why);
             (StatusCode::OK, format!("{why}\n")).into_response()
         }
         Delivery::Sync { object, deleted } => {
+            // The delivery id is not signed: the same body under a new id
+            // is the same event.
+            let content = format!("{connection}:{}", content_id(&body));
+            if !d.contents.first_seen(&content).await {
+                count("duplicate");
+                return (StatusCode::OK, "duplicate\n").into_response();
+            }
             if let Some(record) = deleted {
                 let applied = slot
                     .engine
@@ -338,11 +422,12 @@ async fn webhook(
                         counts.dead_lettered;
                 }
                 if let Err(e) = applied {
+                    // Not carried out: the provider's redelivery (same id,
+                    // same body) must be taken, not dropped as a repeat.
+                    d.contents.forget(&content).await;
+                    hook.ids.forget(&hook.delivery_id(&headers, &body)).await;
                     count("failed");
                     tracing::error!(%connection, %object, error = %e, "applying a webhook delete failed");
-                    // The delivery id is already marked seen, so a retry
-                    // would be dropped as a duplicate: the record stays until
-                    // the next full reconciliation (`--full-refresh`).
                     return (
                         StatusCode::INTERNAL_SERVER_ERROR,
                         format!("could not apply the delete: {e}\n"),
@@ -356,6 +441,47 @@ async fn webhook(
             (StatusCode::ACCEPTED, format!("{object} sync queued\n")).into_response()
         }
     }
+}
+
+/// Reads a webhook body within the limits: a declared length over
+/// [`MAX_BODY`] is refused unread, at most [`BODY_READS`] bodies are read at
+/// once, and a body must arrive within [`BODY_TIMEOUT`].
+async fn read_body(
+    d: &Daemon,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<Bytes, (StatusCode, &'static str)> {
+    let declared = headers
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > MAX_BODY as u64) {
+        return Err((StatusCode::PAYLOAD_TOO_LARGE, "webhook body over 2 MiB"));
+    }
+    let Ok(_reading) = d.bodies.try_acquire() else {
+        return Err((
+            StatusCode::SERVICE_UNAVAILABLE,
+            "too many webhook bodies arriving at once; retry later",
+        ));
+    };
+    // One buffer of the declared size: no growth, no copy at the end.
+    let capacity = declared.map_or(64 * 1024, |n| n.min(MAX_BODY as u64) as usize);
+    let read = async move {
+        use futures::StreamExt as _;
+        let mut buf = Vec::with_capacity(capacity);
+        let mut chunks = body.into_data_stream();
+        while let Some(chunk) = chunks.next().await {
+            let chunk = chunk.map_err(|_| (StatusCode::BAD_REQUEST, "webhook body cut short"))?;
+            if buf.len() + chunk.len() > MAX_BODY {
+                return Err((StatusCode::PAYLOAD_TOO_LARGE, "webhook body over 2 MiB"));
+            }
+            buf.extend_from_slice(&chunk);
+        }
+        Ok(Bytes::from(buf))
+    };
+    tokio::time::timeout(BODY_TIMEOUT, read)
+        .await
+        .unwrap_or(Err((StatusCode::REQUEST_TIMEOUT, "webhook body too slow")))
 }
 
 #[derive(Serialize)]

@@ -87,6 +87,7 @@ pub async fn run(
         progress: progress.as_ref().map(|p| p.callback()),
         // A one-shot import: a row missing from a later export is not a delete.
         reconcile_deletes: false,
+        ..RunOptions::default()
     };
     let report = engine.run(&run_opts).await;
     if let Some(p) = progress {

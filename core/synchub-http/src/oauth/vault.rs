@@ -15,7 +15,6 @@ use chacha20poly1305::{ChaCha20Poly1305, Key, Nonce};
 use chrono::{DateTime, Utc};
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
 use super::TokenSet;
 use crate::error::HttpError;
@@ -64,23 +63,22 @@ impl TokenCipher {
         Self::from_key_material(&SecretString::from(value))
     }
 
-    /// A key from 32 bytes in base64, or from a passphrase of at least 16
-    /// characters (hashed with SHA-256).
+    /// A key from 32 random bytes written in base64 (`openssl rand -base64 32`)
+    /// or in hex (`openssl rand -hex 32`). Anything else, a passphrase in
+    /// particular, is refused: one unsalted hash of a phrase a person can
+    /// remember is a key an attacker can guess.
     pub fn from_key_material(material: &SecretString) -> Result<Self, HttpError> {
         let text = material.expose_secret().trim();
-        let key: [u8; 32] = match B64.decode(text) {
-            Ok(bytes) if bytes.len() == 32 => {
-                let mut k = [0u8; 32];
-                k.copy_from_slice(&bytes);
-                k
-            }
-            _ if text.len() >= 16 => Sha256::digest(text.as_bytes()).into(),
-            _ => {
-                return Err(HttpError::Config(format!(
-                    "{SECRET_KEY_VAR} is too short: use 32 random bytes in base64"
-                )))
-            }
-        };
+        let key = decode_key(text).ok_or_else(|| {
+            HttpError::Config(format!(
+                "{SECRET_KEY_VAR} must be 32 random bytes in base64 or hex, e.g. \
+                 `openssl rand -base64 32` (got {} characters that are neither; \
+                 passphrases are not accepted). Tokens sealed under an earlier \
+                 passphrase cannot be opened with a new key: set the new key and run \
+                 `synchub auth CONNECTION` again for each OAuth connection",
+                text.chars().count()
+            ))
+        })?;
         Ok(Self {
             cipher: ChaCha20Poly1305::new(Key::from_slice(&key)),
         })
@@ -129,6 +127,21 @@ impl TokenCipher {
             )
             .map_err(|_| bad())
     }
+}
+
+/// 32 bytes from base64 (standard or URL-safe, padded or not) or 64 hex digits.
+fn decode_key(text: &str) -> Option<[u8; 32]> {
+    use base64::engine::general_purpose::{STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD};
+    let bytes = if text.len() == 64 && text.bytes().all(|b| b.is_ascii_hexdigit()) {
+        (0..32)
+            .map(|i| u8::from_str_radix(&text[2 * i..2 * i + 2], 16).ok())
+            .collect::<Option<Vec<u8>>>()?
+    } else {
+        [B64, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD]
+            .iter()
+            .find_map(|engine| engine.decode(text).ok())?
+    };
+    bytes.try_into().ok()
 }
 
 #[derive(Serialize, Deserialize)]
@@ -316,8 +329,44 @@ mod tests {
     use super::*;
 
     fn cipher() -> TokenCipher {
-        TokenCipher::from_key_material(&SecretString::from("a test passphrase, long enough"))
-            .unwrap()
+        TokenCipher::from_key_material(&SecretString::from("5e".repeat(32))).unwrap()
+    }
+
+    #[test]
+    fn a_passphrase_is_refused_with_what_to_do() {
+        // GIVEN a long passphrase, which one unsalted SHA-256 used to stretch into a key
+        let err = TokenCipher::from_key_material(&SecretString::from(
+            "correct horse battery staple".to_string(),
+        ))
+        .unwrap_err()
+        .to_string();
+        // THEN it is refused, saying what a key is, how to make one and what to re-run
+        assert!(err.contains(SECRET_KEY_VAR), "{err}");
+        assert!(err.contains("openssl rand -base64 32"), "{err}");
+        assert!(err.contains("synchub auth"), "{err}");
+        assert!(!err.contains("horse"), "the passphrase leaked: {err}");
+        for short in ["short", "0123456789abcdef", &"ab".repeat(31)] {
+            assert!(
+                TokenCipher::from_key_material(&SecretString::from(short.to_string())).is_err()
+            );
+        }
+    }
+
+    #[test]
+    fn a_key_in_base64_or_hex_is_the_same_key() {
+        let mut raw = [0u8; 32];
+        rand::thread_rng().fill_bytes(&mut raw);
+        let hex: String = raw.iter().map(|b| format!("{b:02x}")).collect();
+        let b64 = TokenCipher::from_key_material(&SecretString::from(B64.encode(raw))).unwrap();
+        let sealed = b64.seal("i", b"x").unwrap();
+        for text in [
+            hex.clone(),
+            hex.to_uppercase(),
+            format!("  {}\n", B64.encode(raw)),
+        ] {
+            let c = TokenCipher::from_key_material(&SecretString::from(text)).unwrap();
+            assert_eq!(c.open("i", &sealed).unwrap(), b"x");
+        }
     }
 
     #[test]

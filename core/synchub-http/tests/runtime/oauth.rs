@@ -26,8 +26,7 @@ impl WallClock for ManualClock {
 }
 
 pub fn cipher() -> TokenCipher {
-    TokenCipher::from_key_material(&SecretString::from("test key material, generated per run"))
-        .unwrap()
+    TokenCipher::from_key_material(&SecretString::from("5e".repeat(32))).unwrap()
 }
 
 pub fn token_set(access: &str, refresh: &str, expires_at: DateTime<Utc>) -> TokenSet {
