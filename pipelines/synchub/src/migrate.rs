@@ -159,7 +159,7 @@ pub async fn run(
         }
     }
     if engine_dry_run {
-        println!("nothing was written (--dry-run; on PostgreSQL every page is rolled back, so duplicates across pages are counted as new)");
+        println!("nothing was written (--dry-run); on PostgreSQL every page is rolled back, so duplicates across pages are counted as new");
     } else if report.errors.is_empty() {
         let leads = merge_converted_leads(&engine, &store, &name).await?;
         println!(
@@ -177,7 +177,7 @@ pub async fn run(
             fuzzy.queued
         );
         if dry_run {
-            println!("nothing was written (--dry-run: the counts above come from a run on a temporary copy of the store)");
+            println!("nothing was written (--dry-run); the counts above come from a run on a temporary copy of the store");
         }
     }
     store.close().await;
@@ -269,6 +269,18 @@ impl DryRunCopy {
     }
 }
 
+/// The record `crm_id` was merged into, following merge pointers.
+async fn surviving(store: &synchub_store::Store, crm_id: &str) -> anyhow::Result<String> {
+    let mut id = crm_id.to_string();
+    for _ in 0..16 {
+        match store.record(&id).await?.and_then(|r| r.merged_into) {
+            Some(next) => id = next,
+            None => break,
+        }
+    }
+    Ok(id)
+}
+
 /// What the converted-lead pass did.
 #[derive(Debug, Default)]
 struct LeadMerges {
@@ -334,12 +346,22 @@ async fn merge_converted_leads(
         )
         .await?;
         drop(tx);
-        let (Some(c), Some(l)) = (now.get(contact).filter(|c| !c.deleted), now.get(lead)) else {
+        let (Some(c), Some(l)) = (now.get(contact), now.get(lead)) else {
             out.missing += 1;
             continue;
         };
-        if c.crm_id == l.crm_id {
+        // A merge leaves a link of the same connection on the loser, which
+        // points at the survivor: follow the pointers.
+        let (contact_crm, lead_crm) = (
+            surviving(store, &c.crm_id).await?,
+            surviving(store, &l.crm_id).await?,
+        );
+        if contact_crm == lead_crm {
             out.already += 1;
+            continue;
+        }
+        if c.deleted {
+            out.missing += 1;
             continue;
         }
         let evidence = serde_json::json!({
@@ -349,7 +371,7 @@ async fn merge_converted_leads(
             "contact": contact,
         });
         match engine
-            .merge_contacts(&c.crm_id, &l.crm_id, evidence, &rules)
+            .merge_contacts(&contact_crm, &lead_crm, evidence, &rules)
             .await
         {
             Ok(_) => out.merged += 1,
