@@ -784,3 +784,36 @@ async fn suitecrm_dry_run_counts_equal_the_real_run_and_converted_leads_merge() 
         again.stdout
     );
 }
+
+// --- a re-run leaves unchanged legacy-id links as they were ----------------
+
+async fn link_times(db: &str) -> Vec<(String, String)> {
+    use sqlx::Connection;
+    let mut conn = sqlx::SqliteConnection::connect(db).await.unwrap();
+    sqlx::query_as("SELECT external_id, updated_at FROM id_link ORDER BY external_id")
+        .fetch_all(&mut conn)
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_rerun_does_not_rewrite_unchanged_legacy_id_links() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(
+        dir.path(),
+        "people.csv",
+        "id,name,email,phone\n1,陳大文,tai@example.hk,+852 9123 4567\n2,Mei Lin,mei@example.tw,\n",
+    );
+    let db = db_in(dir.path());
+    migrate(&db, "csv", &file, &[]).expect_ok();
+    let before = link_times(&db).await;
+    assert_eq!(before.len(), 2);
+    // (link timestamps have microseconds: any rewrite shows)
+    let again = migrate(&db, "csv", &file, &[]).expect_ok();
+    assert!(
+        again.summary().contains("2 already imported"),
+        "{}",
+        again.stdout
+    );
+    assert_eq!(link_times(&db).await, before);
+}
