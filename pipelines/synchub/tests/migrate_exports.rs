@@ -347,15 +347,15 @@ async fn converted_salesforce_lead_merges_with_its_contact() {
     write(
         &export,
         "Contact.csv",
-        "Id,IsDeleted,FirstName,LastName,Email,Phone,LastModifiedDate\n\
-         0035g00000DDDDDDD1,false,Siu Ming,Cheung,siuming@corp.example.hk,+852 2111 2222,2024-05-15T09:30:00.000Z\n",
+        "Id,IsDeleted,FirstName,LastName,Email,Phone,LastModifiedDate,Preferred_Language__c\n\
+         0035g00000DDDDDDD1,false,Siu Ming,Cheung,siuming@corp.example.hk,+852 2111 2222,2024-05-15T09:30:00.000Z,zh_HK\n",
     );
     write(
         &export,
         "Lead.csv",
-        "Id,IsDeleted,FirstName,LastName,Email,Phone,Company,IsConverted,ConvertedContactId,LastModifiedDate\n\
-         00Q5g00000EEEEEEE1,false,Siu-Ming,Cheung,sm.cheung@gmail.example,+852 9333 4444,Corp,true,0035g00000DDDDDDD1,2024-04-01T09:30:00.000Z\n\
-         00Q5g00000EEEEEEE2,false,Ah,Ngan,ngan@example.hk,,,false,,2024-04-01T09:30:00.000Z\n",
+        "Id,IsDeleted,FirstName,LastName,Email,Phone,Company,IsConverted,ConvertedContactId,LastModifiedDate,Preferred_Language__c\n\
+         00Q5g00000EEEEEEE1,false,Siu-Ming,Cheung,sm.cheung@gmail.example,+852 9333 4444,Corp,true,0035g00000DDDDDDD1,2024-04-01T09:30:00.000Z,en\n\
+         00Q5g00000EEEEEEE2,false,Ah,Ngan,ngan@example.hk,,,false,,2024-04-01T09:30:00.000Z,\n",
     );
     let run = dry_then_real(dir.path(), "salesforce", &export, &[]);
     assert!(
