@@ -159,6 +159,29 @@ async fn hubspot_export_from_a_traditional_chinese_portal() {
 }
 
 #[tokio::test]
+async fn hubspot_export_from_a_simplified_chinese_portal() {
+    // GIVEN a zh-CN HubSpot export: 记录 ID, 名字, 姓氏, 电子邮件, 电话号码
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(
+        dir.path(),
+        "hubspot-crm-exports-all-contacts-2024-05-15.csv",
+        "\u{FEFF}记录 ID,名字,姓氏,电子邮件,电话号码,职位,国家/地区\n\
+         801,大文,陈,dawen@example.cn,138 0013 8000,经理,China\n",
+    );
+    let run = dry_then_real(dir.path(), "hubspot", &file, &[]);
+    assert!(
+        run.summary().starts_with("read 1 rows: 1 new records"),
+        "{}",
+        run.stdout
+    );
+    let all = contacts(&db_in(dir.path())).await;
+    let chen = by_email(&all, "dawen@example.cn");
+    assert_eq!(chen.family_name.as_deref(), Some("陈"));
+    assert_eq!(chen.title.as_deref(), Some("经理"));
+    assert_eq!(chen.phones, ["+8613800138000"]);
+}
+
+#[tokio::test]
 async fn zoho_export_separated_by_semicolons_with_id_column() {
     // GIVEN a semicolon-separated Zoho export with `Id` (not `Record Id`) and
     // a quoted value holding the separator
