@@ -57,6 +57,11 @@ pub(crate) struct CsvFile {
     pub headers: Vec<String>,
     /// Where the first data row starts.
     pub start: CsvPos,
+    /// The field separator (sniffed from the header: `,`, `;`, tab or `|`).
+    pub delimiter: u8,
+    /// Length of the text stream (the file after its BOM; for UTF-16, the
+    /// transcoded UTF-8), to recognise the last row.
+    text_len: u64,
 }
 
 impl CsvFile {
@@ -70,7 +75,53 @@ impl CsvFile {
         let len = file.metadata().map_err(io_err)?.len();
         let mut sample = Vec::new();
         file.take(SAMPLE).read_to_end(&mut sample).map_err(io_err)?;
-        let detected = encoding::detect(&sample, choice, len <= SAMPLE);
+        let not_text = |why: String| LegacyError::Path {
+            path: path.display().to_string(),
+            message: format!("this is not a CSV/text export ({why}); export the data as CSV"),
+        };
+        if let Some(why) = encoding::binary_signature(&sample) {
+            return Err(not_text(why));
+        }
+        let mut detected = encoding::detect(&sample, choice, len <= SAMPLE);
+        let utf16 = matches!(
+            detected.encoding,
+            FileEncoding::Utf16Le | FileEncoding::Utf16Be
+        );
+        if !utf16 {
+            if let Some(why) = encoding::control_bytes(&sample[detected.bom_len..]) {
+                return Err(not_text(why));
+            }
+        }
+        // The first 256 KB may be plain ASCII with Big5 further on: decide
+        // on the whole file (one streaming pass) unless a BOM or --encoding
+        // settled it.
+        if choice == EncodingChoice::Auto && !utf16 && detected.bom_len == 0 && len > SAMPLE {
+            let file = File::open(path).map_err(io_err)?;
+            detected = encoding::detect_whole(BufReader::new(file)).map_err(io_err)?;
+        }
+        let text_len = if utf16 {
+            let mut file = File::open(path).map_err(io_err)?;
+            file.seek(SeekFrom::Start(detected.bom_len as u64))
+                .map_err(io_err)?;
+            let big = detected.encoding == FileEncoding::Utf16Be;
+            io::copy(
+                &mut Utf16ToUtf8::new(BufReader::new(file), big),
+                &mut io::sink(),
+            )
+            .map_err(io_err)?
+        } else {
+            len.saturating_sub(detected.bom_len as u64)
+        };
+        let delimiter = if utf16 {
+            let start = detected.bom_len.min(sample.len());
+            let mut text = Vec::new();
+            let big = detected.encoding == FileEncoding::Utf16Be;
+            // An odd cut at the end of the sample is only a partial last unit.
+            let _ = Utf16ToUtf8::new(&sample[start..], big).read_to_end(&mut text);
+            sniff_delimiter(&text)
+        } else {
+            sniff_delimiter(&sample[detected.bom_len.min(sample.len())..])
+        };
         let mut this = CsvFile {
             path: path.to_path_buf(),
             detected,
@@ -80,6 +131,8 @@ impl CsvFile {
                 line: 1,
                 offset: 0,
             },
+            delimiter,
+            text_len: text_len + if utf16 { 0 } else { detected.bom_len as u64 },
         };
         let base = this.text_start();
         let mut reader = this.reader(base)?;
@@ -103,7 +156,17 @@ impl CsvFile {
                     detected.encoding.name()
                 ),
             })?;
-            this.headers.push(text.trim().to_string());
+            if text
+                .chars()
+                .any(|c| c == '\u{FFFD}' || (c.is_control() && c != '\t'))
+            {
+                return Err(not_text(format!(
+                    "header column {} has control or replacement characters",
+                    i + 1
+                )));
+            }
+            this.headers
+                .push(text.trim().trim_start_matches('\u{FEFF}').to_string());
         }
         let end = reader.position();
         this.start = CsvPos {
@@ -152,6 +215,7 @@ impl CsvFile {
         };
         Ok(csv::ReaderBuilder::new()
             .has_headers(false)
+            .delimiter(self.delimiter)
             .flexible(true)
             .buffer_capacity(256 * 1024)
             .from_reader(stream))
@@ -190,7 +254,16 @@ impl CsvFile {
             if !found {
                 return Ok((next, true));
             }
-            let values = self.decode(&record, enc);
+            let end = current.base + current.reader.position().byte();
+            let mut values = self.decode(&record, enc);
+            // The last row: a file cut off inside a quoted value parses as
+            // one short value running to the end; it is not a row.
+            if end >= self.text_len && self.ends_in_quote(next.offset)? {
+                values = Err(
+                    "the file ends inside a quoted value: it was cut off (truncated) in this row"
+                        .into(),
+                );
+            }
             let lossy = match values {
                 Ok(_) => Vec::new(),
                 Err(_) => record
@@ -237,18 +310,128 @@ impl CsvFile {
             .iter()
             .zip(&self.headers)
             .map(|(bytes, column)| {
-                encoding::decode_field(enc, bytes)
-                    .map(|s| s.into_owned())
-                    .ok_or_else(|| {
-                        let shown: Vec<String> =
-                            bytes.iter().take(12).map(|b| format!("{b:02x}")).collect();
-                        format!(
-                            "column '{column}' is not valid {} (bytes {})",
-                            self.detected.encoding.name(),
-                            shown.join(" ")
-                        )
-                    })
+                let shown = || {
+                    let shown: Vec<String> =
+                        bytes.iter().take(12).map(|b| format!("{b:02x}")).collect();
+                    shown.join(" ")
+                };
+                let text = encoding::decode_field(enc, bytes).ok_or_else(|| {
+                    format!(
+                        "column '{column}' is not valid {} (bytes {})",
+                        self.detected.encoding.name(),
+                        shown()
+                    )
+                })?;
+                if let Some(c) = encoding::suspicious_char(&text, enc) {
+                    return Err(format!(
+                        "column '{column}' read as {} gives U+{:04X}, a replacement or private-use character (bytes {}): the file is probably in another encoding; try --encoding auto",
+                        self.detected.encoding.name(),
+                        u32::from(c),
+                        shown()
+                    ));
+                }
+                Ok(text.into_owned())
             })
             .collect()
+    }
+
+    /// Whether the text from `offset` to the end leaves a quoted value open.
+    fn ends_in_quote(&self, offset: u64) -> Result<bool, LegacyError> {
+        let io_err = |e: io::Error| LegacyError::Path {
+            path: self.path.display().to_string(),
+            message: e.to_string(),
+        };
+        let mut file = File::open(&self.path).map_err(io_err)?;
+        let mut tail = Vec::new();
+        match self.detected.encoding {
+            FileEncoding::Ascii(_) => {
+                file.seek(SeekFrom::Start(offset)).map_err(io_err)?;
+                file.read_to_end(&mut tail).map_err(io_err)?;
+            }
+            FileEncoding::Utf16Le | FileEncoding::Utf16Be => {
+                file.seek(SeekFrom::Start(self.detected.bom_len as u64))
+                    .map_err(io_err)?;
+                let big = self.detected.encoding == FileEncoding::Utf16Be;
+                let mut text = Utf16ToUtf8::new(BufReader::new(file), big);
+                io::copy(&mut (&mut text).take(offset), &mut io::sink()).map_err(io_err)?;
+                text.read_to_end(&mut tail).map_err(io_err)?;
+            }
+        }
+        Ok(open_quote_at_end(&tail, self.delimiter))
+    }
+}
+
+/// Runs CSV quoting over `text`: true when it ends inside a quoted value.
+fn open_quote_at_end(text: &[u8], delimiter: u8) -> bool {
+    let mut quoted = false;
+    let mut field_start = true;
+    let mut i = 0;
+    while i < text.len() {
+        let b = text[i];
+        if quoted {
+            if b == b'"' {
+                if text.get(i + 1) == Some(&b'"') {
+                    i += 1;
+                } else {
+                    quoted = false;
+                }
+            }
+        } else if b == b'"' && field_start {
+            quoted = true;
+            field_start = false;
+        } else {
+            field_start = b == delimiter || b == b'\n' || b == b'\r';
+        }
+        i += 1;
+    }
+    quoted
+}
+
+/// The separator of the header line: the most frequent of `,` `;` tab `|`
+/// outside quotes (a comma when none appears).
+fn sniff_delimiter(text: &[u8]) -> u8 {
+    let mut counts = [0usize; 4];
+    let candidates = [b',', b';', b'\t', b'|'];
+    let mut quoted = false;
+    for &b in text {
+        match b {
+            b'"' => quoted = !quoted,
+            b'\n' if !quoted => break,
+            _ if !quoted => {
+                if let Some(i) = candidates.iter().position(|c| *c == b) {
+                    counts[i] += 1;
+                }
+            }
+            _ => {}
+        }
+    }
+    let mut best = 0;
+    for i in 1..candidates.len() {
+        if counts[i] > counts[best] {
+            best = i;
+        }
+    }
+    candidates[best]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn separators_are_sniffed_outside_quotes() {
+        assert_eq!(sniff_delimiter(b"Id,Name,Email\n1;2;3;4;5\n"), b',');
+        assert_eq!(sniff_delimiter(b"\"Id\";\"Last, First\";\"Email\"\n"), b';');
+        assert_eq!(sniff_delimiter(b"Id\tName\tEmail\n"), b'\t');
+        assert_eq!(sniff_delimiter(b"Id\n"), b',');
+    }
+
+    #[test]
+    fn an_open_quote_at_the_end_is_found() {
+        assert!(open_quote_at_end(b"1,\"zh_", b','));
+        assert!(!open_quote_at_end(b"1,\"zh_TW\"\n", b','));
+        assert!(!open_quote_at_end(b"1,\"say \"\"hi\"\"\",x", b','));
+        assert!(open_quote_at_end(b"1,\"a\nb", b','));
+        assert!(!open_quote_at_end(b"1,5\" disk,x", b','));
     }
 }

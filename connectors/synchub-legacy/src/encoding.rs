@@ -149,6 +149,92 @@ pub fn detect(sample: &[u8], choice: EncodingChoice, whole: bool) -> Detected {
     with_bom(FileEncoding::Ascii(encoding), 0)
 }
 
+/// Decides the encoding from a whole file read as a stream: valid UTF-8 to
+/// the last byte, else chardetng fed with every byte (a guess from the
+/// first pages alone misses Big5 rows that start after 300 KB of ASCII).
+pub fn detect_whole<R: Read>(mut reader: R) -> io::Result<Detected> {
+    let mut detector = chardetng::EncodingDetector::new();
+    let mut buf = vec![0u8; 1 << 20];
+    let mut carry: Vec<u8> = Vec::new();
+    let mut utf8 = true;
+    loop {
+        let n = reader.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        let chunk = &buf[..n];
+        detector.feed(chunk, false);
+        if utf8 {
+            carry.extend_from_slice(chunk);
+            match std::str::from_utf8(&carry) {
+                Ok(_) => carry.clear(),
+                // A sequence cut at the chunk's end: keep its bytes.
+                Err(e) if e.error_len().is_none() => {
+                    let rest = carry.split_off(e.valid_up_to());
+                    carry = rest;
+                }
+                Err(_) => utf8 = false,
+            }
+        }
+    }
+    detector.feed(&[], true);
+    if utf8 && carry.is_empty() {
+        return Ok(Detected {
+            encoding: FileEncoding::Ascii(UTF_8),
+            bom_len: 0,
+        });
+    }
+    let guess = detector.guess(None, false);
+    let encoding = if guess == encoding_rs::GBK || guess == GB18030 {
+        GB18030
+    } else {
+        guess
+    };
+    Ok(Detected {
+        encoding: FileEncoding::Ascii(encoding),
+        bom_len: 0,
+    })
+}
+
+/// Files that are certainly not text exports, by their first bytes.
+pub fn binary_signature(sample: &[u8]) -> Option<String> {
+    let known: [(&[u8], &str); 5] = [
+        (b"PK\x03\x04", "a ZIP archive or an Excel .xlsx workbook: pass a .zip export as it is, save a workbook as CSV"),
+        (b"\xD0\xCF\x11\xE0", "an old Excel .xls workbook: save it as CSV"),
+        (b"%PDF", "a PDF document"),
+        (b"\x1F\x8B", "a gzip archive: unpack it first"),
+        (b"SQLite format 3", "a SQLite database"),
+    ];
+    known
+        .iter()
+        .find(|(magic, _)| sample.starts_with(magic))
+        .map(|(_, what)| (*what).to_string())
+}
+
+/// Binary data: control bytes other than tab, CR, LF and form feed make up
+/// more than 1 % of the sample (text exports have none).
+pub fn control_bytes(sample: &[u8]) -> Option<String> {
+    let controls = sample
+        .iter()
+        .filter(|b| matches!(**b, 0x00..=0x08 | 0x0B | 0x0E..=0x1F | 0x7F))
+        .count();
+    (controls > 0 && controls * 100 > sample.len()).then(|| {
+        format!(
+            "binary data: {controls} control bytes in the first {} bytes",
+            sample.len()
+        )
+    })
+}
+
+/// A character that shows a value was decoded with the wrong encoding:
+/// U+FFFD, or (from a legacy CJK decoder, which maps unassigned codes
+/// there) a private-use character.
+pub fn suspicious_char(text: &str, encoding: &'static Encoding) -> Option<char> {
+    let legacy = encoding != UTF_8;
+    text.chars()
+        .find(|c| *c == '\u{FFFD}' || (legacy && ('\u{E000}'..='\u{F8FF}').contains(c)))
+}
+
 /// UTF-16 without a BOM: CSV text is mostly ASCII, so every other byte is
 /// NUL. NULs at odd offsets mean little endian, at even offsets big endian.
 fn utf16_order(sample: &[u8]) -> Option<FileEncoding> {

@@ -39,10 +39,16 @@ pub(crate) struct ExportSource {
     plans: Vec<(ObjectKind, Vec<Plan>)>,
     opts: LegacyOptions,
     opened: Mutex<HashMap<PathBuf, Arc<Opened>>>,
+    /// The folder ZIP exports were unpacked into (removed on drop).
+    _unzipped: Option<tempfile::TempDir>,
 }
 
 impl ExportSource {
-    /// Matches the mapping's sources against the files at `path`.
+    /// Matches the mapping's sources against the files at `path` (a
+    /// folder, one file, or `.zip` exports as downloaded, which are
+    /// unpacked to a private temporary folder). A file whose name matches
+    /// no source is recognised by its columns when nothing else matched
+    /// (a report export saved under any name).
     pub(crate) fn new(
         kind: &'static str,
         path: &Path,
@@ -51,9 +57,9 @@ impl ExportSource {
     ) -> Result<ExportSource, LegacyError> {
         let meta = std::fs::metadata(path).map_err(|e| LegacyError::Path {
             path: path.display().to_string(),
-            message: format!("{e} (expected an export folder or a .csv file)"),
+            message: format!("{e} (expected an export folder, a .zip or a .csv file)"),
         })?;
-        let files: Vec<PathBuf> = if meta.is_dir() {
+        let listed: Vec<PathBuf> = if meta.is_dir() {
             let entries = std::fs::read_dir(path).map_err(|e| LegacyError::Path {
                 path: path.display().to_string(),
                 message: e.to_string(),
@@ -68,52 +74,119 @@ impl ExportSource {
         } else {
             vec![path.to_path_buf()]
         };
-        let single = !meta.is_dir();
+        let zips: Vec<PathBuf> = listed.iter().filter(|p| is_zip(p)).cloned().collect();
+        let mut unzipped = None;
+        let mut files: Vec<PathBuf> = listed.into_iter().filter(|p| !is_zip(p)).collect();
+        if !zips.is_empty() {
+            let dir = tempfile::Builder::new()
+                .prefix("synchub-export-")
+                .tempdir()
+                .map_err(|e| LegacyError::Path {
+                    path: std::env::temp_dir().display().to_string(),
+                    message: format!("cannot create a folder to unpack the ZIP export into: {e}"),
+                })?;
+            let mut from: HashMap<String, PathBuf> = HashMap::new();
+            for zip in &zips {
+                files.extend(unzip(zip, dir.path(), &mut from)?);
+            }
+            files.sort();
+            unzipped = Some(dir);
+        }
+        let single = files.len() == 1 && !meta.is_dir();
+        let compiled: Vec<Arc<Compiled>> = mapping
+            .objects
+            .iter()
+            .map(|object| {
+                Arc::new(Compiled::new(
+                    mapping,
+                    object,
+                    opts.default_region.as_deref(),
+                ))
+            })
+            .collect();
         let mut plans: Vec<(ObjectKind, Vec<Plan>)> = Vec::new();
         let mut taken = Vec::new();
-        for object in &mapping.objects {
-            let compiled = Arc::new(Compiled::new(
-                mapping,
-                object,
-                opts.default_region.as_deref(),
-            ));
+        let add = |plans: &mut Vec<(ObjectKind, Vec<Plan>)>, file: &Path, c: &Arc<Compiled>| {
+            let plan = Plan {
+                path: file.to_path_buf(),
+                name: file_name(file),
+                compiled: c.clone(),
+            };
+            match plans.iter_mut().find(|(k, _)| *k == c.kind) {
+                Some((_, list)) => list.push(plan),
+                None => plans.push((c.kind, vec![plan])),
+            }
+        };
+        for (object, c) in mapping.objects.iter().zip(&compiled) {
             for file in &files {
-                let name = file
-                    .file_name()
-                    .map(|n| n.to_string_lossy().into_owned())
-                    .unwrap_or_default();
+                let name = file_name(file);
                 let matches = glob_match(&object.source, &name)
                     || (single && kind == "csv" && mapping.objects.len() == 1);
                 if !matches || taken.contains(file) {
                     continue;
                 }
                 taken.push(file.clone());
-                let plan = Plan {
-                    path: file.clone(),
-                    name,
-                    compiled: compiled.clone(),
-                };
-                match plans.iter_mut().find(|(k, _)| *k == object.object) {
-                    Some((_, list)) => list.push(plan),
-                    None => plans.push((object.object, vec![plan])),
-                }
+                add(&mut plans, file, c);
             }
         }
         if plans.is_empty() {
-            let wanted: Vec<&str> = mapping.objects.iter().map(|o| o.source.as_str()).collect();
-            return Err(LegacyError::Path {
-                path: path.display().to_string(),
-                message: format!(
-                    "no {kind} export file found: expected files named {} (or pass --map to name them)",
-                    wanted.join(", ")
-                ),
-            });
+            // Nothing by name: recognise the files by their columns.
+            let candidates: Vec<&PathBuf> = files
+                .iter()
+                .filter(|f| single || is_text_export(f))
+                .collect();
+            let mut unknown = Vec::new();
+            for file in candidates {
+                let headers = match CsvFile::open(file, opts.encoding) {
+                    Ok(f) => f.headers,
+                    Err(e) if single => return Err(e),
+                    Err(_) => continue,
+                };
+                let best = compiled
+                    .iter()
+                    .filter(|c| c.has_telling_id(&headers))
+                    .max_by_key(|c| (c.score(&headers), std::cmp::Reverse(c.order)));
+                match best {
+                    Some(c) => {
+                        tracing::info!(file = %file_name(file), object = %c.kind, "export recognised by its columns");
+                        add(&mut plans, file, c);
+                    }
+                    None => unknown.push((file_name(file), headers)),
+                }
+            }
+            if plans.is_empty() {
+                let ids: Vec<String> = compiled
+                    .iter()
+                    .filter_map(|c| c.id_columns())
+                    .flatten()
+                    .map(|s| format!("'{s}'"))
+                    .collect::<std::collections::BTreeSet<_>>()
+                    .into_iter()
+                    .collect();
+                let wanted: Vec<&str> = mapping.objects.iter().map(|o| o.source.as_str()).collect();
+                let seen = match unknown.first() {
+                    Some((name, headers)) => format!(
+                        "; {name} has columns {} and none of the id columns {}",
+                        headers.join(", "),
+                        ids.join(", ")
+                    ),
+                    None => String::new(),
+                };
+                return Err(LegacyError::Path {
+                    path: path.display().to_string(),
+                    message: format!(
+                        "no {kind} export file found: expected files named {}{seen} (or pass --map to name them)",
+                        wanted.join(", ")
+                    ),
+                });
+            }
         }
         Ok(ExportSource {
             kind,
             plans,
             opts,
             opened: Mutex::new(HashMap::new()),
+            _unzipped: unzipped,
         })
     }
 
@@ -124,16 +197,24 @@ impl ExportSource {
             }
         }
         let file = CsvFile::open(&plan.path, self.opts.encoding)?;
-        if let Some(id) = plan.compiled.id_column() {
-            if !file.headers.iter().any(|h| h.eq_ignore_ascii_case(id)) {
-                return Err(LegacyError::Mapping {
-                    source_name: format!("for {}", plan.name),
-                    message: format!(
-                        "the file has no id column '{id}' (its columns: {}); name the id column in a --map file",
-                        file.headers.join(", ")
-                    ),
-                });
-            }
+        plan.compiled
+            .check_user_columns(&plan.name, &file.headers)
+            .map_err(|message| LegacyError::Mapping {
+                source_name: format!("for {}", plan.name),
+                message,
+            })?;
+        if let (false, Some(ids)) = (
+            plan.compiled.has_id(&file.headers),
+            plan.compiled.id_columns(),
+        ) {
+            return Err(LegacyError::Mapping {
+                source_name: format!("for {}", plan.name),
+                message: format!(
+                    "the file has none of the id columns '{}' (its columns: {}); name the id column in a --map file",
+                    ids.join("', '"),
+                    file.headers.join(", ")
+                ),
+            });
         }
         tracing::info!(file = %plan.name, encoding = %file.detected.encoding.name(), "opened export file");
         let slots = file.headers.iter().map(|h| plan.compiled.slot(h)).collect();
@@ -348,4 +429,74 @@ pub(crate) async fn run_blocking<T: Send + 'static>(
             message: format!("reader task failed: {e}"),
         }),
     }
+}
+
+fn file_name(path: &Path) -> String {
+    path.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
+fn is_zip(path: &Path) -> bool {
+    path.extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("zip"))
+}
+
+/// Files worth opening to recognise by their columns.
+fn is_text_export(path: &Path) -> bool {
+    path.extension().is_some_and(|e| {
+        ["csv", "tsv", "txt"]
+            .iter()
+            .any(|x| e.eq_ignore_ascii_case(x))
+    })
+}
+
+/// Unpacks the files of a ZIP export into `into` (flattened to their file
+/// names; macOS resource forks skipped). `from` remembers which archive
+/// each name came from: a name in two archives is an error.
+fn unzip(
+    zip: &Path,
+    into: &Path,
+    from: &mut HashMap<String, PathBuf>,
+) -> Result<Vec<PathBuf>, LegacyError> {
+    let err = |message: String| LegacyError::Path {
+        path: zip.display().to_string(),
+        message,
+    };
+    let file = std::fs::File::open(zip).map_err(|e| err(e.to_string()))?;
+    let mut archive = zip::ZipArchive::new(std::io::BufReader::new(file))
+        .map_err(|e| err(format!("not a readable ZIP archive: {e}")))?;
+    let mut out = Vec::new();
+    for i in 0..archive.len() {
+        let mut entry = archive
+            .by_index(i)
+            .map_err(|e| err(format!("entry {}: {e}", i + 1)))?;
+        if entry.is_dir() {
+            continue;
+        }
+        let Some(inner) = entry.enclosed_name() else {
+            return Err(err(format!("entry '{}' has an unsafe path", entry.name())));
+        };
+        if inner.components().any(|c| c.as_os_str() == "__MACOSX") {
+            continue;
+        }
+        let name = file_name(&inner);
+        if name.is_empty() || name.starts_with("._") {
+            continue;
+        }
+        if let Some(first) = from.get(&name) {
+            return Err(err(format!(
+                "{name} is also in {}: pass the archives one at a time",
+                first.display()
+            )));
+        }
+        from.insert(name.clone(), zip.to_path_buf());
+        let target = into.join(&name);
+        let mut writer = std::fs::File::create(&target)
+            .map_err(|e| err(format!("unpacking {name} to {}: {e}", target.display())))?;
+        std::io::copy(&mut entry, &mut writer)
+            .map_err(|e| err(format!("unpacking {name}: {e}")))?;
+        out.push(target);
+    }
+    Ok(out)
 }

@@ -101,6 +101,9 @@ struct Writes {
     propagate_delete: BTreeSet<String>,
     push_back: BTreeSet<String>,
     links: BTreeMap<String, Link>,
+    /// The links as loaded: one that is written back unchanged keeps its
+    /// row (and its `updated_at`) as it was.
+    loaded_links: HashMap<String, Link>,
     page_keys: HashMap<String, String>,
     conflicts: Vec<NewConflict>,
     dead: Vec<DeadLetter>,
@@ -129,6 +132,7 @@ pub(crate) async fn apply_page(
     let known = links::by_external_ids(&mut tx, &conn.name, object, &ext_ids).await?;
     let ids: Vec<String> = known.values().map(|l| l.crm_id.clone()).collect();
     load_current(&mut tx, &mut w, &ids).await?;
+    w.loaded_links = known.clone();
     w.links = known.into_iter().collect();
 
     // Normalize and validate; rejected items become dead letters.
@@ -860,7 +864,12 @@ async fn write_all(
     if object == ObjectKind::Contact {
         records::set_keys(tx, ObjectKind::Contact, &keys).await?;
     }
-    let link_rows: Vec<Link> = w.links.into_values().collect();
+    let loaded = w.loaded_links;
+    let link_rows: Vec<Link> = w
+        .links
+        .into_values()
+        .filter(|l| loaded.get(&l.external_id) != Some(l))
+        .collect();
     links::upsert_many(tx, &link_rows).await?;
     let versions: HashMap<String, (i64, bool)> = w
         .current

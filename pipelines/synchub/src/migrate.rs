@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -53,10 +54,25 @@ pub async fn run(
         page_size: usize::try_from(page_size).unwrap_or(1000),
         ..LegacyOptions::default()
     };
-    let connector: Arc<dyn synchub_core::Connector> =
+    // Phones without a country code take the mapping's default region
+    // (a `--map` file's `default_region` included) in the engine too.
+    let region = synchub_legacy::mapping_for(kind, &opts)?.default_region;
+    let inner: Arc<dyn synchub_core::Connector> =
         Arc::from(synchub_legacy::build(kind, path_or_url, opts)?);
-    connector.check().await?;
-    let store = open_store(db).await?;
+    inner.check().await?;
+    let counting = Arc::new(CountDeleted {
+        inner,
+        deleted: AtomicU64::new(0),
+    });
+    let connector: Arc<dyn synchub_core::Connector> = counting.clone();
+    // A dry run on a SQLite store is a real run on a throwaway copy of it
+    // (nothing is created or written at `db`), so every count, merge and
+    // invalid row it shows is exactly what the real run does. PostgreSQL
+    // stores fall back to the engine's page-by-page rollback.
+    let scratch = if dry_run { DryRunCopy::of(db)? } else { None };
+    let store_url = scratch.as_ref().map_or(db.to_string(), |s| s.url.clone());
+    let engine_dry_run = dry_run && scratch.is_none();
+    let store = open_store(&store_url).await?;
     let name = format!("migrate_{}", kind.to_ascii_lowercase());
     let objects: Vec<ObjectKind> = connector
         .objects()
@@ -70,7 +86,7 @@ pub async fn run(
         connector,
         direction: Direction::Pull,
         objects,
-        region: None,
+        region: region.clone(),
     };
     let engine = Engine::new(
         store.clone(),
@@ -83,7 +99,7 @@ pub async fn run(
     // --resume continues from the last committed page of an interrupted run.
     let run_opts = RunOptions {
         full_refresh: !resume,
-        dry_run,
+        dry_run: engine_dry_run,
         progress: progress.as_ref().map(|p| p.callback()),
         // A one-shot import: a row missing from a later export is not a delete.
         reconcile_deletes: false,
@@ -101,10 +117,28 @@ pub async fn run(
         synchub_store::redact_url(path_or_url)
     );
     print!("{}", report.to_table());
+    // Soft-deleted source rows never linked are counted "unchanged" by the
+    // engine: they are reported as what they are.
+    let soft_deleted = counting
+        .deleted
+        .load(Ordering::Relaxed)
+        .saturating_sub(t.deleted)
+        .min(t.unchanged);
     println!(
-        "read {} rows: {} new records, {} duplicates merged into existing contacts, {} already imported, {} invalid",
-        t.read, t.created, t.merged, t.unchanged, t.dead_lettered
+        "read {} rows: {} new records, {} duplicates merged into existing contacts, {} already imported, {} soft-deleted in the source (not imported), {} invalid",
+        t.read,
+        t.created,
+        t.merged,
+        t.unchanged - soft_deleted,
+        soft_deleted,
+        t.dead_lettered
     );
+    if t.deleted > 0 {
+        println!(
+            "{} imported records were deleted in the source since: marked deleted",
+            t.deleted
+        );
+    }
     if t.dead_lettered > 0 {
         println!(
             "invalid rows ({}):",
@@ -125,11 +159,17 @@ pub async fn run(
             println!("  … and {} more", t.dead_lettered - shown as u64);
         }
     }
-    if dry_run {
-        println!("nothing was written (--dry-run)");
+    if engine_dry_run {
+        println!("nothing was written (--dry-run); on PostgreSQL every page is rolled back, so duplicates across pages are counted as new");
     } else if report.errors.is_empty() {
+        let leads = merge_converted_leads(&engine, &store, &name).await?;
+        println!(
+            "converted leads: {} merged with the contact they were converted to, {} already one record, {} name a contact the export does not hold",
+            leads.merged, leads.already, leads.missing
+        );
         let started = std::time::Instant::now();
-        let fuzzy = crate::review::fuzzy_pass(&engine, &store, None, &name, resume).await?;
+        let fuzzy =
+            crate::review::fuzzy_pass(&engine, &store, region, &name, resume).await?;
         println!(
             "probabilistic matching over {} contacts ({} candidate pairs, {:.1} s): {} merged as the same person, {} new pairs queued for review (`synchub review list`)",
             fuzzy.contacts,
@@ -138,12 +178,212 @@ pub async fn run(
             fuzzy.merged,
             fuzzy.queued
         );
+        if dry_run {
+            println!("nothing was written (--dry-run); the counts above come from a run on a temporary copy of the store");
+        }
     }
+    store.close().await;
+    drop(scratch);
     Ok(if report.errors.is_empty() {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)
     })
+}
+
+/// The legacy source, counting the soft-deleted rows it hands out.
+struct CountDeleted {
+    inner: Arc<dyn synchub_core::Connector>,
+    deleted: AtomicU64,
+}
+
+#[async_trait::async_trait]
+impl synchub_core::Connector for CountDeleted {
+    fn kind(&self) -> &'static str {
+        self.inner.kind()
+    }
+
+    fn objects(&self) -> Vec<synchub_core::ObjectSpec> {
+        self.inner.objects()
+    }
+
+    async fn check(&self) -> Result<(), synchub_core::ConnectorError> {
+        self.inner.check().await
+    }
+
+    async fn pull(
+        &self,
+        object: ObjectKind,
+        from: Option<&synchub_core::Cursor>,
+    ) -> Result<synchub_core::Page, synchub_core::ConnectorError> {
+        let page = self.inner.pull(object, from).await?;
+        let deleted = page.records.iter().filter(|r| r.deleted).count() as u64;
+        self.deleted.fetch_add(deleted, Ordering::Relaxed);
+        Ok(page)
+    }
+
+    async fn estimate(&self, object: ObjectKind) -> Option<u64> {
+        self.inner.estimate(object).await
+    }
+}
+
+/// A temporary copy of a SQLite store for a dry run (removed on drop).
+struct DryRunCopy {
+    url: String,
+    _dir: tempfile::TempDir,
+}
+
+impl DryRunCopy {
+    /// `None` for stores that are not SQLite files.
+    fn of(db: &str) -> anyhow::Result<Option<DryRunCopy>> {
+        let Some(rest) = db.strip_prefix("sqlite:") else {
+            return Ok(None);
+        };
+        let path = rest.trim_start_matches("//");
+        let path = path.split('?').next().unwrap_or(path);
+        if path.is_empty() || path.contains(":memory:") {
+            return Ok(None);
+        }
+        let dir = tempfile::Builder::new()
+            .prefix("synchub-dry-run-")
+            .tempdir()
+            .map_err(|e| anyhow!("--dry-run: cannot create a temporary folder: {e}"))?;
+        let copy = dir.path().join("dry-run.db");
+        let original = std::path::Path::new(path);
+        if original.exists() {
+            std::fs::copy(original, &copy).map_err(|e| {
+                anyhow!(
+                    "--dry-run: cannot copy the store {path} to {}: {e}",
+                    copy.display()
+                )
+            })?;
+            // Committed pages not yet checkpointed into the main file.
+            let wal = PathBuf::from(format!("{path}-wal"));
+            if wal.exists() {
+                std::fs::copy(&wal, dir.path().join("dry-run.db-wal"))
+                    .map_err(|e| anyhow!("--dry-run: cannot copy {}: {e}", wal.display()))?;
+            }
+        }
+        Ok(Some(DryRunCopy {
+            url: format!("sqlite://{}", copy.display()),
+            _dir: dir,
+        }))
+    }
+}
+
+/// The record `crm_id` was merged into, following merge pointers.
+async fn surviving(store: &synchub_store::Store, crm_id: &str) -> anyhow::Result<String> {
+    let mut id = crm_id.to_string();
+    for _ in 0..16 {
+        match store.record(&id).await?.and_then(|r| r.merged_into) {
+            Some(next) => id = next,
+            None => break,
+        }
+    }
+    Ok(id)
+}
+
+/// What the converted-lead pass did.
+#[derive(Debug, Default)]
+struct LeadMerges {
+    merged: u64,
+    already: u64,
+    missing: u64,
+}
+
+/// Merges each converted lead into the contact it names
+/// (`custom.converted_contact_id`: SuiteCRM `leads.contact_id`, Salesforce
+/// `ConvertedContactId`): the legacy CRM itself says they are one person.
+/// Read from the identity links' snapshots, so it also covers rows an
+/// interrupted run committed, and a re-run finds them already merged.
+async fn merge_converted_leads(
+    engine: &Engine,
+    store: &synchub_store::Store,
+    connection: &str,
+) -> anyhow::Result<LeadMerges> {
+    use synchub_store::links;
+    let mut out = LeadMerges::default();
+    let ids = store
+        .live_external_ids(connection, ObjectKind::Contact)
+        .await?;
+    let mut pairs: Vec<(String, String, String)> = Vec::new();
+    for chunk in ids.chunks(5_000) {
+        let mut tx = store.begin().await?;
+        let found = links::by_external_ids(&mut tx, connection, ObjectKind::Contact, chunk).await?;
+        drop(tx);
+        for link in found.into_values() {
+            let Some(target) = link
+                .snapshot
+                .as_ref()
+                .and_then(|s| s.get("custom"))
+                .and_then(|c| c.get("converted_contact_id"))
+            else {
+                continue;
+            };
+            let targets: Vec<String> = match target {
+                serde_json::Value::String(s) => vec![s.clone()],
+                serde_json::Value::Array(list) => list
+                    .iter()
+                    .filter_map(|v| v.as_str().map(str::to_string))
+                    .collect(),
+                _ => Vec::new(),
+            };
+            for contact in targets.into_iter().filter(|t| !t.trim().is_empty()) {
+                if contact != link.external_id {
+                    pairs.push((link.external_id.clone(), contact, link.crm_id.clone()));
+                }
+            }
+        }
+    }
+    pairs.sort();
+    let rules = synchub_core::merge::survivorship::SurvivorshipRules::default();
+    for (lead, contact, _) in &pairs {
+        // Links move with merges: read both where they point now.
+        let mut tx = store.begin().await?;
+        let now = links::by_external_ids(
+            &mut tx,
+            connection,
+            ObjectKind::Contact,
+            &[lead.clone(), contact.clone()],
+        )
+        .await?;
+        drop(tx);
+        let (Some(c), Some(l)) = (now.get(contact), now.get(lead)) else {
+            out.missing += 1;
+            continue;
+        };
+        // A merge leaves a link of the same connection on the loser, which
+        // points at the survivor: follow the pointers.
+        let (contact_crm, lead_crm) = (
+            surviving(store, &c.crm_id).await?,
+            surviving(store, &l.crm_id).await?,
+        );
+        if contact_crm == lead_crm {
+            out.already += 1;
+            continue;
+        }
+        if c.deleted {
+            out.missing += 1;
+            continue;
+        }
+        let evidence = serde_json::json!({
+            "tier": "converted lead",
+            "connection": connection,
+            "lead": lead,
+            "contact": contact,
+        });
+        match engine
+            .merge_contacts(&contact_crm, &lead_crm, evidence, &rules)
+            .await
+        {
+            Ok(_) => out.merged += 1,
+            Err(e) => {
+                tracing::warn!(%lead, %contact, error = %e, "converted lead not merged");
+                out.missing += 1;
+            }
+        }
+    }
+    Ok(out)
 }
 
 /// Rows, rate and ETA on a terminal (nothing when stderr is not one).

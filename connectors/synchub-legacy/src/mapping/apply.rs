@@ -6,7 +6,7 @@ use serde_json::{Map, Value};
 use synchub_core::{ObjectKind, Rejected, RemoteRecord};
 
 use super::field::{Ctx, Draft, Field};
-use super::{Mapping, ObjectMap};
+use super::{did_you_mean, header_key, Mapping, Names, ObjectMap};
 use crate::transform;
 
 /// What one source column does.
@@ -20,7 +20,8 @@ pub(crate) struct Slot {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Role {
-    Id,
+    /// The id column; the rank orders alternative spellings (0 = preferred).
+    Id(usize),
     Deleted,
     UpdatedAt,
     Value,
@@ -49,8 +50,14 @@ pub(crate) struct Row<'a> {
 pub(crate) struct Compiled {
     /// The CRM object kind.
     pub kind: ObjectKind,
-    id_column: String,
+    id_column: Names,
     by_name: HashMap<String, Slot>,
+    /// Columns from a `--map` file, which every file must have.
+    user_columns: Vec<String>,
+    user_file: Option<String>,
+    source: String,
+    /// Position of the object in its mapping (earlier wins a tie).
+    pub order: usize,
     tags: Vec<String>,
     constants: BTreeMap<String, String>,
     region: Option<phonenumber::country::Id>,
@@ -87,22 +94,37 @@ impl Compiled {
                     })
                 })
                 .collect();
-            by_name.insert(
-                key(column),
-                Slot {
-                    name: column.clone(),
-                    role: Role::Value,
-                    targets,
-                },
-            );
+            let slot = Slot {
+                name: column.clone(),
+                role: Role::Value,
+                targets,
+            };
+            // Without the export's optional prefix (`Person - Name` → `Name`);
+            // a column spelt without it in the mapping wins.
+            if let Some(bare) = strip_prefix(column, object.prefix.as_deref()) {
+                by_name.entry(bare).or_insert_with(|| slot.clone());
+            }
+            by_name.insert(key(column), slot);
         }
-        for (column, role) in [
-            (Some(&object.id), Role::Id),
+        let mut roles: Vec<(String, Role)> = Vec::new();
+        if !object.id.is_row() {
+            for (rank, name) in object.id.list().into_iter().enumerate() {
+                roles.push((name.to_string(), Role::Id(rank)));
+            }
+        }
+        for (names, role) in [
             (object.deleted.as_ref(), Role::Deleted),
             (object.updated_at.as_ref(), Role::UpdatedAt),
         ] {
-            if let Some(column) = column {
-                let slot = by_name.entry(key(column)).or_insert_with(|| Slot {
+            for name in names.map(Names::list).unwrap_or_default() {
+                roles.push((name.to_string(), role));
+            }
+        }
+        for (column, role) in roles {
+            let mut keys = vec![key(&column)];
+            keys.extend(strip_prefix(&column, object.prefix.as_deref()));
+            for k in keys {
+                let slot = by_name.entry(k).or_insert_with(|| Slot {
                     name: column.clone(),
                     role,
                     targets: Vec::new(),
@@ -117,6 +139,14 @@ impl Compiled {
             kind: object.object,
             id_column: object.id.clone(),
             by_name,
+            user_columns: object.user_columns.clone(),
+            user_file: object.user_file.clone(),
+            source: object.source.clone(),
+            order: mapping
+                .objects
+                .iter()
+                .position(|o| o.source == object.source)
+                .unwrap_or(usize::MAX),
             tags: object.tags.clone(),
             constants: object.constants.clone(),
             region,
@@ -145,9 +175,55 @@ impl Compiled {
             })
     }
 
-    /// The id column, when the source has to have one (not `@row`).
-    pub(crate) fn id_column(&self) -> Option<&str> {
-        (self.id_column != "@row").then_some(self.id_column.as_str())
+    /// The id column's spellings, when the source has to have one (not `@row`).
+    pub(crate) fn id_columns(&self) -> Option<Vec<&str>> {
+        (!self.id_column.is_row()).then(|| self.id_column.list())
+    }
+
+    /// Whether `headers` hold an id column (always true for `@row`).
+    pub(crate) fn has_id(&self, headers: &[String]) -> bool {
+        self.id_column.is_row()
+            || headers
+                .iter()
+                .any(|h| matches!(self.slot(h).role, Role::Id(_)))
+    }
+
+    /// Whether `headers` hold an id column spelt distinctively enough to
+    /// recognise the export by (`Contact ID`, `Record ID`; not a bare `Id`,
+    /// which every export has).
+    pub(crate) fn has_telling_id(&self, headers: &[String]) -> bool {
+        headers
+            .iter()
+            .any(|h| matches!(self.slot(h).role, Role::Id(_)) && key(h) != "id")
+    }
+
+    /// How many of `headers` this mapping knows (to recognise an export
+    /// from its columns when its file name says nothing).
+    pub(crate) fn score(&self, headers: &[String]) -> usize {
+        headers
+            .iter()
+            .filter(|h| self.by_name.contains_key(&key(h)))
+            .count()
+    }
+
+    /// Checks that every column a `--map` file names is in `headers`.
+    pub(crate) fn check_user_columns(&self, file: &str, headers: &[String]) -> Result<(), String> {
+        let have: Vec<String> = headers.iter().map(|h| key(h)).collect();
+        for column in &self.user_columns {
+            if have.contains(&key(column)) {
+                continue;
+            }
+            let hint = match did_you_mean(column, headers) {
+                Some(close) => format!(" (did you mean '{close}'?)"),
+                None => format!(" (its columns: {})", headers.join(", ")),
+            };
+            return Err(format!(
+                "{}: [[object]] source '{}': column '{column}' is not in {file}{hint}",
+                self.user_file.as_deref().unwrap_or("--map file"),
+                self.source
+            ));
+        }
+        Ok(())
     }
 
     /// Maps one row.
@@ -158,7 +234,8 @@ impl Compiled {
         };
         let mut raw = Map::new();
         let mut draft = Draft::new(self.kind);
-        let mut id = (self.id_column == "@row").then(|| row.number.to_string());
+        let mut id = self.id_column.is_row().then(|| row.number.to_string());
+        let mut id_rank = usize::MAX;
         let mut deleted = false;
         let mut updated = None;
         let mut problem = None;
@@ -175,7 +252,12 @@ impl Compiled {
             };
             let value = unescaped.as_ref();
             match slot.role {
-                Role::Id => id = id.or_else(|| Some(value.to_string())),
+                Role::Id(rank) => {
+                    if rank < id_rank {
+                        id = Some(value.to_string());
+                        id_rank = rank;
+                    }
+                }
                 Role::Deleted => match transform::parse_bool(value) {
                     Some(flag) => deleted |= flag,
                     None => {
@@ -227,7 +309,7 @@ impl Compiled {
         let Some(id) = id else {
             return Err(reject(
                 None,
-                format!("empty id column '{}'", self.id_column),
+                format!("empty id column '{}'", self.id_column.first()),
             ));
         };
         let (updated_at, version) = updated.map_or((None, None), |(t, v)| (Some(t), Some(v)));
@@ -262,5 +344,14 @@ impl Compiled {
 }
 
 fn key(column: &str) -> String {
-    column.trim().to_lowercase()
+    header_key(column)
+}
+
+/// The key of `column` without the export's optional prefix, if it has it.
+fn strip_prefix(column: &str, prefix: Option<&str>) -> Option<String> {
+    let prefix = header_key(prefix?);
+    let k = header_key(column);
+    k.strip_prefix(&prefix)
+        .filter(|rest| !rest.is_empty())
+        .map(str::to_string)
 }

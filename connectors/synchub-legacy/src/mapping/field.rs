@@ -324,7 +324,12 @@ impl Draft {
                     return Err("contact has no name, email or phone".into());
                 }
                 c.addresses.retain(|a| !a.is_empty());
-                c.phones = phones(std::mem::take(&mut c.phones), &c.addresses, ctx);
+                c.phones = phones(
+                    std::mem::take(&mut c.phones),
+                    &c.addresses,
+                    &mut c.custom,
+                    ctx,
+                );
                 for t in tags {
                     if !c.tags.contains(t) {
                         c.tags.push(t.clone());
@@ -337,7 +342,12 @@ impl Draft {
                     return Err("company has no name".into());
                 }
                 c.addresses.retain(|a| !a.is_empty());
-                c.phones = phones(std::mem::take(&mut c.phones), &c.addresses, ctx);
+                c.phones = phones(
+                    std::mem::take(&mut c.phones),
+                    &c.addresses,
+                    &mut c.custom,
+                    ctx,
+                );
                 for t in tags {
                     if !c.tags.contains(t) {
                         c.tags.push(t.clone());
@@ -382,7 +392,17 @@ pub(crate) fn add_custom(custom: &mut CustomFields, key: &str, value: &str) {
 /// Phones to E.164 where they can be read, else as written. National
 /// numbers take the region of the record's own address country when it is
 /// recognisable (`台灣`, `Hong Kong`, `CN`), else the default region.
-fn phones(raw: Vec<String>, addresses: &[Address], ctx: &Ctx<'_>) -> Vec<String> {
+///
+/// Extensions are split off the same way for contacts and companies: the
+/// phone is the number alone (what matching and the other systems use), and
+/// the full form (`+886223456789;ext=123`, RFC 3966) is kept in
+/// `custom.phone_extensions`.
+fn phones(
+    raw: Vec<String>,
+    addresses: &[Address],
+    custom: &mut CustomFields,
+    ctx: &Ctx<'_>,
+) -> Vec<String> {
     let region = addresses
         .iter()
         .find_map(|a| a.country.as_deref().and_then(transform::country_region))
@@ -390,6 +410,13 @@ fn phones(raw: Vec<String>, addresses: &[Address], ctx: &Ctx<'_>) -> Vec<String>
     let mut out: Vec<String> = Vec::with_capacity(raw.len());
     for value in raw {
         let phone = transform::normalize_phone(&value, region).unwrap_or(value);
+        let phone = match phone.split_once(";ext=") {
+            Some((number, _)) => {
+                add_custom(custom, "phone_extensions", &phone);
+                number.to_string()
+            }
+            None => phone,
+        };
         if !out.contains(&phone) {
             out.push(phone);
         }

@@ -71,24 +71,75 @@ pub struct Mapping {
     /// Legacy owner (user id or name) → CRM owner.
     #[serde(default)]
     pub owners: BTreeMap<String, String>,
+    /// In a `--map` file: replace the kind's built-in mapping instead of
+    /// extending it.
+    #[serde(default)]
+    pub replace: Option<bool>,
+}
+
+/// One column name or several alternatives (the first present wins).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(untagged)]
+pub enum Names {
+    /// One column.
+    One(String),
+    /// Alternative spellings, in order of preference.
+    Many(Vec<String>),
+}
+
+impl Names {
+    /// The spellings, in order of preference.
+    pub fn list(&self) -> Vec<&str> {
+        match self {
+            Names::One(s) => vec![s.as_str()],
+            Names::Many(v) => v.iter().map(String::as_str).collect(),
+        }
+    }
+
+    /// The first spelling (for messages).
+    pub fn first(&self) -> &str {
+        self.list().first().copied().unwrap_or("")
+    }
+
+    /// Whether this is the `@row` pseudo-column.
+    pub fn is_row(&self) -> bool {
+        self.list() == ["@row"]
+    }
 }
 
 /// How one source file or table maps to one CRM object.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ObjectMap {
-    /// File name or glob (`*` wildcard, case-insensitive), or table name.
+    /// File name or glob (`*` wildcard, case-insensitive; alternatives
+    /// separated by `|`), or table name.
     pub source: String,
     /// The CRM object the rows become.
     pub object: ObjectKind,
-    /// The column holding the legacy id, or `@row` for the data row number.
-    pub id: String,
+    /// The column holding the legacy id (or alternative spellings, the
+    /// first present wins), or `@row` for the data row number.
+    pub id: Names,
     /// A column whose truthy value marks a soft-deleted row.
     #[serde(default)]
-    pub deleted: Option<String>,
+    pub deleted: Option<Names>,
     /// The column with the source's last-modified time (also the version).
     #[serde(default)]
-    pub updated_at: Option<String>,
+    pub updated_at: Option<Names>,
+    /// A header prefix some exports leave out (Pipedrive's `Person - `):
+    /// a column `Name` also matches a mapping entry `Person - Name`.
+    #[serde(default)]
+    pub prefix: Option<String>,
+    /// In a `--map` file: replace the built-in entry with the same
+    /// `source` instead of extending it.
+    #[serde(default)]
+    pub replace: Option<bool>,
+    /// Columns (and id / deleted / updated_at spellings) that came from a
+    /// `--map` file: each must exist in the file it is applied to.
+    #[serde(skip)]
+    pub user_columns: Vec<String>,
+    /// The `--map` file those columns came from.
+    #[serde(skip)]
+    pub user_file: Option<String>,
     /// Tags added to every record (contacts and companies).
     #[serde(default)]
     pub tags: Vec<String>,
@@ -175,7 +226,22 @@ impl Mapping {
             path: path.display().to_string(),
             message: format!("{e} (the --map file must be a UTF-8 TOML file)"),
         })?;
-        Mapping::parse(&text, &path.display().to_string())
+        let name = path.display().to_string();
+        let mut mapping = Mapping::parse(&text, &name)?;
+        for object in &mut mapping.objects {
+            let mut columns: Vec<String> = object.columns.keys().cloned().collect();
+            if !object.id.is_row() && matches!(object.id, Names::One(_)) {
+                columns.push(object.id.first().to_string());
+            }
+            for names in [&object.deleted, &object.updated_at].into_iter().flatten() {
+                if let Names::One(n) = names {
+                    columns.push(n.clone());
+                }
+            }
+            object.user_columns = columns;
+            object.user_file = Some(name.clone());
+        }
+        Ok(mapping)
     }
 
     /// The built-in mapping of a vendor kind.
@@ -197,10 +263,16 @@ impl Mapping {
         Mapping::parse(text, &format!("built-in {kind}"))
     }
 
-    /// Lays `user` over `self`: an `[[object]]` with the same `source`
-    /// replaces the built-in one, new ones are added; value tables and owners
+    /// Lays `user` over `self`. With `replace = true` at the top, `user`
+    /// is the whole mapping. Otherwise an `[[object]]` with the same
+    /// `source` extends the built-in one (its columns added or re-targeted,
+    /// its id / deleted / updated_at / tags / constants winning) unless it
+    /// says `replace = true`; new ones are added; value tables and owners
     /// merge key by key; scalar settings in `user` win.
     pub fn overlay(mut self, user: Mapping) -> Mapping {
+        if user.replace == Some(true) {
+            return user;
+        }
         for object in user.objects {
             let key = object.source.to_lowercase();
             match self
@@ -208,6 +280,30 @@ impl Mapping {
                 .iter_mut()
                 .find(|o| o.source.to_lowercase() == key)
             {
+                Some(existing) if object.replace != Some(true) => {
+                    let mut merged = object.clone();
+                    let mut columns = existing.columns.clone();
+                    // A user column re-targets the built-in one however it is spelt.
+                    let user_keys: Vec<String> =
+                        object.columns.keys().map(|c| header_key(c)).collect();
+                    columns.retain(|c, _| !user_keys.contains(&header_key(c)));
+                    columns.extend(object.columns);
+                    merged.columns = columns;
+                    merged.prefix = object.prefix.or_else(|| existing.prefix.clone());
+                    if merged.deleted.is_none() {
+                        merged.deleted = existing.deleted.clone();
+                    }
+                    if merged.updated_at.is_none() {
+                        merged.updated_at = existing.updated_at.clone();
+                    }
+                    if merged.tags.is_empty() {
+                        merged.tags = existing.tags.clone();
+                    }
+                    let mut constants = existing.constants.clone();
+                    constants.extend(merged.constants);
+                    merged.constants = constants;
+                    *existing = merged;
+                }
                 Some(existing) => *existing = object,
                 None => self.objects.push(object),
             }
@@ -255,8 +351,60 @@ impl Mapping {
     }
 }
 
-/// Case-insensitive match of a file name against a pattern with `*` wildcards.
+/// The form a header is compared in: lower-case, without spaces, `_`,
+/// `-`, dots, quotes, a BOM or zero-width characters, full-width letters
+/// folded (`Record ID`, `RecordId`, `record_id` and `ＲｅｃｏｒｄＩＤ` agree).
+pub(crate) fn header_key(column: &str) -> String {
+    column
+        .chars()
+        .map(|c| match c {
+            // Full-width ASCII forms (U+FF01..U+FF5E) to ASCII.
+            '\u{FF01}'..='\u{FF5E}' => char::from_u32(c as u32 - 0xFF01 + 0x21).unwrap_or(c),
+            _ => c,
+        })
+        .filter(|c| {
+            !c.is_whitespace()
+                && !matches!(
+                    c,
+                    '_' | '-' | '.' | '"' | '\'' | '\u{FEFF}' | '\u{200B}' | '\u{3000}'
+                )
+        })
+        .flat_map(char::to_lowercase)
+        .collect()
+}
+
+/// Edit distance between two short strings (for "did you mean").
+pub(crate) fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut cur = vec![i + 1; b.len() + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let cost = usize::from(ca != *cb);
+            cur[j + 1] = (prev[j] + cost).min(prev[j + 1] + 1).min(cur[j] + 1);
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}
+
+/// The header closest to `wanted`, when it is close enough to be a typo.
+pub(crate) fn did_you_mean<'a>(wanted: &str, headers: &'a [String]) -> Option<&'a str> {
+    let key = header_key(wanted);
+    headers
+        .iter()
+        .map(|h| (edit_distance(&key, &header_key(h)), h))
+        .filter(|(d, h)| *d <= 2.max(header_key(h).chars().count() / 3))
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, h)| h.as_str())
+}
+
+/// Case-insensitive match of a file name against a pattern with `*`
+/// wildcards; `|` separates alternative patterns.
 pub(crate) fn glob_match(pattern: &str, name: &str) -> bool {
+    if pattern.contains('|') {
+        return pattern.split('|').any(|p| glob_match(p.trim(), name));
+    }
     let pattern = pattern.to_lowercase();
     let name = name.to_lowercase();
     let parts: Vec<&str> = pattern.split('*').collect();

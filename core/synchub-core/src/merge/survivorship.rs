@@ -198,7 +198,30 @@ pub fn golden(survivor: Candidate<'_>, loser: Candidate<'_>, rules: &Survivorshi
             if !inner.from_loser.is_empty() {
                 out.from_loser.push(key.clone());
             }
-            Value::Object(inner.fields)
+            // A custom field both records hold with different values keeps
+            // both (as a list, the survivor's first): custom fields carry
+            // no survivorship rule that could say which one is right.
+            let mut fields = inner.fields;
+            for (k, l) in &lm {
+                let Some(s) = sm.get(k) else { continue };
+                if s == l || s.is_null() || l.is_null() {
+                    continue;
+                }
+                let mut list: Vec<Value> = Vec::new();
+                for v in [s, l] {
+                    let items = match v {
+                        Value::Array(a) => a.clone(),
+                        other => vec![other.clone()],
+                    };
+                    for item in items {
+                        if !list.contains(&item) {
+                            list.push(item);
+                        }
+                    }
+                }
+                fields.insert(k.clone(), Value::Array(list));
+            }
+            Value::Object(fields)
         } else if loser_wins(key, rule_of(key), survivor, loser) {
             out.from_loser.push(key.clone());
             match loser.field_times.get(key) {
