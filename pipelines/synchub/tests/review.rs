@@ -1,6 +1,7 @@
 //! The probabilistic tier after `synchub migrate`: a person exported twice
-//! with nothing exact in common (another email, another phone, the name
-//! written the other way round) becomes one contact through the matcher,
+//! with no exact key in common (another email, another phone, the name
+//! written two ways) but the same street address and birth date becomes one
+//! contact through the matcher,
 //! with the merge and its evidence kept; the review queue can be listed,
 //! inspected and decided from the command line; a second run changes nothing.
 
@@ -31,13 +32,14 @@ const CITY: &[&str] = &[
 ];
 
 fn write_export(path: &Path) {
-    let mut csv = String::from("id,first_name,last_name,email,phone,company,city,country\n");
+    let mut csv =
+        String::from("id,first_name,last_name,email,phone,company,street,city,country,birthday\n");
     for i in 0..400u32 {
         let g = GIVEN[(i as usize * 7) % GIVEN.len()];
         let f = FAMILY[(i as usize * 11 + i as usize / 5) % FAMILY.len()];
         writeln!(
             csv,
-            "L{i},{g},{f},{}.{}{i}@mail{}.example,+8869{:08},Company {},{},TW",
+            "L{i},{g},{f},{}.{}{i}@mail{}.example,+8869{:08},Company {},,{},TW,",
             g.to_lowercase(),
             f.to_lowercase(),
             i % 9,
@@ -47,17 +49,22 @@ fn write_export(path: &Path) {
         )
         .unwrap();
     }
-    // The same person twice: nothing exact in common but name, company and city.
-    csv.push_str("D1,Chih-Hao,Kuo,chihhao.kuo@formosa-trading.tw,+886 2 2700 1234,Formosa Trading Co,Taipei,TW\n");
+    // The same person twice: another email and another phone (a work and a
+    // private contact), but the name (written two ways), the street address
+    // and the birth date agree.
+    csv.push_str("D1,Chih-Hao,Kuo,chihhao.kuo@formosa-trading.tw,+886 2 2700 1234,Formosa Trading Co,\"No. 5, Sec. 1, Xinyi Rd.\",Taipei,TW,1979-03-14\n");
     csv.push_str(
-        "D2,Chihhao,Kuo,ck.kuo@gmail.example,0933-456-789,Formosa Trading Co.,Taipei,TW\n",
+        "D2,Chihhao,Kuo,ck.kuo@gmail.example,0933-456-789,Formosa Trading Co.,\"No. 5, Sec. 1, Xinyi Rd.\",Taipei,TW,1979-03-14\n",
     );
-    // Likely the same (the name, the city) but not sure: a person decides.
-    csv.push_str("R1,Mei-Ling,Tsai,ml.tsai@a.example,+886 912 000 111,Sunrise Bakery,Tainan,TW\n");
-    csv.push_str("R2,Meiling,Tsai,meiling@b.example,+886 955 000 222,,Tainan,TW\n");
-    // Same name, different everything else: kept apart.
-    csv.push_str("R3,Yi-Ting,Hsu,yt.hsu@c.example,+886 918 000 333,Blue Harbor Ltd,Keelung,TW\n");
-    csv.push_str("R4,Yiting,Hsu,hsu.yt@d.example,+886 919 000 444,Green Field Ltd,Hsinchu,TW\n");
+    // Likely the same (the name, the city; the second row has no phone, no
+    // birth date and another email) but not sure: a person decides.
+    csv.push_str("R1,Mei-Ling,Tsai,ml.tsai@a.example,+886 912 000 111,Sunrise Bakery,,Tainan,TW,1985-07-02\n");
+    csv.push_str("R2,Meiling,Tsai,meiling@b.example,,,,Tainan,TW,\n");
+    // Same name, different everything else: kept apart. (With a different
+    // email and a different phone and nothing strong in common, a shared
+    // name is not even a question: issue 13's two Tai Man Chans.)
+    csv.push_str("R3,Yi-Ting,Hsu,yt.hsu@c.example,+886 918 000 333,Blue Harbor Ltd,,Keelung,TW,\n");
+    csv.push_str("R4,Yiting,Hsu,hsu.yt@d.example,+886 919 000 444,Green Field Ltd,,Hsinchu,TW,\n");
     std::fs::write(path, csv).unwrap();
 }
 
