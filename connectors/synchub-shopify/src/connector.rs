@@ -87,6 +87,33 @@ impl ShopifyConnector {
         .await
     }
 
+    /// Starts a delivery whose body is verified as it streams: refused from
+    /// the headers alone when no secret is configured or the signature
+    /// header is missing.
+    pub fn begin_webhook(
+        &self,
+        headers: &http::HeaderMap,
+    ) -> Result<synchub_http::webhook::PendingDelivery, WebhookError> {
+        if self.cfg.webhook_secrets.is_empty() {
+            return Err(WebhookError::NoSecret);
+        }
+        Ok(synchub_http::webhook::begin_shopify(
+            headers,
+            &self.cfg.webhook_secrets,
+        )?)
+    }
+
+    /// De-duplicates and classifies a delivery [`begin_webhook`](Self::begin_webhook)
+    /// verified.
+    pub async fn classify_webhook(
+        &self,
+        delivery: &synchub_http::webhook::Delivery,
+        headers: &http::HeaderMap,
+        body: &[u8],
+    ) -> Result<WebhookOutcome, WebhookError> {
+        crate::webhook::classify_webhook(delivery, headers, body, self.replay.as_ref()).await
+    }
+
     /// How long a paged backfill of `records` items of `object` takes at
     /// most at `restore_rate` points per second, by the API's own arithmetic:
     /// every page waits for its requested cost (the worst case; the unused

@@ -13,7 +13,7 @@ use secrecy::SecretString;
 use serde_json::Value;
 use sha2::Sha256;
 use synchub_core::{ObjectKind, RemoteRecord};
-use synchub_http::webhook::{verify_shopify, ReplayGuard};
+use synchub_http::webhook::{verify_shopify, Delivery, ReplayGuard};
 
 /// Why a delivery was refused: answer 401 for `Verify`, 400 otherwise.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -75,6 +75,19 @@ pub async fn handle_webhook(
         return Err(WebhookError::NoSecret);
     }
     let delivery = verify_shopify(headers, body, secrets)?;
+    classify_webhook(&delivery, headers, body, guard).await
+}
+
+/// De-duplicates and classifies a delivery whose signature was already
+/// checked (e.g. while its body streamed, with
+/// [`synchub_http::webhook::begin_shopify`]): the second half of
+/// [`handle_webhook`].
+pub async fn classify_webhook(
+    delivery: &Delivery,
+    headers: &http::HeaderMap,
+    body: &[u8],
+    guard: &dyn ReplayGuard,
+) -> Result<WebhookOutcome, WebhookError> {
     let topic = headers
         .get("x-shopify-topic")
         .and_then(|v| v.to_str().ok())

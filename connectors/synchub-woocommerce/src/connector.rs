@@ -84,6 +84,32 @@ impl WooConnector {
         .await
     }
 
+    /// Starts a delivery whose body is verified as it streams: refused from
+    /// the headers alone when no secret is configured, or when it is
+    /// unsigned and longer than the activation ping.
+    pub fn begin_webhook(
+        &self,
+        headers: &http::HeaderMap,
+    ) -> Result<synchub_http::webhook::WooPending, WebhookError> {
+        let secret = self
+            .cfg
+            .webhook_secret
+            .as_ref()
+            .ok_or(WebhookError::NoSecret)?;
+        Ok(synchub_http::webhook::begin_woocommerce(headers, secret)?)
+    }
+
+    /// De-duplicates and classifies a signed delivery
+    /// [`begin_webhook`](Self::begin_webhook) verified.
+    pub async fn classify_webhook(
+        &self,
+        delivery: &synchub_http::webhook::Delivery,
+        headers: &http::HeaderMap,
+        body: &[u8],
+    ) -> Result<WebhookOutcome, WebhookError> {
+        crate::webhook::classify_webhook(delivery, headers, body, self.replay.as_ref()).await
+    }
+
     async fn pull_page(&self, object: ObjectKind, from: Option<&Cursor>) -> Result<Page, WooError> {
         let resource = match object {
             ObjectKind::Contact => "customers",

@@ -12,7 +12,7 @@ use secrecy::SecretString;
 use serde_json::Value;
 use sha2::Sha256;
 use synchub_core::{ObjectKind, RemoteRecord};
-use synchub_http::webhook::{verify_woocommerce, ReplayGuard, WooDelivery};
+use synchub_http::webhook::{verify_woocommerce, Delivery, ReplayGuard, WooDelivery};
 
 /// Why a delivery was refused: answer 401 for `Verify`, 400 otherwise.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -77,6 +77,19 @@ pub async fn handle_webhook(
         WooDelivery::Ping => return Ok(WebhookOutcome::Ping),
         WooDelivery::Event(d) => d,
     };
+    classify_webhook(&delivery, headers, body, guard).await
+}
+
+/// De-duplicates and classifies a signed delivery whose signature was
+/// already checked (e.g. while its body streamed, with
+/// [`synchub_http::webhook::begin_woocommerce`]): the second half of
+/// [`handle_webhook`].
+pub async fn classify_webhook(
+    delivery: &Delivery,
+    headers: &http::HeaderMap,
+    body: &[u8],
+    guard: &dyn ReplayGuard,
+) -> Result<WebhookOutcome, WebhookError> {
     let topic = headers
         .get("x-wc-webhook-topic")
         .and_then(|v| v.to_str().ok())

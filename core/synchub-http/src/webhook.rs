@@ -2,6 +2,14 @@
 //! signature over the raw body bytes in constant time before anything is
 //! parsed; plus the Microsoft Graph `clientState` check and validation
 //! handshake, and a [`ReplayGuard`] keyed by delivery id.
+//!
+//! A server that reads bodies itself checks Shopify and WooCommerce
+//! signatures while the body streams: [`begin_shopify`] and
+//! [`begin_woocommerce`] look at the headers only (a delivery without a
+//! signature header is refused before a byte of its body is read), the
+//! returned [`PendingDelivery`] is fed chunk by chunk, and
+//! [`PendingDelivery::finish`] compares — one pass over the bytes for the
+//! signature under every candidate secret and the body's [`content_id`].
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
@@ -63,6 +71,180 @@ pub fn hmac_sha256_base64_matches(key: &[u8], body: &[u8], signature_b64: &str) 
     mac.verify_slice(&given).is_ok()
 }
 
+/// Shopify's signature header.
+pub const SHOPIFY_SIGNATURE: &str = "x-shopify-hmac-sha256";
+/// WooCommerce's signature header.
+pub const WOO_SIGNATURE: &str = "x-wc-webhook-signature";
+/// The longest unsigned WooCommerce activation ping: `webhook_id=` and a u64.
+pub const WOO_PING_MAX: usize = 31;
+
+/// HMAC-SHA256 of a body that arrives in chunks, under every candidate
+/// secret at once, plus the body's SHA-256: verifying costs no second pass.
+#[derive(Clone)]
+pub struct StreamingVerifier {
+    macs: Vec<Hmac<Sha256>>,
+    content: Sha256,
+}
+
+impl std::fmt::Debug for StreamingVerifier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StreamingVerifier")
+            .field("secrets", &self.macs.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl StreamingVerifier {
+    /// One MAC per candidate secret (a rotation passes the old and the new).
+    pub fn new(secrets: &[SecretString]) -> Self {
+        let macs = secrets
+            .iter()
+            .filter_map(|s| Hmac::<Sha256>::new_from_slice(s.expose_secret().as_bytes()).ok())
+            .collect();
+        Self {
+            macs,
+            content: Sha256::new(),
+        }
+    }
+
+    /// Feeds the next chunk of the body.
+    pub fn update(&mut self, chunk: &[u8]) {
+        for mac in &mut self.macs {
+            mac.update(chunk);
+        }
+        self.content.update(chunk);
+    }
+
+    /// Checks `signature_b64` against the body fed so far under every
+    /// secret (each compare in constant time, none skipped); on a match, the
+    /// body's [`content_id`].
+    pub fn finish(self, signature_b64: &str) -> Result<String, WebhookError> {
+        let content = hex(&self.content.finalize());
+        let Ok(given) = B64.decode(signature_b64.trim()) else {
+            return Err(WebhookError::BadSignature);
+        };
+        let matched = self
+            .macs
+            .into_iter()
+            .fold(false, |ok, mac| mac.verify_slice(&given).is_ok() | ok);
+        if matched {
+            Ok(content)
+        } else {
+            Err(WebhookError::BadSignature)
+        }
+    }
+}
+
+/// A delivery whose headers were taken and whose body is verified as it
+/// arrives: feed it with [`update`](Self::update), then [`finish`](Self::finish).
+#[derive(Debug)]
+pub struct PendingDelivery {
+    signature: String,
+    delivery_id: Option<String>,
+    verifier: StreamingVerifier,
+}
+
+/// A delivery whose whole body matched its signature.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerifiedDelivery {
+    /// The delivery id, as the one-shot verifiers give it.
+    pub delivery: Delivery,
+    /// The body's [`content_id`].
+    pub content_id: String,
+}
+
+impl PendingDelivery {
+    fn new(
+        headers: &HeaderMap,
+        signature: &str,
+        id_header: &'static str,
+        secrets: &[SecretString],
+    ) -> Self {
+        PendingDelivery {
+            signature: signature.to_string(),
+            delivery_id: header(headers, id_header).ok().map(str::to_string),
+            verifier: StreamingVerifier::new(secrets),
+        }
+    }
+
+    /// Feeds the next chunk of the body.
+    pub fn update(&mut self, chunk: &[u8]) {
+        self.verifier.update(chunk);
+    }
+
+    /// Compares once the body is complete.
+    pub fn finish(self) -> Result<VerifiedDelivery, WebhookError> {
+        let content_id = self.verifier.finish(&self.signature)?;
+        let id = self.delivery_id.unwrap_or_else(|| content_id.clone());
+        Ok(VerifiedDelivery {
+            delivery: Delivery { id },
+            content_id,
+        })
+    }
+}
+
+/// Shopify, before the body is read: the signature header must be there.
+/// The streaming twin of [`verify_shopify`].
+pub fn begin_shopify(
+    headers: &HeaderMap,
+    secrets: &[SecretString],
+) -> Result<PendingDelivery, WebhookError> {
+    let sig = header(headers, SHOPIFY_SIGNATURE)?;
+    Ok(PendingDelivery::new(
+        headers,
+        sig,
+        "x-shopify-webhook-id",
+        secrets,
+    ))
+}
+
+/// What a WooCommerce delivery's headers allow.
+#[derive(Debug)]
+pub enum WooPending {
+    /// Signed: verify the body as it arrives.
+    Signed(PendingDelivery),
+    /// Unsigned and declared no longer than [`WOO_PING_MAX`]: read it and
+    /// take it only if [`is_woocommerce_ping`].
+    MaybePing,
+}
+
+/// WooCommerce, before the body is read: an unsigned delivery is refused
+/// unless its declared length fits the activation ping. The streaming twin
+/// of [`verify_woocommerce`].
+pub fn begin_woocommerce(
+    headers: &HeaderMap,
+    secret: &SecretString,
+) -> Result<WooPending, WebhookError> {
+    let Ok(sig) = header(headers, WOO_SIGNATURE) else {
+        let declared = headers
+            .get(reqwest::header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<usize>().ok());
+        return match declared {
+            Some(n) if n <= WOO_PING_MAX => Ok(WooPending::MaybePing),
+            _ => Err(WebhookError::MissingHeader(WOO_SIGNATURE)),
+        };
+    };
+    Ok(WooPending::Signed(PendingDelivery::new(
+        headers,
+        sig,
+        "x-wc-webhook-delivery-id",
+        std::slice::from_ref(secret),
+    )))
+}
+
+/// True for WooCommerce's unsigned activation ping, `webhook_id=N`.
+pub fn is_woocommerce_ping(body: &[u8]) -> bool {
+    body.len() > 11
+        && body.len() <= WOO_PING_MAX
+        && body.starts_with(b"webhook_id=")
+        && body[11..].iter().all(u8::is_ascii_digit)
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
 fn header<'a>(headers: &'a HeaderMap, name: &'static str) -> Result<&'a str, WebhookError> {
     headers
         .get(name)
@@ -75,8 +257,7 @@ fn header<'a>(headers: &'a HeaderMap, name: &'static str) -> Result<&'a str, Web
 /// delivery-id header outside the signature, so a captured body re-sent
 /// under a new id still verifies; feed this to a [`ReplayGuard`] too.
 pub fn content_id(body: &[u8]) -> String {
-    let digest = Sha256::digest(body);
-    digest.iter().map(|b| format!("{b:02x}")).collect()
+    hex(&Sha256::digest(body))
 }
 
 fn body_id(body: &[u8]) -> String {
@@ -99,7 +280,7 @@ pub fn verify_shopify(
     raw_body: &[u8],
     secrets: &[SecretString],
 ) -> Result<Delivery, WebhookError> {
-    let sig = header(headers, "x-shopify-hmac-sha256")?;
+    let sig = header(headers, SHOPIFY_SIGNATURE)?;
     if !secrets.iter().any(|s| check(s, raw_body, sig).is_ok()) {
         return Err(WebhookError::BadSignature);
     }
@@ -115,14 +296,11 @@ pub fn verify_woocommerce(
     raw_body: &[u8],
     secret: &SecretString,
 ) -> Result<WooDelivery, WebhookError> {
-    let Ok(sig) = header(headers, "x-wc-webhook-signature") else {
-        let is_ping = raw_body.starts_with(b"webhook_id=")
-            && raw_body[11..].iter().all(u8::is_ascii_digit)
-            && raw_body.len() > 11;
-        return if is_ping {
+    let Ok(sig) = header(headers, WOO_SIGNATURE) else {
+        return if is_woocommerce_ping(raw_body) {
             Ok(WooDelivery::Ping)
         } else {
-            Err(WebhookError::MissingHeader("x-wc-webhook-signature"))
+            Err(WebhookError::MissingHeader(WOO_SIGNATURE))
         };
     };
     check(secret, raw_body, sig)?;
@@ -286,3 +464,7 @@ impl ReplayGuard for MemoryReplayGuard {
         guard.0.remove(delivery_id);
     }
 }
+
+#[cfg(test)]
+#[path = "webhook_tests.rs"]
+mod tests;

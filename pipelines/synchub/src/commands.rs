@@ -76,7 +76,7 @@ pub fn build_engine(store: Store, loaded: &pipeline::LoadedPipeline) -> anyhow::
 }
 
 /// The engine of a loaded pipeline with connections already built.
-fn engine_with(
+pub(crate) fn engine_with(
     store: Store,
     loaded: &pipeline::LoadedPipeline,
     connections: Vec<Connection>,

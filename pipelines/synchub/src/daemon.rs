@@ -1,11 +1,16 @@
 //! `synchub daemon`: every pipeline of a folder, unattended.
 //!
+//! * Every pipeline file of the folder is validated (and its connectors
+//!   built) before the store is opened: a bad file leaves no database.
 //! * Each pipeline runs once at start, then on its `[schedule]` and whenever
 //!   a verified webhook of one of its connections arrives. Runs of one
 //!   pipeline never overlap; a webhook that arrives during a run triggers
 //!   one more run after it (bursts collapse into one run, nothing is lost).
-//! * `POST /webhooks/{connection}`: verified first (HMAC, constant time),
-//!   then de-duplicated by delivery id and by content (the shops sign only
+//! * `POST /webhooks/{connection}`: verified first (HMAC, constant time) —
+//!   a delivery without a signature header is refused (401) before its body
+//!   is read, and the signature of every candidate secret is computed chunk
+//!   by chunk as the body arrives, so verifying costs no second pass — then
+//!   de-duplicated by delivery id and by content (the shops sign only
 //!   the body, so a captured body re-sent under a new delivery id verifies:
 //!   it is recognised by its hash); a delete topic is applied at once
 //!   (deleted records never show up in an incremental query again); one
@@ -41,15 +46,15 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Serialize;
-use synchub_engine::{Engine, RunOptions};
-use synchub_http::webhook::{content_id, MemoryReplayGuard, ReplayGuard};
+use synchub_engine::{Connection, Engine, RunOptions};
+use synchub_http::webhook::{MemoryReplayGuard, ReplayGuard};
 use synchub_store::Store;
 use tokio::sync::{Notify, Semaphore};
 use tokio_util::sync::CancellationToken;
 
-use crate::commands::{build_engine, open_store};
+use crate::commands::{engine_with, open_store};
 use crate::pipeline;
-use crate::registry::{self, Delivery, WebhookHandler};
+use crate::registry::{self, Delivery, Verifier, WebhookHandler};
 
 /// One pipeline under the daemon.
 struct Slot {
@@ -97,20 +102,6 @@ impl Hook {
         };
         Hook { slot, handler, ids }
     }
-
-    /// The id the handler de-duplicated this delivery by: the provider's
-    /// delivery header, or the body hash without one (as `synchub_http::webhook`
-    /// verifiers derive it).
-    fn delivery_id(&self, headers: &HeaderMap, body: &[u8]) -> String {
-        let header = match self.handler {
-            WebhookHandler::Shopify(_) => "x-shopify-webhook-id",
-            WebhookHandler::Woo(_) => "x-wc-webhook-delivery-id",
-        };
-        headers
-            .get(header)
-            .and_then(|v| v.to_str().ok())
-            .map_or_else(|| content_id(body), str::to_string)
-    }
 }
 
 struct Daemon {
@@ -139,43 +130,48 @@ pub async fn run(db: &str, config_dir: &Path, listen: &str) -> anyhow::Result<Ex
     let addr: SocketAddr = listen
         .parse()
         .map_err(|_| anyhow!("--listen `{listen}` is not HOST:PORT (e.g. 127.0.0.1:8750)"))?;
+    // Every pipeline file is loaded, validated and its connectors built
+    // before the store is opened (or created): a bad file leaves no
+    // database behind.
     let files = pipeline_files(config_dir)?;
-    let store = open_store(db).await?;
-    let mut slots = Vec::new();
+    let mut loaded = Vec::new();
+    let mut problems = Vec::new();
+    for file in &files {
+        match validate(file) {
+            Ok(l) => loaded.push(l),
+            Err(e) => problems.push(e.to_string()),
+        }
+    }
+    if !problems.is_empty() {
+        bail!("{}", problems.join("; "));
+    }
     let mut hooks = HashMap::new();
     let mut owners: HashMap<String, PathBuf> = HashMap::new();
-    for file in files {
-        let loaded = pipeline::load(&file)?;
-        let engine = build_engine(store.clone(), &loaded)?;
-        let index = slots.len();
-        for (i, c) in loaded.config.connections.iter().enumerate() {
-            if let Some(first) = owners.insert(c.name.clone(), file.clone()) {
+    for (index, (file, _, _, handlers)) in loaded.iter_mut().enumerate() {
+        for (name, handler) in std::mem::take(handlers) {
+            if let Some(first) = owners.insert(name.clone(), file.clone()) {
                 bail!(
-                    "connection `{}` is named in both {} and {}; webhook addresses and identity links are keyed by connection name, so names must be unique across the folder",
-                    c.name,
+                    "connection `{name}` is named in both {} and {}; webhook addresses and identity links are keyed by connection name, so names must be unique across the folder",
                     first.display(),
                     file.display()
                 );
             }
-            let hook = registry::webhook_handler(i, c)
-                .map_err(|e| anyhow!("pipeline file {}: {e}", file.display()))?;
-            if let Some(hook) = hook {
-                hooks.insert(c.name.clone(), Hook::new(index, hook));
+            if let Some(handler) = handler {
+                hooks.insert(name, Hook::new(index, handler));
             }
         }
+    }
+    let store = open_store(db).await?;
+    let mut slots = Vec::new();
+    for (file, pipe, connections, _) in loaded {
+        let engine = engine_with(store.clone(), &pipe, connections);
+        let schedule = pipe.config.schedule.as_ref();
         slots.push(Arc::new(Slot {
-            name: loaded.config.name.clone(),
-            file: file.clone(),
+            name: pipe.config.name.clone(),
+            file,
             engine,
-            every: loaded
-                .config
-                .schedule
-                .as_ref()
-                .map(|s| Duration::from_secs(s.every_seconds)),
-            full_every: loaded
-                .config
-                .schedule
-                .as_ref()
+            every: schedule.map(|s| Duration::from_secs(s.every_seconds)),
+            full_every: schedule
                 .and_then(|s| s.full_refresh_every_seconds)
                 .map(Duration::from_secs),
             last_full: Mutex::new(Instant::now()),
@@ -241,6 +237,27 @@ pub async fn run(db: &str, config_dir: &Path, listen: &str) -> anyhow::Result<Ex
 fn say(line: String) {
     use std::io::Write;
     let _ = writeln!(std::io::stdout(), "{line}");
+}
+
+/// A pipeline file checked without IO: its pipeline, its connections and
+/// the webhook handler of each connection by name.
+type Validated = (
+    PathBuf,
+    pipeline::LoadedPipeline,
+    Vec<Connection>,
+    Vec<(String, Option<WebhookHandler>)>,
+);
+
+fn validate(file: &Path) -> anyhow::Result<Validated> {
+    let loaded = pipeline::load(file)?;
+    let connections = loaded.connections()?;
+    let mut handlers = Vec::new();
+    for (i, c) in loaded.config.connections.iter().enumerate() {
+        let handler = registry::webhook_handler(i, c)
+            .map_err(|e| anyhow!("pipeline file {}: {e}", file.display()))?;
+        handlers.push((c.name.clone(), handler));
+    }
+    Ok((file.to_path_buf(), loaded, connections, handlers))
 }
 
 fn pipeline_files(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
@@ -379,22 +396,37 @@ async fn webhook(
             *w.entry((connection.clone(), result)).or_default() += 1;
         }
     };
-    let body = match read_body(&d, &headers, body).await {
-        Ok(body) => body,
-        Err((code, why)) => {
-            count("refused");
-            tracing::warn!(%connection, why, "webhook body refused");
-            return (code, format!("{why}\n")).into_response();
-        }
+    let refuse = |code: StatusCode, why: &str| {
+        count("refused");
+        tracing::warn!(%connection, why, "webhook body refused");
+        (code, format!("{why}\n")).into_response()
     };
-    // Verified before anything is read from the body.
-    let delivery = match hook.handler.handle(&headers, &body).await {
+    if declared_length(&headers).is_some_and(|n| n > MAX_BODY as u64) {
+        return refuse(StatusCode::PAYLOAD_TOO_LARGE, "webhook body over 2 MiB");
+    }
+    let reject = |e: String| {
+        count("rejected");
+        tracing::warn!(%connection, error = %e, "webhook rejected");
+        (StatusCode::UNAUTHORIZED, format!("webhook rejected: {e}\n")).into_response()
+    };
+    // The headers first: no signature, no body read.
+    let mut verifier = match hook.handler.begin(&headers) {
+        Ok(verifier) => verifier,
+        Err(e) => return reject(e),
+    };
+    // The signature is computed as the body arrives: no second pass.
+    let body = match read_body(&d, &headers, body, &mut verifier).await {
+        Ok(body) => body,
+        Err((code, why)) => return refuse(code, why),
+    };
+    let verified = match verifier.finish(&body) {
+        Ok(verified) => verified,
+        Err(e) => return reject(e),
+    };
+    // Verified before anything is parsed.
+    let delivery = match hook.handler.classify(&headers, &body, &verified).await {
         Ok(delivery) => delivery,
-        Err(e) => {
-            count("rejected");
-            tracing::warn!(%connection, error = %e, "webhook rejected");
-            return (StatusCode::UNAUTHORIZED, format!("webhook rejected: {e}\n")).into_response();
-        }
+        Err(e) => return reject(e),
     };
     let slot = &d.slots[hook.slot];
     match delivery {
@@ -405,7 +437,7 @@ async fn webhook(
         Delivery::Sync { object, deleted } => {
             // The delivery id is not signed: the same body under a new id
             // is the same event.
-            let content = format!("{connection}:{}", content_id(&body));
+            let content = format!("{connection}:{}", verified.content_id());
             if !d.contents.first_seen(&content).await {
                 count("duplicate");
                 return (StatusCode::OK, "duplicate\n").into_response();
@@ -425,7 +457,7 @@ async fn webhook(
                     // Not carried out: the provider's redelivery (same id,
                     // same body) must be taken, not dropped as a repeat.
                     d.contents.forget(&content).await;
-                    hook.ids.forget(&hook.delivery_id(&headers, &body)).await;
+                    hook.ids.forget(verified.delivery_id()).await;
                     count("failed");
                     tracing::error!(%connection, %object, error = %e, "applying a webhook delete failed");
                     return (
@@ -443,38 +475,43 @@ async fn webhook(
     }
 }
 
-/// Reads a webhook body within the limits: a declared length over
-/// [`MAX_BODY`] is refused unread, at most [`BODY_READS`] bodies are read at
-/// once, and a body must arrive within [`BODY_TIMEOUT`].
+fn declared_length(headers: &HeaderMap) -> Option<u64> {
+    headers
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
+}
+
+/// Reads a webhook body within the limits, feeding each chunk to the
+/// verifier as it arrives: at most [`BODY_READS`] bodies are read at once,
+/// a body must arrive within [`BODY_TIMEOUT`], and it holds at most
+/// [`MAX_BODY`] bytes (or the verifier's smaller limit).
 async fn read_body(
     d: &Daemon,
     headers: &HeaderMap,
     body: Body,
+    verifier: &mut Verifier,
 ) -> Result<Bytes, (StatusCode, &'static str)> {
-    let declared = headers
-        .get(axum::http::header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > MAX_BODY as u64) {
-        return Err((StatusCode::PAYLOAD_TOO_LARGE, "webhook body over 2 MiB"));
-    }
+    let declared = declared_length(headers);
     let Ok(_reading) = d.bodies.try_acquire() else {
         return Err((
             StatusCode::SERVICE_UNAVAILABLE,
             "too many webhook bodies arriving at once; retry later",
         ));
     };
+    let limit = verifier.limit().map_or(MAX_BODY, |l| l.min(MAX_BODY));
     // One buffer of the declared size: no growth, no copy at the end.
-    let capacity = declared.map_or(64 * 1024, |n| n.min(MAX_BODY as u64) as usize);
+    let capacity = declared.map_or(64 * 1024, |n| n.min(limit as u64) as usize);
     let read = async move {
         use futures::StreamExt as _;
         let mut buf = Vec::with_capacity(capacity);
         let mut chunks = body.into_data_stream();
         while let Some(chunk) = chunks.next().await {
             let chunk = chunk.map_err(|_| (StatusCode::BAD_REQUEST, "webhook body cut short"))?;
-            if buf.len() + chunk.len() > MAX_BODY {
+            if buf.len() + chunk.len() > limit {
                 return Err((StatusCode::PAYLOAD_TOO_LARGE, "webhook body over 2 MiB"));
             }
+            verifier.update(&chunk);
             buf.extend_from_slice(&chunk);
         }
         Ok(Bytes::from(buf))

@@ -109,19 +109,108 @@ pub fn webhook_handler(
     })
 }
 
+/// A delivery whose headers passed and whose body is verified as it
+/// arrives: feed every chunk to [`update`](Self::update), then
+/// [`finish`](Self::finish) with the whole body.
+pub enum Verifier {
+    /// Signed: one HMAC per candidate secret, fed as the body streams.
+    Signed(synchub_http::webhook::PendingDelivery),
+    /// Unsigned, short enough to be WooCommerce's activation ping.
+    WooPing,
+}
+
+/// A delivery whose body matched its signature (or is the unsigned ping).
+pub struct Verified {
+    /// `None` for the ping.
+    delivery: Option<synchub_http::webhook::Delivery>,
+    content_id: String,
+}
+
+impl Verified {
+    /// The id the delivery is de-duplicated by: the provider's delivery
+    /// header, or the body hash without one.
+    pub fn delivery_id(&self) -> &str {
+        self.delivery
+            .as_ref()
+            .map_or(self.content_id.as_str(), |d| d.id.as_str())
+    }
+
+    /// The SHA-256 of the body, in hex.
+    pub fn content_id(&self) -> &str {
+        &self.content_id
+    }
+}
+
+impl Verifier {
+    /// The most body bytes worth reading, when less than any body's limit.
+    pub fn limit(&self) -> Option<usize> {
+        match self {
+            Verifier::Signed(_) => None,
+            Verifier::WooPing => Some(synchub_http::webhook::WOO_PING_MAX),
+        }
+    }
+
+    /// Feeds the next chunk of the body.
+    pub fn update(&mut self, chunk: &[u8]) {
+        if let Verifier::Signed(p) = self {
+            p.update(chunk);
+        }
+    }
+
+    /// Compares once `body` (every chunk fed, in order) is complete.
+    pub fn finish(self, body: &[u8]) -> Result<Verified, String> {
+        use synchub_http::webhook as w;
+        match self {
+            Verifier::Signed(p) => {
+                let v = p.finish().map_err(|e| e.to_string())?;
+                Ok(Verified {
+                    delivery: Some(v.delivery),
+                    content_id: v.content_id,
+                })
+            }
+            Verifier::WooPing if w::is_woocommerce_ping(body) => Ok(Verified {
+                delivery: None,
+                content_id: w::content_id(body),
+            }),
+            Verifier::WooPing => Err(w::WebhookError::MissingHeader(w::WOO_SIGNATURE).to_string()),
+        }
+    }
+}
+
 impl WebhookHandler {
-    /// Verifies (first), de-duplicates and classifies a delivery; the error
-    /// says why it was refused.
-    pub async fn handle(
+    /// Looks at the headers only: a delivery without a signature header
+    /// (or to a connection without a secret) is refused before its body is
+    /// read; the error says why.
+    pub fn begin(&self, headers: &axum::http::HeaderMap) -> Result<Verifier, String> {
+        match self {
+            WebhookHandler::Shopify(c) => c
+                .begin_webhook(headers)
+                .map(Verifier::Signed)
+                .map_err(|e| e.to_string()),
+            WebhookHandler::Woo(c) => match c.begin_webhook(headers) {
+                Ok(synchub_http::webhook::WooPending::Signed(p)) => Ok(Verifier::Signed(p)),
+                Ok(synchub_http::webhook::WooPending::MaybePing) => Ok(Verifier::WooPing),
+                Err(e) => Err(e.to_string()),
+            },
+        }
+    }
+
+    /// De-duplicates and classifies a delivery whose body [`begin`](Self::begin)'s
+    /// verifier checked; the error says why it was refused.
+    pub async fn classify(
         &self,
         headers: &axum::http::HeaderMap,
         body: &[u8],
+        verified: &Verified,
     ) -> Result<Delivery, String> {
+        let Some(delivery) = &verified.delivery else {
+            return Ok(Delivery::Nothing("ping"));
+        };
         match self {
             WebhookHandler::Shopify(c) => {
                 use synchub_shopify::WebhookOutcome as O;
                 match c
-                    .handle_webhook(headers, body)
+                    .classify_webhook(delivery, headers, body)
                     .await
                     .map_err(|e| e.to_string())?
                 {
@@ -135,7 +224,7 @@ impl WebhookHandler {
             WebhookHandler::Woo(c) => {
                 use synchub_woocommerce::WebhookOutcome as O;
                 match c
-                    .handle_webhook(headers, body)
+                    .classify_webhook(delivery, headers, body)
                     .await
                     .map_err(|e| e.to_string())?
                 {

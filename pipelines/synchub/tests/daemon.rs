@@ -242,3 +242,45 @@ fn daemon_without_pipelines_says_where_it_looked() {
         "{stderr}"
     );
 }
+
+#[test]
+fn daemon_with_a_broken_pipeline_names_it_and_creates_no_database() {
+    // GIVEN a folder with a good pipeline and, after it, one with a
+    // misspelled connector kind, and a SQLite URL in an empty folder
+    let data = tempfile::tempdir().unwrap();
+    let csv = data.path().join("contacts.csv");
+    synchub_testkit::data::write_contacts_csv(&csv, 10, 7).unwrap();
+    let conf = tempfile::tempdir().unwrap();
+    let good = synchub_testkit::data::csv_pipeline(&csv, 100);
+    std::fs::write(conf.path().join("a_good.toml"), &good).unwrap();
+    let broken = good
+        .replace("kind = \"csv\"", "kind = \"cvs\"")
+        .replace("csv_source", "other_source");
+    assert_ne!(broken, good);
+    std::fs::write(conf.path().join("b_broken.toml"), broken).unwrap();
+    let store_dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", store_dir.path().join("synchub.db").display());
+
+    // WHEN the daemon starts on it
+    let out = Command::new(env!("CARGO_BIN_EXE_synchub"))
+        .args(["daemon", "--listen", "127.0.0.1:0", "--config-dir"])
+        .arg(conf.path())
+        .env("SYNCHUB_DATABASE_URL", &url)
+        .output()
+        .unwrap();
+
+    // THEN it exits non-zero with one line naming the file and the key
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    let lines: Vec<&str> = stderr.trim().lines().collect();
+    assert_eq!(lines.len(), 1, "{stderr}");
+    assert!(lines[0].contains("b_broken.toml"), "{stderr}");
+    assert!(lines[0].contains("connections[0].kind"), "{stderr}");
+    assert!(lines[0].contains("did you mean `csv`"), "{stderr}");
+    // AND no database file (nor journal) was created
+    let left: Vec<_> = std::fs::read_dir(store_dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert!(left.is_empty(), "the store was created: {left:?}");
+}

@@ -554,3 +554,44 @@ async fn run_log_stays_bounded_sqlite() {
 async fn run_log_stays_bounded_postgres() {
     run_log_stays_bounded("postgres").await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_body_without_a_signature_header_is_refused_while_it_is_still_being_sent() {
+    // GIVEN a daemon taking Shopify webhooks
+    let shop = sandbox::spawn(SandboxOptions::default()).await.unwrap();
+    let dir = shop_dir(&shop);
+    let db = TestDb::sqlite();
+    let daemon = start_daemon(&db.url, dir.path());
+    let http = reqwest::Client::new();
+
+    // WHEN a client sends the headers of a 1 MB delivery with no
+    // X-Shopify-Hmac-Sha256, then 6 bytes of its body, and waits
+    let addr = daemon.addr.clone();
+    let answer = tokio::task::spawn_blocking(move || {
+        let mut s = TcpStream::connect(&addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        s.write_all(
+            b"POST /webhooks/shop_tw HTTP/1.1\r\nHost: synchub\r\nX-Shopify-Topic: customers/update\r\nContent-Length: 1000000\r\n\r\n{\"id\":",
+        )
+        .unwrap();
+        let mut buf = [0u8; 512];
+        let n = s.read(&mut buf).unwrap_or(0);
+        let answer = String::from_utf8_lossy(&buf[..n]).to_string();
+        drop(s);
+        answer
+    })
+    .await
+    .unwrap();
+
+    // THEN it is answered 401 with 999,994 bytes of the body never sent
+    assert!(answer.starts_with("HTTP/1.1 401"), "answer: {answer:?}");
+    let prefix = "synchub_webhooks_total{connection=\"shop_tw\",result=";
+    assert_eq!(
+        metric(&http, &daemon.base, &format!("{prefix}\"rejected\"}}")).await,
+        1
+    );
+    assert_eq!(
+        metric(&http, &daemon.base, &format!("{prefix}\"refused\"}}")).await,
+        0
+    );
+}
