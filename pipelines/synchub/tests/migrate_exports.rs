@@ -940,6 +940,34 @@ async fn postgres_dry_run_predicts_the_real_run_and_leaves_the_store_untouched()
     assert_ne!(pg_counts(&pg.url).await, before, "the real run writes");
 }
 
+#[tokio::test]
+async fn postgres_dry_run_with_another_session_on_the_store_says_so_and_writes_nothing() {
+    use sqlx::Connection;
+    // GIVEN a PostgreSQL store with a first import and a session held open on it
+    let pg = synchub_testkit::db::TestDb::postgres().await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(
+        dir.path(),
+        "people.csv",
+        "id,name,email\n1,陳大文,tai@example.hk\n",
+    );
+    migrate(&pg.url, "csv", &file, &[]).expect_ok();
+    let before = pg_counts(&pg.url).await;
+    let other = sqlx::PgConnection::connect(&pg.url).await.unwrap();
+    // WHEN a dry run is asked for
+    let dry = migrate(&pg.url, "csv", &file, &["--dry-run"]);
+    other.close().await.unwrap();
+    // THEN it fails naming the reason (the clone needs no other session)
+    // and writes nothing (no clone was made: the CREATE DATABASE failed)
+    assert!(!dry.ok, "{}", dry.stdout);
+    assert!(
+        dry.stderr.contains("other session(s) are connected"),
+        "{}",
+        dry.stderr
+    );
+    assert_eq!(pg_counts(&pg.url).await, before);
+}
+
 // --- vtiger: a converted lead is its contact --------------------------------
 
 #[tokio::test]
