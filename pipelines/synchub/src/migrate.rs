@@ -19,6 +19,8 @@ use synchub_legacy::{EncodingChoice, LegacyOptions};
 use crate::cli::Encoding;
 use crate::commands::open_store;
 
+mod scratch;
+
 /// The options of `synchub migrate`.
 pub struct MigrateArgs {
     pub dry_run: bool,
@@ -65,13 +67,21 @@ pub async fn run(
         deleted: AtomicU64::new(0),
     });
     let connector: Arc<dyn synchub_core::Connector> = counting.clone();
-    // A dry run on a SQLite store is a real run on a throwaway copy of it
-    // (nothing is created or written at `db`), so every count, merge and
-    // invalid row it shows is exactly what the real run does. PostgreSQL
-    // stores fall back to the engine's page-by-page rollback.
-    let scratch = if dry_run { DryRunCopy::of(db)? } else { None };
-    let store_url = scratch.as_ref().map_or(db.to_string(), |s| s.url.clone());
+    // A dry run is a real run on a throwaway copy of the store (a copied
+    // SQLite file, a PostgreSQL database cloned from it; nothing is created
+    // or written at `db`), so every count, merge and invalid row it shows is
+    // exactly what the real run does. Only an in-memory store falls back to
+    // the engine's page-by-page rollback. The clone is taken before this
+    // process holds any session on the store (PostgreSQL needs none).
+    let scratch = if dry_run {
+        scratch::Scratch::of(db).await?
+    } else {
+        None
+    };
+    let store_url = scratch.as_ref().map_or(db, |s| s.url()).to_string();
     let engine_dry_run = dry_run && scratch.is_none();
+    // The copy is removed whether the run succeeds or fails.
+    let outcome = async {
     let store = open_store(&store_url).await?;
     let name = format!("migrate_{}", kind.to_ascii_lowercase());
     let objects: Vec<ObjectKind> = connector
@@ -160,7 +170,7 @@ pub async fn run(
         }
     }
     if engine_dry_run {
-        println!("nothing was written (--dry-run); on PostgreSQL every page is rolled back, so duplicates across pages are counted as new");
+        println!("nothing was written (--dry-run); on an in-memory store every page is rolled back, so duplicates across pages are counted as new");
     } else if report.errors.is_empty() {
         let leads = merge_converted_leads(&engine, &store, &name).await?;
         println!(
@@ -182,12 +192,17 @@ pub async fn run(
         }
     }
     store.close().await;
-    drop(scratch);
     Ok(if report.errors.is_empty() {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)
     })
+    }
+    .await;
+    if let Some(scratch) = scratch {
+        scratch.remove().await;
+    }
+    outcome
 }
 
 /// The legacy source, counting the soft-deleted rows it hands out.
@@ -223,50 +238,6 @@ impl synchub_core::Connector for CountDeleted {
 
     async fn estimate(&self, object: ObjectKind) -> Option<u64> {
         self.inner.estimate(object).await
-    }
-}
-
-/// A temporary copy of a SQLite store for a dry run (removed on drop).
-struct DryRunCopy {
-    url: String,
-    _dir: tempfile::TempDir,
-}
-
-impl DryRunCopy {
-    /// `None` for stores that are not SQLite files.
-    fn of(db: &str) -> anyhow::Result<Option<DryRunCopy>> {
-        let Some(rest) = db.strip_prefix("sqlite:") else {
-            return Ok(None);
-        };
-        let path = rest.trim_start_matches("//");
-        let path = path.split('?').next().unwrap_or(path);
-        if path.is_empty() || path.contains(":memory:") {
-            return Ok(None);
-        }
-        let dir = tempfile::Builder::new()
-            .prefix("synchub-dry-run-")
-            .tempdir()
-            .map_err(|e| anyhow!("--dry-run: cannot create a temporary folder: {e}"))?;
-        let copy = dir.path().join("dry-run.db");
-        let original = std::path::Path::new(path);
-        if original.exists() {
-            std::fs::copy(original, &copy).map_err(|e| {
-                anyhow!(
-                    "--dry-run: cannot copy the store {path} to {}: {e}",
-                    copy.display()
-                )
-            })?;
-            // Committed pages not yet checkpointed into the main file.
-            let wal = PathBuf::from(format!("{path}-wal"));
-            if wal.exists() {
-                std::fs::copy(&wal, dir.path().join("dry-run.db-wal"))
-                    .map_err(|e| anyhow!("--dry-run: cannot copy {}: {e}", wal.display()))?;
-            }
-        }
-        Ok(Some(DryRunCopy {
-            url: format!("sqlite://{}", copy.display()),
-            _dir: dir,
-        }))
     }
 }
 

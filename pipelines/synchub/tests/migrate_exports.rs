@@ -840,3 +840,189 @@ async fn a_rerun_does_not_rewrite_unchanged_legacy_id_links() {
     );
     assert_eq!(link_times(&db).await, before);
 }
+
+// --- PostgreSQL: a dry run is a real run on a clone of the store -----------
+
+/// Rows in every table of the store's schema.
+async fn pg_counts(url: &str) -> Vec<(String, i64)> {
+    use sqlx::Connection;
+    let mut conn = sqlx::PgConnection::connect(url).await.unwrap();
+    let tables: Vec<String> = sqlx::query_scalar(
+        "SELECT tablename::text FROM pg_tables WHERE schemaname = 'public' ORDER BY tablename",
+    )
+    .fetch_all(&mut conn)
+    .await
+    .unwrap();
+    let mut counts = Vec::new();
+    for table in tables {
+        let n: i64 = sqlx::query_scalar(&format!("SELECT count(*) FROM \"{table}\""))
+            .fetch_one(&mut conn)
+            .await
+            .unwrap();
+        counts.push((table, n));
+    }
+    // (closed, not dropped: cloning the store needs no session on it)
+    conn.close().await.unwrap();
+    counts
+}
+
+async fn pg_dry_run_clones(url: &str) -> Vec<String> {
+    use sqlx::Connection;
+    let mut conn = sqlx::PgConnection::connect(url).await.unwrap();
+    let names = sqlx::query_scalar(
+        "SELECT datname::text FROM pg_database WHERE datname LIKE 'synchub\\_dry\\_run\\_%'",
+    )
+    .fetch_all(&mut conn)
+    .await
+    .unwrap();
+    conn.close().await.unwrap();
+    names
+}
+
+#[tokio::test]
+async fn postgres_dry_run_predicts_the_real_run_and_leaves_the_store_untouched() {
+    // GIVEN a PostgreSQL store holding a first import, and a second export
+    // whose duplicates (same email, another id) fall on different pages
+    let pg = synchub_testkit::db::TestDb::postgres().await;
+    let dir = tempfile::tempdir().unwrap();
+    let first = write(
+        dir.path(),
+        "first.csv",
+        "id,name,email\n1,陳大文,tai@example.hk\n",
+    );
+    let mut rows = String::from("id,name,email\n");
+    for i in 0..30 {
+        rows.push_str(&format!("{},Person {i},p{}@example.com\n", 100 + i, i % 20));
+    }
+    rows.push_str("2,陳大文,tai@example.hk\n");
+    let second = write(dir.path(), "second.csv", &rows);
+    migrate(&pg.url, "csv", &first, &[]).expect_ok();
+    let before = pg_counts(&pg.url).await;
+    assert!(
+        before.iter().any(|(t, n)| t == "crm_record" && *n == 1),
+        "{before:?}"
+    );
+
+    // WHEN the second is dry-run with small pages
+    let dry = migrate(&pg.url, "csv", &second, &["--dry-run", "--page-size", "7"]).expect_ok();
+
+    // THEN the store is untouched, row for row, and no clone is left behind
+    assert_eq!(pg_counts(&pg.url).await, before, "{}", dry.stdout);
+    assert_eq!(pg_dry_run_clones(&pg.url).await, Vec::<String>::new());
+    assert!(
+        dry.stdout.contains("run on a temporary copy of the store"),
+        "{}",
+        dry.stdout
+    );
+    // AND the real run that follows prints the same summary: duplicates
+    // across pages are merged in both, not counted as new
+    let real = migrate(&pg.url, "csv", &second, &["--page-size", "7"]).expect_ok();
+    assert_eq!(
+        dry.summary(),
+        real.summary(),
+        "{}\n---\n{}",
+        dry.stdout,
+        real.stdout
+    );
+    assert!(
+        real.summary()
+            .starts_with("read 31 rows: 20 new records, 11 duplicates merged"),
+        "{}",
+        real.stdout
+    );
+    let leads = |run: &Run| {
+        run.stdout
+            .lines()
+            .find(|l| l.starts_with("converted leads: "))
+            .map(str::to_string)
+    };
+    assert_eq!(leads(&dry), leads(&real));
+    assert_ne!(pg_counts(&pg.url).await, before, "the real run writes");
+}
+
+#[tokio::test]
+async fn postgres_dry_run_with_another_session_on_the_store_says_so_and_writes_nothing() {
+    use sqlx::Connection;
+    // GIVEN a PostgreSQL store with a first import and a session held open on it
+    let pg = synchub_testkit::db::TestDb::postgres().await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(
+        dir.path(),
+        "people.csv",
+        "id,name,email\n1,陳大文,tai@example.hk\n",
+    );
+    migrate(&pg.url, "csv", &file, &[]).expect_ok();
+    let before = pg_counts(&pg.url).await;
+    let other = sqlx::PgConnection::connect(&pg.url).await.unwrap();
+    // WHEN a dry run is asked for
+    let dry = migrate(&pg.url, "csv", &file, &["--dry-run"]);
+    other.close().await.unwrap();
+    // THEN it fails naming the reason (the clone needs no other session)
+    // and writes nothing (no clone was made: the CREATE DATABASE failed)
+    assert!(!dry.ok, "{}", dry.stdout);
+    assert!(
+        dry.stderr.contains("other session(s) are connected"),
+        "{}",
+        dry.stderr
+    );
+    assert_eq!(pg_counts(&pg.url).await, before);
+}
+
+// --- vtiger: a converted lead is its contact --------------------------------
+
+#[tokio::test]
+async fn vtiger_converted_lead_and_its_contact_become_one_record() {
+    use sqlx::{Connection, Executor};
+    const DB: &str = "synchub_migrate_exports_vtiger";
+    // GIVEN the small vtiger database: lead 33 (converted = 1) and contact 35,
+    // which its conversion created (vtiger keeps no link, only the e-mail)
+    let admin = std::env::var("SYNCHUB_TEST_MYSQL_URL")
+        .map(|u| u.trim_end_matches('/').to_string())
+        .unwrap_or_else(|_| "mysql://root@127.0.0.1:3306".into());
+    let mut conn = sqlx::MySqlConnection::connect(&admin)
+        .await
+        .unwrap_or_else(|e| panic!("MariaDB is required for this test ({e})"));
+    for stmt in [
+        format!("DROP DATABASE IF EXISTS {DB}"),
+        format!("CREATE DATABASE {DB} CHARACTER SET utf8mb4"),
+        format!("USE {DB}"),
+    ] {
+        conn.execute(stmt.as_str()).await.unwrap();
+    }
+    let sql = std::fs::read_to_string(
+        PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("../../connectors/synchub-legacy/tests/data/vtiger-mini.sql"),
+    )
+    .unwrap();
+    conn.execute(sqlx::raw_sql(&sql)).await.unwrap();
+    conn.close().await.unwrap();
+    let url = format!("{admin}/{DB}");
+    let dir = tempfile::tempdir().unwrap();
+
+    // WHEN it is dry-run, then run, two rows a page
+    let run = dry_then_real(dir.path(), "vtiger", Path::new(&url), &["--page-size", "2"]);
+
+    // THEN the lead and its contact are one record
+    assert!(run.stdout.contains("converted leads: "), "{}", run.stdout);
+    let store = Store::connect(&db_in(dir.path())).await.unwrap();
+    let mut tx = store.begin().await.unwrap();
+    let links = synchub_store::links::by_external_ids(
+        &mut tx,
+        "migrate_vtiger",
+        ObjectKind::Contact,
+        &["33".to_string(), "35".to_string()],
+    )
+    .await
+    .unwrap();
+    drop(tx);
+    let (lead, contact) = (&links["33"], &links["35"]);
+    let survivor = surviving(&store, &contact.crm_id).await;
+    assert_eq!(surviving(&store, &lead.crm_id).await, survivor);
+    let record = store.record(&survivor).await.unwrap().unwrap();
+    let Record::Contact(person) = record.record else {
+        panic!("record {survivor} is not a contact")
+    };
+    assert_eq!(person.emails, ["mei.ling@dingxin.example.com.tw"]);
+    assert_eq!(person.full_name.as_deref(), Some("林美玲"));
+    store.close().await;
+}

@@ -123,6 +123,30 @@ fn vtiger_owner() -> String {
         .into()
 }
 
+/// The contact a converted vtiger lead became, as `converted_contact_id`.
+///
+/// vtiger keeps no link from a lead to the contact its conversion created:
+/// `vtws_convertlead` (include/Webservices/ConvertLead.php, vtiger 6 and 7)
+/// creates the contact from the lead's fields through
+/// `vtiger_convertleadmapping` (lead `email` → contact `email` by default),
+/// moves the lead's related records to it (`vtws_transferLeadRelatedRecords`)
+/// and then only sets `vtiger_leaddetails.converted = 1`
+/// (`vtws_updateConvertLeadStatus`). So a converted lead is matched to the
+/// live contact with its e-mail that was created after it: crmids come from
+/// one sequence (`vtiger_crmentity_seq`), so that contact has a larger id;
+/// of several, the first (the conversion's) wins.
+/// <https://github.com/vtiger-crm/vtigercrm/blob/master/include/Webservices/ConvertLead.php>
+fn vtiger_converted_contact() -> String {
+    "SELECT CAST(l.leadid AS CHAR), CAST(MIN(c.contactid) AS CHAR) AS converted_contact_id \
+     FROM vtiger_leaddetails l \
+     JOIN vtiger_contactdetails c ON c.contactid > l.leadid \
+       AND LOWER(TRIM(c.email)) = LOWER(TRIM(l.email)) \
+     JOIN vtiger_crmentity e ON e.crmid = c.contactid AND e.deleted = 0 \
+     WHERE l.converted = 1 AND TRIM(COALESCE(l.email, '')) <> '' AND l.leadid IN ({ids}) \
+     GROUP BY l.leadid"
+        .into()
+}
+
 /// vtiger CRM 7: `vtiger_<module>` + `vtiger_crmentity` (deleted, owner,
 /// times) + address/sub-detail tables + the `*cf` custom-field table.
 pub(crate) fn vtiger() -> Vec<TableSpec> {
@@ -169,7 +193,7 @@ pub(crate) fn vtiger() -> Vec<TableSpec> {
                 join("vtiger_leadsubdetails", "leadsubscriptionid"),
                 cf("vtiger_leadscf", "leadid"),
             ],
-            enrich: vec![vtiger_owner()],
+            enrich: vec![vtiger_converted_contact(), vtiger_owner()],
         },
         TableSpec {
             label: "accounts",

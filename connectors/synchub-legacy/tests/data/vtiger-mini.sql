@@ -1,7 +1,10 @@
 -- A small vtiger CRM 7 database: the module tables the migration reads, with
 -- the columns that matter (the real tables have many more), and a few rows
 -- covering soft deletes (vtiger_crmentity.deleted), custom fields (*cf
--- tables, labels in vtiger_field), group owners and orphans.
+-- tables, labels in vtiger_field), group owners and orphans, and a converted
+-- lead (33, converted = 1) with the contact its conversion created (35, a later
+-- crmid, same e-mail; vtiger stores no link between them). Contact 26 has the
+-- e-mail of lead 31, which is not converted: not a conversion.
 SET NAMES utf8mb4;
 CREATE TABLE vtiger_crmentity (crmid INT NOT NULL PRIMARY KEY, smcreatorid INT NOT NULL DEFAULT 0,
   smownerid INT NOT NULL DEFAULT 0, modifiedby INT NOT NULL DEFAULT 0, setype VARCHAR(30) NOT NULL,
@@ -64,6 +67,9 @@ INSERT INTO vtiger_crmentity (crmid, smownerid, setype, createdtime, modifiedtim
   (24, 1, 'Contacts', '2020-01-01 00:00:00', '2024-05-15 09:30:00', 0, ''),
   (31, 3, 'Leads', '2020-01-01 00:00:00', '2024-05-15 09:30:00', 0, 'Ivy Lee'),
   (32, 1, 'Leads', '2020-01-01 00:00:00', '2024-05-15 09:30:00', 1, 'Old Lead'),
+  (33, 5, 'Leads', '2023-03-01 00:00:00', '2024-02-01 10:00:00', 0, '林美玲'),
+  (35, 5, 'Contacts', '2024-02-01 10:00:00', '2024-05-15 09:30:00', 0, '林美玲'),
+  (26, 1, 'Contacts', '2020-01-01 00:00:00', '2024-05-15 09:30:00', 0, 'Ivy Lee'),
   (41, 5, 'Potentials', '2020-01-01 00:00:00', '2024-05-15 09:30:00', 0, '年度採購'),
   (42, 3, 'Potentials', '2020-01-01 00:00:00', '2024-05-15 09:30:00', 0, 'POS rollout');
 INSERT INTO vtiger_account VALUES
@@ -81,7 +87,9 @@ INSERT INTO vtiger_contactdetails VALUES
   (22, 'CON2', 13, 'Ms.', '娜娜', '歐陽', 'nana@example.hk', NULL, '+852 9123 4567', NULL, NULL, NULL, NULL, '1', '0', 'NANA@work.example.com'),
   (23, 'CON3', NULL, NULL, '小明', '王', 'ming@example.com', NULL, NULL, NULL, NULL, NULL, NULL, '0', '0', NULL),
   (24, 'CON4', NULL, NULL, NULL, NULL, NULL, NULL, NULL, '無名', NULL, NULL, NULL, '0', '0', NULL),
-  (25, 'CON5', 12, NULL, 'Tai Man', 'Chan', 'chan.tm@example.hk', NULL, '9123 4567', NULL, NULL, NULL, NULL, '0', '0', NULL);
+  (25, 'CON5', 12, NULL, 'Tai Man', 'Chan', 'chan.tm@example.hk', NULL, '9123 4567', NULL, NULL, NULL, NULL, '0', '0', NULL),
+  (26, 'CON6', NULL, NULL, 'Ivy', 'Lee', 'ivy.lee@globex.example', NULL, NULL, NULL, NULL, NULL, NULL, '0', '0', NULL),
+  (35, 'CON7', 11, NULL, '美玲', '林', 'Mei.Ling@Dingxin.example.com.tw', '(02)2712-3456', '0933-222-111', '採購經理', NULL, NULL, NULL, '0', '0', NULL);
 INSERT INTO vtiger_contactaddress VALUES (21, '台北市', '信義路五段7號', 'Taiwan', NULL, '110', NULL, NULL),
   (22, '香港', NULL, '香港', NULL, NULL, NULL, NULL), (23, NULL, NULL, NULL, NULL, NULL, NULL, NULL),
   (24, NULL, NULL, NULL, NULL, NULL, NULL, NULL), (25, 'Kowloon', NULL, 'HK', NULL, NULL, NULL, NULL);
@@ -90,8 +98,10 @@ INSERT INTO vtiger_contactsubdetails VALUES (21, NULL, NULL, NULL, NULL, '1980-0
 INSERT INTO vtiger_contactscf VALUES (21, '@taiman', '金卡'), (22, NULL, '銀卡');
 INSERT INTO vtiger_leaddetails VALUES
   (31, 'LEA1', 'ivy.lee@globex.example', 'Ivy', 'Lee', 'Globex Ltd', 'Hot', 0, 'Buyer', NULL, '0'),
-  (32, 'LEA2', 'old@example.com', 'Old', 'Lead', NULL, 'Cold', 0, NULL, NULL, '0');
+  (32, 'LEA2', 'old@example.com', 'Old', 'Lead', NULL, 'Cold', 0, NULL, NULL, '0'),
+  (33, 'LEA3', 'mei.ling@dingxin.example.com.tw', '美玲', '林', '鼎新科技股份有限公司', 'Qualified', 1, '採購', NULL, '0');
 INSERT INTO vtiger_leadaddress VALUES (31, 'Kowloon', NULL, NULL, 'Hong Kong', NULL, '6123 4567', NULL),
-  (32, NULL, NULL, NULL, NULL, NULL, NULL, NULL);
+  (32, NULL, NULL, NULL, NULL, NULL, NULL, NULL),
+  (33, '台北市', NULL, NULL, 'Taiwan', NULL, '0933 222 111', NULL);
 INSERT INTO vtiger_potential VALUES (41, 'POT1', 11, '年度採購', 120000.50000000, '2024-03-31', 'Closed Won', 100, 21),
   (42, 'POT2', 12, 'POS rollout', NULL, '2024-09-30', 'Prospecting', 10, NULL);

@@ -33,8 +33,8 @@ async fn vtiger_database_migrates_with_labels_owners_and_soft_deletes() {
     // WHEN contacts and leads are pulled two rows a page
     let people = drain(source.as_ref(), ObjectKind::Contact, None).await;
 
-    // THEN 3 contacts + 1 lead live, 2 soft-deleted, 1 row without a name, email or phone
-    assert_eq!((people.live().len(), people.deleted()), (4, 2));
+    // THEN 5 contacts + 2 leads live, 2 soft-deleted, 1 row without a name, email or phone
+    assert_eq!((people.live().len(), people.deleted()), (7, 2));
     assert_eq!(people.locations(), vec!["vtiger_contactdetails id 24"]);
     assert_eq!(
         people.rejected[0].reason,
@@ -70,6 +70,17 @@ async fn vtiger_database_migrates_with_labels_owners_and_soft_deletes() {
     assert_eq!(lead.tags, vec!["lead"]);
     assert_eq!(lead.custom["owner"], json!("Team Selling"));
     assert_eq!(lead.custom["lead_status"], json!("Hot"));
+    // AND the converted lead names the contact its conversion created (same
+    // e-mail, later crmid); a lead not converted names none, though a
+    // contact has its e-mail
+    let converted = contact(people.get("33"));
+    assert_eq!(converted.custom["converted_contact_id"], json!("35"));
+    assert_eq!(converted.tags, vec!["lead"]);
+    assert!(
+        !lead.custom.contains_key("converted_contact_id"),
+        "{:?}",
+        lead.custom
+    );
 
     let accounts = drain(source.as_ref(), ObjectKind::Company, None).await;
     assert_eq!((accounts.live().len(), accounts.deleted()), (2, 1));
