@@ -168,8 +168,7 @@ pub async fn run(
             leads.merged, leads.already, leads.missing
         );
         let started = std::time::Instant::now();
-        let fuzzy =
-            crate::review::fuzzy_pass(&engine, &store, region, &name, resume).await?;
+        let fuzzy = crate::review::fuzzy_pass(&engine, &store, region, &name, resume).await?;
         println!(
             "probabilistic matching over {} contacts ({} candidate pairs, {:.1} s): {} merged as the same person, {} new pairs queued for review (`synchub review list`)",
             fuzzy.contacts,
