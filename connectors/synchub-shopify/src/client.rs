@@ -29,6 +29,8 @@ pub struct ShopifyClient {
     /// `requestedQueryCost` the shop charged, per query shape (document and
     /// page sizes), when it was above our own calculation.
     learned: Arc<Mutex<HashMap<String, u32>>>,
+    /// `throttleStatus.restoreRate` of the last answer that carried one.
+    restore_rate: Arc<Mutex<Option<f64>>>,
 }
 
 /// How the Admin GraphQL API answers: `extensions.cost` on every answer,
@@ -120,12 +122,19 @@ impl ShopifyClient {
             http,
             path: format!("/admin/api/{}/graphql.json", cfg.api_version),
             learned: Arc::default(),
+            restore_rate: Arc::default(),
         })
     }
 
     /// The runtime client (shares the quota), e.g. for the bulk download.
     pub fn http(&self) -> &HttpClient {
         &self.http
+    }
+
+    /// The restore rate (points per second) the last answer's
+    /// `throttleStatus` reported; `None` before the first answer.
+    pub fn restore_rate(&self) -> Option<f64> {
+        *self.restore_rate.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// The requested cost the shop will charge for `query` with `variables`:
@@ -173,6 +182,10 @@ impl ShopifyClient {
         let resp = resp.error_for_status()?;
         let body: Value = resp.json()?;
         if let Some(report) = cost_report(&body) {
+            if report.restore_rate > 0.0 {
+                *self.restore_rate.lock().unwrap_or_else(|p| p.into_inner()) =
+                    Some(report.restore_rate);
+            }
             if report.requested > f64::from(cost) {
                 let charged = report.requested.ceil().min(f64::from(u32::MAX)) as u32;
                 tracing::debug!(host = %self.http.host(), computed = cost, charged, "shop prices this query higher; learned");

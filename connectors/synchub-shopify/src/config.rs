@@ -55,8 +55,10 @@ pub struct ShopifyConfig {
     /// sized to fit it as well as the 1,000-point single-query maximum.
     #[serde(default)]
     pub bucket_size: Option<u32>,
-    /// Full backfills use a bulk operation (JSONL export) instead of pages.
-    #[serde(default)]
+    /// A backfill (a stream with no cursor, or a full refresh) reads a bulk
+    /// operation's JSONL export instead of cost-limited pages. On by default;
+    /// `false` opts out (the paged backfill's duration is then logged).
+    #[serde(default = "default_bulk_backfill")]
     pub bulk_backfill: bool,
     /// A PEM file of extra CA certificates to trust for this shop (a company
     /// proxy or a private CA), on top of the system trust store.
@@ -66,6 +68,9 @@ pub struct ShopifyConfig {
 
 fn default_api_version() -> String {
     DEFAULT_API_VERSION.to_string()
+}
+fn default_bulk_backfill() -> bool {
+    true
 }
 fn default_line_items() -> u32 {
     10
@@ -90,7 +95,7 @@ impl ShopifyConfig {
             overlap_seconds: default_overlap(),
             quota: None,
             bucket_size: None,
-            bulk_backfill: false,
+            bulk_backfill: default_bulk_backfill(),
             ca_file: None,
         }
     }

@@ -15,7 +15,8 @@ use crate::client::ShopifyClient;
 use crate::config::ShopifyConfig;
 use crate::cursor::StreamCursor;
 use crate::error::ShopifyError;
-use std::sync::Arc;
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
 
 use synchub_http::webhook::{MemoryReplayGuard, ReplayGuard};
 
@@ -30,6 +31,11 @@ pub struct ShopifyConnector {
     pub(crate) client: ShopifyClient,
     replay: Arc<dyn ReplayGuard>,
     pub(crate) bulk: bulk::BulkReaders,
+    /// How messages name this instance: the pipeline's connection name, or
+    /// the shop handle.
+    pub(crate) label: Arc<str>,
+    /// Streams whose paged backfill was announced (see [`crate::estimate`]).
+    pub(crate) announced: Arc<Mutex<HashSet<ObjectKind>>>,
 }
 
 impl ShopifyConnector {
@@ -46,10 +52,12 @@ impl ShopifyConnector {
             100_000,
         ));
         Ok(ShopifyConnector {
+            label: Arc::from(cfg.shop.as_str()),
             cfg,
             client,
             replay,
             bulk: Default::default(),
+            announced: Arc::default(),
         })
     }
 
@@ -63,6 +71,12 @@ impl ShopifyConnector {
     /// The config this instance runs with.
     pub fn config(&self) -> &ShopifyConfig {
         &self.cfg
+    }
+
+    /// Names this instance in messages (the pipeline's connection name).
+    pub fn named(mut self, name: &str) -> Self {
+        self.label = Arc::from(name);
+        self
     }
 
     /// Replaces the in-memory replay guard (e.g. with one the store persists).
@@ -318,18 +332,13 @@ impl Connector for ShopifyConnector {
         if self.cfg.bulk_backfill && bulk::wants_bulk(from) {
             return Ok(self.bulk_page(object, from).await?);
         }
+        let page = self.pull_page(object, from).await?;
         if from.is_none() {
-            // A paged backfill: say what it costs (50 points/s: a standard plan's restore rate).
-            if let Some(per_k) = self.paged_backfill_estimate(object, 1_000, 50.0) {
-                tracing::info!(
-                    shop = %self.cfg.shop_url(), %object, seconds_per_1000 = per_k.as_secs(),
-                    "paged backfill: up to {} s per 1,000 records at 50 points/s (a standard plan); \
-                     `bulk_backfill = true` exports without the cost limit",
-                    per_k.as_secs()
-                );
-            }
+            // a paged backfill: say once how long it takes (after its first
+            // page, whose throttleStatus gives the restore rate)
+            self.announce_paged_backfill(object).await;
         }
-        Ok(self.pull_page(object, from).await?)
+        Ok(page)
     }
 
     async fn push(

@@ -20,6 +20,7 @@ pub mod connector;
 pub mod cost;
 pub mod cursor;
 pub mod error;
+pub mod estimate;
 pub mod gqlparse;
 pub mod map;
 pub mod queries;

@@ -60,6 +60,16 @@ pub const CUSTOMER_UPDATE: &str = concat!(
     " } userErrors { field message } } }"
 );
 
+/// How many customers the shop holds (`limit: null`: an exact count past
+/// the default cap of 10,000). A `Count` object: 1 point.
+/// <https://shopify.dev/docs/api/admin-graphql/2025-01/queries/customersCount>
+pub const CUSTOMERS_COUNT: &str =
+    "query CustomersCount { customersCount(limit: null) { count precision } }";
+
+/// How many orders the shop holds; 1 point.
+/// <https://shopify.dev/docs/api/admin-graphql/2025-01/queries/ordersCount>
+pub const ORDERS_COUNT: &str = "query OrdersCount { ordersCount(limit: null) { count precision } }";
+
 /// The connectivity check.
 pub const SHOP: &str = "query Shop { shop { name myshopifyDomain } }";
 

@@ -23,7 +23,8 @@ async fn paginates_customers_and_orders_to_the_end() {
     })
     .await
     .expect("spawn");
-    let conn = connector(&shop);
+    // the point is the paged path (page sizes and counts): bulk off
+    let conn = paged_connector(&shop);
     // WHEN both streams are pulled to the end
     let (customers, cursor, pages) = pull_all(&conn, ObjectKind::Contact, None).await;
     let (orders, _, order_pages) = pull_all(&conn, ObjectKind::Order, None).await;
@@ -252,8 +253,8 @@ async fn throttled_then_success_through_the_runtime() {
     .await
     .expect("spawn");
     shop.set_available(0.0);
-    // WHEN a page is pulled, THEN the runtime waits the bucket out and succeeds
-    let page = connector(&shop)
+    // WHEN a page is pulled (paged: bulk off), THEN the runtime waits the bucket out and succeeds
+    let page = paged_connector(&shop)
         .pull(ObjectKind::Contact, None)
         .await
         .expect("page");

@@ -25,7 +25,7 @@ pub fn build(
                 .map_err(|e| anyhow!("key `{key}`: {e}"))?;
             Ok(Arc::new(source))
         }
-        "shopify" => Ok(Arc::new(shopify(&key, cfg)?)),
+        "shopify" => Ok(Arc::new(shopify(&key, cfg)?.named(&cfg.name))),
         "woocommerce" => Ok(Arc::new(woocommerce(&key, cfg)?)),
         other => {
             let hint = synchub_engine::config::did_you_mean(other, KINDS)

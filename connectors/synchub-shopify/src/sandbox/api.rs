@@ -144,6 +144,14 @@ fn execute(root: &str, query: &str, vars: &Map<String, Value>, shop: &mut ShopSt
             Ok(data) => json!({"data": {root: data}}),
             Err(message) => graphql_error(&message, root),
         },
+        "customersCount" | "ordersCount" => {
+            let total = if root == "customersCount" {
+                shop.customers.len()
+            } else {
+                shop.orders.len()
+            };
+            json!({"data": {root: count(total, query, root, vars)}})
+        }
         "customerCreate" | "customerUpdate" => {
             shop.writes += 1;
             let input = gql::field_args(query, root, vars)
@@ -155,6 +163,20 @@ fn execute(root: &str, query: &str, vars: &Map<String, Value>, shop: &mut ShopSt
             super::bulk::graphql(shop, root, query, vars)
         }
         other => undefined_field(other),
+    }
+}
+
+/// A `Count` answer: `limit` defaults to 10,000 and `null` lifts it; a
+/// count at the limit is `AT_LEAST`, otherwise `EXACT`.
+fn count(total: u64, query: &str, root: &str, vars: &Map<String, Value>) -> Value {
+    let limit = match gql::field_args(query, root, vars).get("limit") {
+        Some(Value::Null) => None,
+        Some(v) => v.as_u64(),
+        None => Some(10_000),
+    };
+    match limit {
+        Some(limit) if total >= limit => json!({"count": limit, "precision": "AT_LEAST"}),
+        _ => json!({"count": total, "precision": "EXACT"}),
     }
 }
 

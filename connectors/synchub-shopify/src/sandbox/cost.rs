@@ -32,6 +32,7 @@ fn schema(parent: &str, field: &str) -> Returns {
         ("QueryRoot", "customer") => Object("Customer"),
         ("QueryRoot", "order") => Object("Order"),
         ("QueryRoot", "shop") => Object("Shop"),
+        ("QueryRoot", "customersCount" | "ordersCount") => Object("Count"),
         ("QueryRoot", "currentBulkOperation") => Object("BulkOperation"),
         ("Customer", "amountSpent") => Object("MoneyV2"),
         ("Customer", "defaultAddress") => Object("MailingAddress"),

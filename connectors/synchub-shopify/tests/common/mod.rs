@@ -15,6 +15,14 @@ pub fn connector(shop: &SandboxHandle) -> ShopifyConnector {
     ShopifyConnector::new(cfg).expect("valid config")
 }
 
+/// [`connector`] with bulk operations off: backfills read pages.
+pub fn paged_connector(shop: &SandboxHandle) -> ShopifyConnector {
+    let mut cfg = shop.config();
+    cfg.quota = Some(synchub_http::QuotaConfig::per_second(10_000, 10_000));
+    cfg.bulk_backfill = false;
+    ShopifyConnector::new(cfg).expect("valid config")
+}
+
 /// The GID of seed customer `i`.
 pub fn gid(i: u64) -> String {
     format!("gid://shopify/Customer/{}", FIRST_CUSTOMER_ID + i)

@@ -49,7 +49,7 @@ async fn paged_streams_pass_a_documented_cost_bucket_without_throttled() {
     })
     .await
     .expect("spawn");
-    let conn = connector(&shop);
+    let conn = paged_connector(&shop);
     // WHEN both streams are read to the end, page by page
     let (customers, _, _) = pull_all(&conn, ObjectKind::Contact, None).await;
     let (orders, _, order_pages) = pull_all(&conn, ObjectKind::Order, None).await;
@@ -107,7 +107,7 @@ async fn bulk_backfill_leaves_the_watermark_a_paged_backfill_leaves() {
     })
     .await
     .expect("spawn");
-    let paged = connector(&shop);
+    let paged = paged_connector(&shop);
     let mut cfg = shop.config();
     cfg.quota = Some(synchub_http::QuotaConfig::per_second(10_000, 10_000));
     cfg.bulk_backfill = true;
@@ -162,4 +162,70 @@ fn shop_ca_file_reaches_the_http_client() {
             .contains("/nonexistent/company-proxy-ca.pem"),
         "{err}"
     );
+}
+
+#[tokio::test]
+async fn paged_backfill_says_how_long_it_takes_by_the_documented_costs() {
+    // GIVEN a shop of 1,000 customers and 1,600 orders on a standard plan
+    // (a 1,000-point bucket restoring 50 points/s), bulk operations off
+    let shop = sandbox::spawn(SandboxOptions {
+        customers: 1_000,
+        orders: 1_600,
+        throttle: Some((1000.0, 50.0)),
+        ..Default::default()
+    })
+    .await
+    .expect("spawn");
+    let mut cfg = shop.config();
+    cfg.bulk_backfill = false;
+    let conn = synchub_shopify::ShopifyConnector::new(cfg)
+        .expect("valid config")
+        .named("shop_tw");
+    // WHEN the paged backfill is announced
+    let orders = conn
+        .paged_backfill_notice(ObjectKind::Order)
+        .await
+        .expect("count")
+        .expect("a notice");
+    let customers = conn
+        .paged_backfill_notice(ObjectKind::Contact)
+        .await
+        .expect("count")
+        .expect("a notice");
+    // THEN it names the count from `ordersCount` / `customersCount` and the
+    // documented cost: 100 pages of 16 orders × 962 points = 96,200 points at
+    // 50/s (the restore rate of the count's own throttleStatus) = 1,924 s;
+    // 4 pages of 250 customers × 752 points = 3,008 points = 60.16 s
+    assert!(
+        orders.starts_with(
+            "shop_tw.order: paged backfill of 1,600 orders ≈ 32 min 4 s at 50 points/s; \
+             set bulk_backfill = true"
+        ),
+        "{orders}"
+    );
+    assert!(
+        customers.starts_with(
+            "shop_tw.contact: paged backfill of 1,000 customers ≈ 1 min at 50 points/s;"
+        ),
+        "{customers}"
+    );
+    // and each count cost the documented 1 point
+    assert_eq!(shop.shop().charged, 2, "points charged for two counts");
+    shop.shutdown().await;
+}
+
+#[tokio::test]
+async fn bulk_is_the_default_for_a_backfill() {
+    // GIVEN a connector config that does not mention bulk_backfill
+    let cfg: ShopifyConfig =
+        serde_json::from_value(json!({"shop": "example-tw", "access_token": "shpat_x"}))
+            .expect("config");
+    // THEN a backfill uses a bulk operation; `false` stays an explicit opt-out
+    assert!(cfg.bulk_backfill);
+    assert!(ShopifyConfig::new("example-tw", "shpat_x").bulk_backfill);
+    let off: ShopifyConfig = serde_json::from_value(
+        json!({"shop": "example-tw", "access_token": "shpat_x", "bulk_backfill": false}),
+    )
+    .expect("config");
+    assert!(!off.bulk_backfill);
 }
