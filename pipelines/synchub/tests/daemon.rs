@@ -6,50 +6,19 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use synchub_shopify::sandbox::{
     self, SandboxOptions, FIRST_CUSTOMER_ID, SANDBOX_TOKEN, SANDBOX_WEBHOOK_SECRET,
 };
+use synchub_testkit::process::DaemonProcess;
 use synchub_testkit::TestDb;
 
-struct Daemon {
-    child: Child,
-    base: String,
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start_daemon(db: &str, dir: &Path) -> Daemon {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_synchub"))
-        .args(["daemon", "--listen", "127.0.0.1:0", "--config-dir"])
-        .arg(dir)
-        .env("SYNCHUB_DATABASE_URL", db)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut first = String::new();
-    let mut out = BufReader::new(child.stdout.take().unwrap());
-    out.read_line(&mut first).unwrap();
-    // Keep reading, so the daemon's later lines never meet a closed pipe.
-    std::thread::spawn(move || std::io::copy(&mut out, &mut std::io::sink()));
-    let base = first
-        .split("listening on ")
-        .nth(1)
-        .and_then(|rest| rest.split_whitespace().next())
-        .unwrap_or_else(|| panic!("no address in {first:?}"))
-        .to_string();
-    Daemon { child, base }
+fn start_daemon(db: &str, dir: &Path) -> DaemonProcess {
+    synchub_testkit::process::start_daemon(env!("CARGO_BIN_EXE_synchub"), db, dir)
 }
 
 /// GET with a few retries: on a loaded machine a fresh connection to the

@@ -7,10 +7,10 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::{BTreeMap, HashSet};
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::Path;
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Child, Command, ExitStatus};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -21,43 +21,11 @@ use synchub_engine::{Connection, Direction, Engine, RunOptions};
 use synchub_shopify::sandbox::{
     self, SandboxOptions, FIRST_CUSTOMER_ID, SANDBOX_TOKEN, SANDBOX_WEBHOOK_SECRET,
 };
-use synchub_testkit::process::cursor_seq;
+use synchub_testkit::process::{cursor_seq, DaemonProcess};
 use synchub_testkit::{MemorySystem, TestDb};
 
-struct Daemon {
-    child: Child,
-    base: String,
-    addr: String,
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start_daemon(db: &str, dir: &Path) -> Daemon {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_synchub"))
-        .args(["daemon", "--listen", "127.0.0.1:0", "--config-dir"])
-        .arg(dir)
-        .env("SYNCHUB_DATABASE_URL", db)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut first = String::new();
-    let mut out = BufReader::new(child.stdout.take().unwrap());
-    out.read_line(&mut first).unwrap();
-    std::thread::spawn(move || std::io::copy(&mut out, &mut std::io::sink()));
-    let base = first
-        .split("listening on ")
-        .nth(1)
-        .and_then(|rest| rest.split_whitespace().next())
-        .unwrap_or_else(|| panic!("no address in {first:?}"))
-        .to_string();
-    let addr = base.trim_start_matches("http://").to_string();
-    Daemon { child, base, addr }
+fn start_daemon(db: &str, dir: &Path) -> DaemonProcess {
+    synchub_testkit::process::start_daemon(env!("CARGO_BIN_EXE_synchub"), db, dir)
 }
 
 fn sigterm(child: &Child) {

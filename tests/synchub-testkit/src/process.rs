@@ -58,3 +58,48 @@ where
         tokio::time::sleep(Duration::from_millis(2)).await;
     }
 }
+
+/// A `synchub daemon` child process, killed when dropped.
+pub struct DaemonProcess {
+    /// The process.
+    pub child: Child,
+    /// `http://HOST:PORT` it listens on.
+    pub base: String,
+    /// `HOST:PORT` it listens on.
+    pub addr: String,
+}
+
+impl Drop for DaemonProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts `bin daemon` on a free loopback port over the pipelines of `dir`
+/// and the store `db`, and waits for its `listening on` line. Its later
+/// output is drained, so the daemon never meets a closed pipe.
+pub fn start_daemon(bin: &str, db: &str, dir: &std::path::Path) -> DaemonProcess {
+    use std::io::BufRead;
+    let mut child = std::process::Command::new(bin)
+        .args(["daemon", "--listen", "127.0.0.1:0", "--config-dir"])
+        .arg(dir)
+        .env("SYNCHUB_DATABASE_URL", db)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start synchub daemon");
+    let mut out = std::io::BufReader::new(child.stdout.take().expect("daemon stdout"));
+    let mut first = String::new();
+    out.read_line(&mut first)
+        .expect("read the daemon's first line");
+    std::thread::spawn(move || std::io::copy(&mut out, &mut std::io::sink()));
+    let base = first
+        .split("listening on ")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no address in {first:?}"))
+        .to_string();
+    let addr = base.trim_start_matches("http://").to_string();
+    DaemonProcess { child, base, addr }
+}
