@@ -17,6 +17,7 @@
 //! carries is rejected naming both rows: applying it would silently
 //! overwrite the first person.
 
+mod factory;
 mod fingerprint;
 mod map;
 
@@ -32,8 +33,9 @@ use serde_json::json;
 use synchub_core::connector::ObjectSpec;
 use synchub_core::{Connector, ConnectorError, Cursor, ObjectKind, Page, Rejected, RemoteRecord};
 
+pub use factory::{CsvFactory, CsvKind};
 use fingerprint::{FileStat, Pass, Recorder, StoredCursor};
-pub use map::{ContactField, FIELDS};
+pub use map::{deprecated_alias, ContactField, ALIASES, CANONICAL, FIELDS};
 
 /// The longest value of a column that feeds an index (the id column, an
 /// email or a phone): the store refuses longer ones (a PostgreSQL b-tree
@@ -59,6 +61,19 @@ pub struct CsvConfig {
     /// Rows per page (default 1000).
     #[serde(default)]
     pub page_size: Option<usize>,
+    /// ISO 3166 region used to read dates written day/month or with a
+    /// 民國 year (`74/05/06` in `TW` is 1985-05-06) when the row's own
+    /// country column does not say; without either, an ambiguous date is
+    /// refused with its row named.
+    #[serde(default)]
+    pub date_region: Option<String>,
+    /// The file's encoding: `utf-8` (the default), `big5`, `gbk` (also
+    /// `gb18030`), `shift_jis`, `windows-1252`, or `auto` (UTF-8 when the
+    /// start of the file is valid UTF-8, else whichever of Big5 and GBK
+    /// decodes it without error, Big5 on a tie). A field that does not
+    /// decode rejects its row, naming it.
+    #[serde(default)]
+    pub encoding: Option<String>,
 }
 
 /// A built CSV source.
@@ -69,6 +84,9 @@ pub struct CsvSource {
     map: BTreeMap<String, ContactField>,
     delimiter: u8,
     page_size: usize,
+    date_region: Option<String>,
+    /// `None`: UTF-8; else the encoding fields are decoded from.
+    encoding: EncodingSetting,
     /// The pass over the file this instance is serving (ids seen, hash of
     /// the consumed prefix), so a run's next page need not re-hash it.
     pass: Arc<Mutex<Option<Pass>>>,
@@ -103,12 +121,26 @@ impl CsvSource {
             Some(b) if cfg.path.is_relative() => b.join(&cfg.path),
             _ => cfg.path.clone(),
         };
+        let date_region = match cfg.date_region.as_deref().map(str::trim) {
+            None | Some("") => None,
+            Some(r) if r.len() == 2 && r.chars().all(|c| c.is_ascii_alphabetic()) => {
+                Some(r.to_ascii_uppercase())
+            }
+            Some(r) => {
+                return Err(ConnectorError::Config(format!(
+                    "date_region `{r}` is not a 2-letter ISO 3166 code (e.g. TW, HK, CN)"
+                )))
+            }
+        };
+        let encoding = EncodingSetting::parse(cfg.encoding.as_deref())?;
         Ok(CsvSource {
             path,
+            encoding,
             id_column: cfg.id_column,
             map,
             delimiter,
             page_size: cfg.page_size.unwrap_or(1000).max(1),
+            date_region,
             pass: Arc::default(),
         })
     }
@@ -126,8 +158,12 @@ impl CsvSource {
             .delimiter(self.delimiter)
             .flexible(true)
             .from_reader(BufReader::new(file));
-        let headers: Vec<String> = rdr
-            .headers()
+        let raw = rdr
+            .byte_headers()
+            .map_err(|e| self.io_err(format!("header row: {e}")))?
+            .clone();
+        let encoding = self.encoding_of_file()?;
+        let headers: Vec<String> = decode_record(encoding, &raw)
             .map_err(|e| self.io_err(format!("header row: {e}")))?
             .iter()
             .map(|h| h.trim_start_matches('\u{feff}').trim().to_string())
@@ -156,6 +192,21 @@ impl CsvSource {
             }
         }
         Ok(headers)
+    }
+
+    /// The encoding fields are decoded from (`auto` looks at the file's start).
+    fn encoding_of_file(&self) -> Result<&'static encoding_rs::Encoding, ConnectorError> {
+        match self.encoding {
+            EncodingSetting::Fixed(e) => Ok(e),
+            EncodingSetting::Auto => {
+                use std::io::Read;
+                let mut sample = Vec::new();
+                File::open(&self.path)
+                    .and_then(|f| f.take(256 * 1024).read_to_end(&mut sample))
+                    .map_err(|e| self.io_err(e))?;
+                Ok(sniff(&sample))
+            }
+        }
     }
 
     fn reader<R: std::io::Read>(&self, from: R, has_headers: bool) -> csv::Reader<R> {
@@ -231,15 +282,19 @@ impl CsvSource {
         let mut hashing = fingerprint::Hashing::new(BufReader::new(file).take(stored.offset));
         let mut pass = Pass::new(stat);
         {
+            let encoding = self.encoding_of_file()?;
             let mut rdr = self.reader(&mut hashing, true);
-            let mut record = csv::StringRecord::new();
+            let mut raw = csv::ByteRecord::new();
             let mut row_no = 0;
             loop {
-                match rdr.read_record(&mut record) {
+                match rdr.read_byte_record(&mut raw) {
                     Ok(false) => break,
                     Ok(true) => {
                         row_no += 1;
-                        if let Some(id) = self.row_id(headers, &record) {
+                        let id = decode_record(encoding, &raw)
+                            .ok()
+                            .and_then(|record| self.row_id(headers, &record));
+                        if let Some(id) = id {
                             pass.ids.entry(id).or_insert(row_no);
                         }
                     }
@@ -271,14 +326,15 @@ impl CsvSource {
         let mut page = Page::default();
         let mut row_no = pass.row;
         let consumed = {
+            let encoding = self.encoding_of_file()?;
             let mut rdr = self.reader(&mut recorder, pass.offset == 0);
-            let mut record = csv::StringRecord::new();
+            let mut raw = csv::ByteRecord::new();
             let mut served = 0;
             loop {
                 if served == self.page_size {
                     break;
                 }
-                match rdr.read_record(&mut record) {
+                match rdr.read_byte_record(&mut raw) {
                     Ok(false) => {
                         page.done = true;
                         break;
@@ -286,7 +342,17 @@ impl CsvSource {
                     Ok(true) => {
                         row_no += 1;
                         served += 1;
-                        self.map_row(&headers, &record, row_no, &mut pass, &mut page);
+                        match decode_record(encoding, &raw) {
+                            Ok(record) => {
+                                self.map_row(&headers, &record, row_no, &mut pass, &mut page)
+                            }
+                            Err(e) => page.rejected.push(Rejected {
+                                external_id: None,
+                                location: Some(format!("{} row {row_no}", self.path.display())),
+                                reason: format!("unreadable row: {e}"),
+                                raw: json!(String::from_utf8_lossy(raw.as_slice())),
+                            }),
+                        }
                     }
                     Err(e) => {
                         row_no += 1;
@@ -391,7 +457,13 @@ impl CsvSource {
             }
             pass.ids.insert(external_id.clone(), row_no);
         }
-        match map::to_contact(headers, row, &self.map, self.id_column.as_deref()) {
+        match map::to_contact(
+            headers,
+            row,
+            &self.map,
+            self.id_column.as_deref(),
+            self.date_region.as_deref(),
+        ) {
             Ok(contact) => page.records.push(RemoteRecord {
                 external_id,
                 version: None,
@@ -471,4 +543,85 @@ impl Connector for CsvSource {
                 message: e.to_string(),
             })?
     }
+}
+
+/// The `encoding` setting of a CSV source.
+#[derive(Debug, Clone, Copy)]
+enum EncodingSetting {
+    Fixed(&'static encoding_rs::Encoding),
+    Auto,
+}
+
+impl EncodingSetting {
+    fn parse(name: Option<&str>) -> Result<EncodingSetting, ConnectorError> {
+        let name = name.map(|n| n.trim().to_ascii_lowercase());
+        match name.as_deref() {
+            None | Some("") | Some("utf-8") | Some("utf8") => {
+                Ok(EncodingSetting::Fixed(encoding_rs::UTF_8))
+            }
+            Some("auto") => Ok(EncodingSetting::Auto),
+            Some(other) => match encoding_rs::Encoding::for_label(other.as_bytes()) {
+                Some(e) if e.is_ascii_compatible() && e.output_encoding() == e => {
+                    Ok(EncodingSetting::Fixed(e))
+                }
+                Some(_) => Err(ConnectorError::Config(format!(
+                    "encoding `{other}` is not ASCII-compatible (UTF-16?): convert the file to \
+                     UTF-8 first, or import it with `synchub migrate csv`, which reads UTF-16"
+                ))),
+                None => Err(ConnectorError::Config(format!(
+                    "encoding `{other}` is unknown; use utf-8, big5, gbk, gb18030, shift_jis, \
+                     windows-1252 or auto"
+                ))),
+            },
+        }
+    }
+}
+
+/// UTF-8 when the sample is valid UTF-8 (a sample cut inside a character
+/// still counts), else whichever of Big5 and GBK decodes it with fewer
+/// errors, Big5 on a tie.
+fn sniff(sample: &[u8]) -> &'static encoding_rs::Encoding {
+    let valid = match std::str::from_utf8(sample) {
+        Ok(_) => true,
+        Err(e) => e.error_len().is_none() && e.valid_up_to() + 4 > sample.len(),
+    };
+    if valid {
+        return encoding_rs::UTF_8;
+    }
+    let errors = |enc: &'static encoding_rs::Encoding| {
+        let (text, _, _) = enc.decode(sample);
+        text.chars().filter(|c| *c == '\u{fffd}').count()
+    };
+    if errors(encoding_rs::GBK) < errors(encoding_rs::BIG5) {
+        encoding_rs::GBK
+    } else {
+        encoding_rs::BIG5
+    }
+}
+
+/// Decodes every field of a row; a field that does not decode is an error
+/// naming its column number and the encoding.
+fn decode_record(
+    encoding: &'static encoding_rs::Encoding,
+    raw: &csv::ByteRecord,
+) -> Result<csv::StringRecord, String> {
+    let mut out = csv::StringRecord::new();
+    for (i, field) in raw.iter().enumerate() {
+        let text = if encoding == encoding_rs::UTF_8 {
+            std::str::from_utf8(field)
+                .map(std::borrow::Cow::Borrowed)
+                .map_err(|_| {
+                    format!(
+                        "field {} is not valid UTF-8 (set `encoding`, e.g. big5 or auto)",
+                        i + 1
+                    )
+                })?
+        } else {
+            encoding
+                .decode_without_bom_handling_and_without_replacement(field)
+                .ok_or_else(|| format!("field {} is not valid {}", i + 1, encoding.name()))?
+        };
+        out.push_field(&text);
+    }
+    Ok(out)
 }

@@ -21,6 +21,8 @@ fn source(path: &Path, page_size: usize) -> CsvSource {
             ]),
             delimiter: None,
             page_size: Some(page_size),
+            date_region: None,
+            encoding: None,
         },
         None,
     )
@@ -198,4 +200,160 @@ async fn values_too_long_for_an_index_are_rejected_with_row_and_column() {
         "{}",
         rejected[1].reason
     );
+}
+
+/// Birth dates as Taiwanese exports write them: a 民國 year (`74/05/06` is
+/// 1985-05-06) read by the row's own country or the source's
+/// `date_region`; an ambiguous one without either is refused, naming the
+/// row, the column and the forms accepted.
+#[tokio::test]
+async fn roc_and_regional_birth_dates_are_read_or_refused_with_the_row_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("people.csv");
+    std::fs::write(
+        &path,
+        "id,name,country,birthday\n\
+         1,陳大文,TW,74/05/06\n\
+         2,林小美,,民國79年5月12日\n\
+         3,Chan Tai Man,HK,06/05/1985\n\
+         4,No Country,,06/05/1985\n\
+         5,Bad,,19xx-01-01\n",
+    )
+    .unwrap();
+    let build = |region: Option<&str>| {
+        CsvSource::build(
+            CsvConfig {
+                path: path.clone(),
+                id_column: Some("id".into()),
+                map: BTreeMap::from([
+                    ("name".to_string(), "full_name".to_string()),
+                    ("country".to_string(), "country".to_string()),
+                    ("birthday".to_string(), "birth_date".to_string()),
+                ]),
+                delimiter: None,
+                page_size: Some(100),
+                date_region: region.map(str::to_string),
+                encoding: None,
+            },
+            None,
+        )
+        .unwrap()
+    };
+    let birth = |page: &synchub_core::Page, id: &str| {
+        page.records
+            .iter()
+            .find(|r| r.external_id == id)
+            .and_then(|r| r.record.as_ref())
+            .and_then(|r| r.as_contact())
+            .and_then(|c| c.birth_date)
+            .map(|d| d.to_string())
+    };
+    let page = build(None).pull(ObjectKind::Contact, None).await.unwrap();
+    assert_eq!(birth(&page, "1").as_deref(), Some("1985-05-06"));
+    assert_eq!(birth(&page, "2").as_deref(), Some("1990-05-12"));
+    assert_eq!(birth(&page, "3").as_deref(), Some("1985-05-06"));
+    let refused: Vec<&Rejected> = page.rejected.iter().collect();
+    assert_eq!(refused.len(), 2, "{refused:?}");
+    let four = refused
+        .iter()
+        .find(|r| r.external_id.as_deref() == Some("4"))
+        .unwrap();
+    assert!(
+        four.reason.contains("birthday") && four.reason.contains("date_region"),
+        "{}",
+        four.reason
+    );
+    assert!(refused
+        .iter()
+        .any(|r| r.external_id.as_deref() == Some("5")));
+    // With a default region the day-first date reads.
+    let page = build(Some("GB"))
+        .pull(ObjectKind::Contact, None)
+        .await
+        .unwrap();
+    assert_eq!(birth(&page, "4").as_deref(), Some("1985-05-06"));
+    // A region that is not one is a configuration error.
+    let bad = CsvSource::build(
+        CsvConfig {
+            path: path.clone(),
+            id_column: None,
+            map: BTreeMap::new(),
+            delimiter: None,
+            page_size: None,
+            date_region: Some("Taiwan".into()),
+            encoding: None,
+        },
+        None,
+    )
+    .unwrap_err();
+    assert!(bad.to_string().contains("date_region"), "{bad}");
+}
+
+/// A Big5 export (as Taiwanese Excel writes it) read with `encoding =
+/// "big5"` and with `encoding = "auto"`; without it, the rows are refused
+/// naming the setting to use, not mangled.
+#[tokio::test]
+async fn a_big5_file_reads_with_its_encoding_or_auto_and_is_refused_without() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("big5.csv");
+    let text = "id,姓名,電話\n1,陳大文,0912-345-678\n2,林小美,02-2345-6789\n";
+    let (bytes, _, bad) = encoding_rs::BIG5.encode(text);
+    assert!(!bad);
+    std::fs::write(&path, &bytes).unwrap();
+    let build = |encoding: Option<&str>| {
+        CsvSource::build(
+            CsvConfig {
+                path: path.clone(),
+                id_column: Some("id".into()),
+                map: BTreeMap::from([
+                    ("姓名".to_string(), "full_name".to_string()),
+                    ("電話".to_string(), "phone".to_string()),
+                ]),
+                delimiter: None,
+                page_size: Some(10),
+                date_region: None,
+                encoding: encoding.map(str::to_string),
+            },
+            None,
+        )
+        .unwrap()
+    };
+    for setting in ["big5", "auto"] {
+        let (served, rejected, _) = read_all(&build(Some(setting)), None).await;
+        assert!(rejected.is_empty(), "{setting}: {rejected:?}");
+        assert_eq!(
+            served,
+            vec![
+                ("1".to_string(), "陳大文".to_string()),
+                ("2".to_string(), "林小美".to_string())
+            ],
+            "{setting}"
+        );
+    }
+    // Read as UTF-8 the header itself does not decode: one clear error.
+    let err = build(None)
+        .pull(ObjectKind::Contact, None)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("not valid UTF-8") && err.contains("encoding"),
+        "{err}"
+    );
+    // An encoding that is not ASCII-compatible is refused with the way out.
+    let e = CsvSource::build(
+        CsvConfig {
+            path: path.clone(),
+            id_column: None,
+            map: BTreeMap::new(),
+            delimiter: None,
+            page_size: None,
+            date_region: None,
+            encoding: Some("utf-16le".into()),
+        },
+        None,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("migrate"), "{e}");
 }

@@ -17,11 +17,10 @@ use std::collections::{BTreeMap, HashMap};
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
-use synchub_core::{Cursor, ObjectKind, Page};
+use synchub_core::{Cursor, ObjectKind, Page, Watermark};
 use tokio::sync::Mutex;
 
 use crate::connector::{user_errors, ShopifyConnector};
-use crate::cursor::StreamCursor;
 use crate::error::ShopifyError;
 use crate::{map, queries};
 
@@ -156,7 +155,7 @@ impl ShopifyConnector {
         };
         if url.is_empty() {
             // an export of nothing has no file
-            let next = StreamCursor {
+            let next = Watermark {
                 watermark: state.created_at,
                 seen: state.seen,
                 pass: None,
@@ -206,7 +205,7 @@ impl ShopifyConnector {
             reader.pending = roots.pop();
         }
         // the same bookkeeping a paged pass does: watermark and overlap ids
-        let mut exported = StreamCursor {
+        let mut exported = Watermark {
             watermark: state.max_updated,
             seen: std::mem::take(&mut state.seen),
             pass: None,
@@ -220,7 +219,7 @@ impl ShopifyConnector {
             match mapped {
                 Ok(rec) => {
                     if let Some(t) = rec.updated_at {
-                        exported.admit(&rec.external_id, t, overlap);
+                        exported.admit(&rec.external_id, Some(t), overlap);
                     }
                     page.records.push(rec);
                 }
@@ -303,7 +302,7 @@ impl ShopifyConnector {
 /// The incremental cursor a finished export leaves: what a paged pass over
 /// the same records would leave, its watermark capped at the operation's
 /// start so that records changed during the export are listed again.
-fn finished(state: BulkCursor, overlap: Duration) -> StreamCursor {
+fn finished(state: BulkCursor, overlap: Duration) -> Watermark {
     let watermark = match (state.max_updated, state.created_at) {
         (Some(max), Some(created)) => Some(max.min(created)),
         (max, created) => max.or(created),
@@ -312,7 +311,7 @@ fn finished(state: BulkCursor, overlap: Duration) -> StreamCursor {
     if let Some(w) = watermark {
         seen.retain(|_, t| *t >= w - overlap);
     }
-    StreamCursor {
+    Watermark {
         watermark,
         seen,
         pass: None,

@@ -14,12 +14,20 @@ use std::time::Duration;
 
 use secrecy::ExposeSecret;
 use serde_json::{json, Value};
-use synchub_http::graphql::CostReport;
-use synchub_http::{Assessment, Auth, HttpClient, QuotaConfig, ResponsePolicy, Verdict};
+use synchub_http::{
+    Assessment, Auth, Budget, CostReport, HttpClient, QuotaConfig, ResponsePolicy, Verdict,
+};
 
 use crate::config::ShopifyConfig;
 use crate::cost::{self, MAX_SINGLE_QUERY_COST};
 use crate::error::ShopifyError;
+
+/// The request quota of one shop unless `quota` overrides it: the GraphQL
+/// cost bucket does the real limiting (read from every answer), so this only
+/// bounds the request rate and how many are in flight.
+pub fn default_quota() -> QuotaConfig {
+    QuotaConfig::per_second(50, 50).with_max_concurrency(8)
+}
 
 /// A client for one shop.
 #[derive(Debug, Clone)]
@@ -55,6 +63,15 @@ impl ResponsePolicy for ShopifyGraphqlPolicy {
             _ => Verdict::Ok,
         };
         Assessment { verdict, cost }
+    }
+
+    /// The REST bucket ([`crate::throttle::CALL_LIMIT`]) when an answer
+    /// reports it; GraphQL answers report their cost instead.
+    fn budget(&self, _status: u16, headers: &http::HeaderMap) -> Vec<Budget> {
+        crate::throttle::CALL_LIMIT
+            .read(headers)
+            .into_iter()
+            .collect()
     }
 }
 
@@ -105,11 +122,7 @@ impl ShopifyClient {
         let token = synchub_http::SecretString::from(cfg.access_token.expose_secret().to_string());
         let mut builder = HttpClient::builder(shop_url.clone())
             .credential(format!("shopify:{shop_url}"))
-            .quota(
-                cfg.quota
-                    .clone()
-                    .unwrap_or_else(QuotaConfig::shopify_graphql),
-            )
+            .quota(cfg.quota.clone().unwrap_or_else(default_quota))
             .auth(Auth::header("X-Shopify-Access-Token", token))
             .policy(Arc::new(ShopifyGraphqlPolicy));
         if let Some(ca) = &cfg.ca_file {
@@ -179,6 +192,18 @@ impl ShopifyClient {
             req = req.idempotent();
         }
         let resp = req.send().await?;
+        let status = resp.status().as_u16();
+        if status == 429 || status >= 500 {
+            // A write the runtime does not repeat (its outcome is unknown):
+            // transient, with the wait the shop asked for.
+            return Err(ShopifyError::Busy {
+                status,
+                retry_after: synchub_http::retry::parse_retry_after(
+                    resp.headers(),
+                    std::time::SystemTime::now(),
+                ),
+            });
+        }
         let resp = resp.error_for_status()?;
         let body: Value = resp.json()?;
         if let Some(report) = cost_report(&body) {

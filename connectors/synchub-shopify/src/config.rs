@@ -46,7 +46,7 @@ pub struct ShopifyConfig {
     /// Seconds the incremental window reaches back before the watermark.
     #[serde(default = "default_overlap")]
     pub overlap_seconds: u32,
-    /// Overrides the request quota (default: `QuotaConfig::shopify_graphql()`);
+    /// Overrides the request quota (default: [`crate::client::default_quota`]);
     /// the cost bucket is followed from `extensions.cost` in any case.
     #[serde(default)]
     pub quota: Option<synchub_http::QuotaConfig>,

@@ -7,21 +7,20 @@ use async_trait::async_trait;
 use chrono::Duration;
 use serde_json::{json, Value};
 use synchub_core::{
-    Change, ChangeOp, Connector, ConnectorError, Cursor, ObjectKind, ObjectSpec, Page, PushOutcome,
-    Record, RemoteRecord, Written,
+    push_each_refusing, Change, ChangeOp, Connector, ConnectorError, Cursor, ObjectKind,
+    ObjectSpec, Page, PushOutcome, Record, Refusal, RemoteRecord, Written,
 };
 
 use crate::client::ShopifyClient;
 use crate::config::ShopifyConfig;
-use crate::cursor::StreamCursor;
 use crate::error::ShopifyError;
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 
-use synchub_http::webhook::{MemoryReplayGuard, ReplayGuard};
+use synchub_core::WebhookAction;
+use synchub_http::webhook::{MemoryReplayGuard, ReplayGuard, WebhookError};
 
-use crate::webhook::{handle_webhook, WebhookError, WebhookOutcome};
-use crate::{bulk, map, queries};
+use crate::{bulk, map, queries, stored, webhook};
 
 /// A Shopify shop as a synchub connector.
 ///
@@ -86,46 +85,19 @@ impl ShopifyConnector {
     }
 
     /// Verifies, de-duplicates and classifies a webhook delivery with this
-    /// instance's secrets; the daemon then syncs `WebhookOutcome::Sync.object`.
+    /// instance's secrets; the daemon then syncs `WebhookAction::Sync.object`.
     pub async fn handle_webhook(
         &self,
         headers: &http::HeaderMap,
         body: &[u8],
-    ) -> Result<WebhookOutcome, WebhookError> {
-        handle_webhook(
+    ) -> Result<WebhookAction, WebhookError> {
+        webhook::handle_webhook(
             &self.cfg.webhook_secrets,
             headers,
             body,
             self.replay.as_ref(),
         )
         .await
-    }
-
-    /// Starts a delivery whose body is verified as it streams: refused from
-    /// the headers alone when no secret is configured or the signature
-    /// header is missing.
-    pub fn begin_webhook(
-        &self,
-        headers: &http::HeaderMap,
-    ) -> Result<synchub_http::webhook::PendingDelivery, WebhookError> {
-        if self.cfg.webhook_secrets.is_empty() {
-            return Err(WebhookError::NoSecret);
-        }
-        Ok(synchub_http::webhook::begin_shopify(
-            headers,
-            &self.cfg.webhook_secrets,
-        )?)
-    }
-
-    /// De-duplicates and classifies a delivery [`begin_webhook`](Self::begin_webhook)
-    /// verified.
-    pub async fn classify_webhook(
-        &self,
-        delivery: &synchub_http::webhook::Delivery,
-        headers: &http::HeaderMap,
-        body: &[u8],
-    ) -> Result<WebhookOutcome, WebhookError> {
-        crate::webhook::classify_webhook(delivery, headers, body, self.replay.as_ref()).await
     }
 
     /// How long a paged backfill of `records` items of `object` takes at
@@ -186,10 +158,11 @@ impl ShopifyConnector {
                 )))
             }
         };
-        let mut cursor = StreamCursor::from_cursor(from)?;
+        let mut wm = stored::watermark(from)?;
         let overlap = self.overlap();
-        let req = cursor.next_request(overlap);
-        let mut vars = json!({"first": first, "after": req.after, "query": req.query});
+        let req = wm.next_request(overlap);
+        let filter = req.since.map(stored::updated_since);
+        let mut vars = json!({"first": first, "after": req.page, "query": filter});
         if let Some(per) = lines {
             vars["lines"] = json!(per);
         }
@@ -206,7 +179,7 @@ impl ShopifyConnector {
                 .and_then(Value::as_str)
                 .and_then(map::parse_time);
             if let (Some(id), Some(at)) = (id, at) {
-                if !cursor.admit(id, at, overlap) {
+                if !wm.admit(id, Some(at), overlap) {
                     continue;
                 }
             }
@@ -225,43 +198,122 @@ impl ShopifyConnector {
         }
         let has_next = conn["pageInfo"]["hasNextPage"].as_bool().unwrap_or(false);
         let end = conn["pageInfo"]["endCursor"].as_str().map(String::from);
-        cursor.end_page(&req, end, has_next);
-        page.done = cursor.pass.is_none();
-        page.next = Some(cursor.to_cursor());
+        wm.end_page(&req, end.filter(|_| has_next));
+        page.done = !wm.in_pass();
+        page.next = Some(wm.to_cursor());
         Ok(page)
     }
 
-    async fn push_one(&self, change: &Change) -> Result<Result<Written, String>, ShopifyError> {
+    /// The id of the customer an earlier create with this key tag made, if any.
+    async fn created_with(&self, tag: &str) -> Result<Option<String>, ShopifyError> {
+        let vars = json!({"first": 1, "query": format!("tag:'{tag}'")});
+        let data = self.client.graphql(queries::CUSTOMERS, vars, true).await?;
+        Ok(data["customers"]["nodes"]
+            .get(0)
+            .and_then(|node| node["id"].as_str())
+            .map(str::to_string))
+    }
+
+    /// The shop's current copy of a customer, `None` when it is gone.
+    async fn current(&self, id: &str) -> Result<Option<RemoteRecord>, ShopifyError> {
+        let data = self
+            .client
+            .graphql(queries::CUSTOMER, json!({"id": id}), true)
+            .await?;
+        let node = &data["customer"];
+        if node.is_null() {
+            return Ok(None);
+        }
+        map::customer_to_remote(node)
+            .map(Some)
+            .map_err(|r| ShopifyError::Protocol(format!("customer {id}: {}", r.reason)))
+    }
+
+    /// An update based on `base` (the `updatedAt` of our last read or
+    /// write): Shopify customers carry no concurrency token, so the shop's
+    /// `updatedAt` is compared first; a newer one is a [`Refusal::Conflict`]
+    /// carrying the shop's copy, so nobody's edit is overwritten unseen.
+    async fn stale(&self, id: &str, base: &str) -> Result<Option<Refusal>, ShopifyError> {
+        let Some(current) = self.current(id).await? else {
+            return Ok(Some(Refusal::rejected(format!(
+                "shopify customer {id} no longer exists"
+            ))));
+        };
+        let same = match (map::parse_time(base), current.updated_at) {
+            (Some(b), Some(c)) => b == c,
+            _ => current.version.as_deref() == Some(base),
+        };
+        if same {
+            return Ok(None);
+        }
+        let reason = format!(
+            "shopify customer {id} was changed at {} after the version this update is based on ({base})",
+            current.version.as_deref().unwrap_or("an unknown time")
+        );
+        Ok(Some(Refusal::conflict(reason, Some(current))))
+    }
+
+    /// Writes one change; a refusal is the shop's own answer, typed.
+    async fn push_one(&self, change: &Change) -> Result<Result<Written, Refusal>, ShopifyError> {
         let Record::Contact(contact) = &change.record else {
-            return Ok(Err(format!(
+            return Ok(Err(Refusal::rejected(format!(
                 "shopify cannot write a {}",
                 change.record.kind()
-            )));
+            ))));
         };
-        let (mutation, doc, id) = match change.op {
+        let (mut mutation, mut doc, id) = match change.op {
             ChangeOp::Create => ("customerCreate", queries::CUSTOMER_CREATE, None),
             ChangeOp::Update => match change.external_id.as_deref() {
                 Some(id) => ("customerUpdate", queries::CUSTOMER_UPDATE, Some(id)),
-                None => return Ok(Err("update without a shopify customer id".into())),
+                None => {
+                    return Ok(Err(Refusal::rejected(
+                        "update without a shopify customer id",
+                    )))
+                }
             },
             ChangeOp::Delete => {
-                return Ok(Err(
+                return Ok(Err(Refusal::rejected(
                     "shopify customers are not deleted by synchub (customers with \
-                               orders cannot be deleted); archive them in the CRM"
-                        .into(),
-                ))
+                     orders cannot be deleted); archive them in the CRM",
+                )))
             }
         };
-        let input = map::contact_to_customer_input(contact, id);
+        let mut input = map::contact_to_customer_input(contact, id);
+        if let (Some(id), Some(base)) = (id, change.base_version.as_deref()) {
+            if let Some(refusal) = self.stale(id, base).await? {
+                return Ok(Err(refusal));
+            }
+        }
+        if change.op == ChangeOp::Create {
+            let tag = map::key_tag(&change.idempotency_key);
+            // customerCreate takes no idempotency key: a retried create
+            // (the first answer was lost) finds its customer by the tag
+            // and updates it instead of making a second one.
+            let found = self.created_with(&tag).await?;
+            if let Some(obj) = input.as_object_mut() {
+                let mut tags = obj
+                    .get("tags")
+                    .and_then(Value::as_array)
+                    .cloned()
+                    .unwrap_or_default();
+                tags.push(Value::String(tag));
+                obj.insert("tags".into(), Value::Array(tags));
+                if let Some(found) = found {
+                    obj.insert("id".into(), Value::String(found));
+                    (mutation, doc) = ("customerUpdate", queries::CUSTOMER_UPDATE);
+                }
+            }
+        }
         // customerUpdate is a sparse update: repeating it changes nothing more.
-        let retry_safe = change.op == ChangeOp::Update;
+        let retry_safe = mutation == "customerUpdate";
         let data = self
             .client
             .graphql(doc, json!({"input": input}), retry_safe)
             .await?;
         let payload = &data[mutation];
         if let Some(errors) = payload["userErrors"].as_array().filter(|e| !e.is_empty()) {
-            return Ok(Err(user_errors(errors)));
+            // Validation: the shop's own words, refused for good.
+            return Ok(Err(Refusal::rejected(user_errors(errors))));
         }
         let customer = &payload["customer"];
         let rec: RemoteRecord = map::customer_to_remote(customer)
@@ -351,20 +403,10 @@ impl Connector for ShopifyConnector {
                 "shopify cannot write {object}"
             )));
         }
-        let mut outcomes = Vec::with_capacity(changes.len());
-        for change in changes {
-            let result = match self.push_one(change).await {
-                Ok(result) => result,
-                // nothing written yet: let the engine retry the whole batch
-                Err(e) if outcomes.is_empty() => return Err(e.into()),
-                Err(e) => Err(format!("not written: {}", ConnectorError::from(e))),
-            };
-            outcomes.push(PushOutcome {
-                crm_id: change.crm_id.clone(),
-                result,
-            });
-        }
-        Ok(outcomes)
+        push_each_refusing(changes, |change| async move {
+            self.push_one(change).await.map_err(ConnectorError::from)
+        })
+        .await
     }
 }
 

@@ -31,6 +31,15 @@ pub enum ShopifyError {
     /// Transport failure (connect, timeout, 5xx after the runtime's retries).
     #[error("shopify is unavailable: {0}")]
     Unavailable(String),
+    /// The shop answered 429 or a server error to a request the runtime
+    /// did not repeat (a create, whose outcome is then unknown).
+    #[error("shopify answered HTTP {status}")]
+    Busy {
+        /// The HTTP status.
+        status: u16,
+        /// The shop's `Retry-After`, when it sent one.
+        retry_after: Option<Duration>,
+    },
     /// The HTTP runtime's classified error (throttled, auth, status, decode).
     #[error(transparent)]
     Http(#[from] synchub_http::HttpError),
@@ -55,6 +64,14 @@ impl From<ShopifyError> for ConnectorError {
                 host,
                 message,
                 retry_after: None,
+            },
+            ShopifyError::Busy {
+                status,
+                retry_after,
+            } => ConnectorError::Unavailable {
+                host,
+                message: format!("answered HTTP {status}; the write was not repeated"),
+                retry_after,
             },
             ShopifyError::Http(e) => e.into(),
         }

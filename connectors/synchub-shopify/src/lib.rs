@@ -3,6 +3,9 @@
 //! * [`ShopifyConnector`] implements `synchub_core::Connector` for customers
 //!   (read, incremental, write-back) and orders (read, incremental).
 //! * [`config::ShopifyConfig`] is the pipeline table (`deny_unknown_fields`).
+//! * [`ShopifyFactory`] builds a connection on the typed contract
+//!   (`synchub_http::ConnectorFactory`); [`ShopifyWebhooks`] is its
+//!   `WebhookSource`.
 //! * [`webhook`] verifies and classifies deliveries for the daemon.
 //! * `sandbox` (feature `sandbox`): a stateful fake shop for tests and the demo.
 //!
@@ -18,17 +21,19 @@ pub mod client;
 pub mod config;
 pub mod connector;
 pub mod cost;
-pub mod cursor;
 pub mod error;
 pub mod estimate;
+pub mod factory;
 pub mod gqlparse;
 pub mod map;
 pub mod queries;
 #[cfg(feature = "sandbox")]
 pub mod sandbox;
+pub mod stored;
+pub mod throttle;
 pub mod webhook;
 
 pub use config::ShopifyConfig;
 pub use connector::ShopifyConnector;
 pub use error::ShopifyError;
-pub use webhook::{WebhookError, WebhookOutcome};
+pub use factory::{ShopifyFactory, ShopifyWebhooks};

@@ -125,7 +125,12 @@ pub fn customer_to_remote(node: &Value) -> Result<RemoteRecord, Rejected> {
         family_name: family,
         full_name,
         emails: clean(c.email).into_iter().collect(),
-        tags: c.tags.into_iter().filter_map(|t| clean(Some(t))).collect(),
+        tags: c
+            .tags
+            .into_iter()
+            .filter(|t| !t.starts_with(KEY_TAG_PREFIX))
+            .filter_map(|t| clean(Some(t)))
+            .collect(),
         ..Contact::default()
     };
     if let Some(a) = c.default_address {
@@ -247,6 +252,22 @@ pub fn order_to_remote(node: &Value) -> Result<RemoteRecord, Rejected> {
 ///
 /// Only the fields the CRM holds are sent; Shopify leaves omitted fields
 /// unchanged. Addresses are not written back (list fields are replaced whole).
+/// Prefix of the tag a create carries with its idempotency key (Shopify's
+/// `customerCreate` takes no idempotency key): a retried create finds the
+/// customer by it instead of creating a second one. Never mapped to the CRM.
+pub const KEY_TAG_PREFIX: &str = "synchub-key:";
+
+/// The tag naming a create's idempotency key: the key's safe characters,
+/// within Shopify's 255-character tag limit.
+pub fn key_tag(idempotency_key: &str) -> String {
+    let safe: String = idempotency_key
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        .take(255 - KEY_TAG_PREFIX.len())
+        .collect();
+    format!("{KEY_TAG_PREFIX}{safe}")
+}
+
 pub fn contact_to_customer_input(contact: &Contact, id: Option<&str>) -> Value {
     let mut input = Map::new();
     if let Some(id) = id {

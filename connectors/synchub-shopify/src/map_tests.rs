@@ -125,3 +125,22 @@ fn cjk_full_name_splits_family_first() {
     assert_eq!(input["lastName"], "Chan");
     assert_eq!(input["firstName"], "Tai Man");
 }
+
+#[test]
+fn the_idempotency_key_tag_is_safe_and_never_reaches_the_crm() {
+    // GIVEN a key with characters a search query cannot carry
+    let tag = key_tag("crm-1/v2 'x'");
+    // THEN only the safe characters remain, after the prefix
+    assert_eq!(tag, "synchub-key:crm-1v2x");
+    assert!(key_tag(&"k".repeat(400)).len() <= 255);
+    // WHEN a customer carrying that tag is read back
+    let page = fixture("graphql_customers_page.json");
+    let mut node = page["data"]["customers"]["nodes"][0].clone();
+    node["tags"] = serde_json::json!(["VIP", tag]);
+    let rec = customer_to_remote(&node).expect("maps");
+    // THEN the CRM sees the shop's own tags only
+    let Some(Record::Contact(c)) = &rec.record else {
+        panic!("contact")
+    };
+    assert_eq!(c.tags, vec!["VIP"]);
+}

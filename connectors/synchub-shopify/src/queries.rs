@@ -35,6 +35,14 @@ pub const CUSTOMERS: &str = concat!(
     " } } }"
 );
 
+/// One customer by id: an update based on a version compares it with the
+/// shop's `updatedAt` first (customers carry no concurrency token).
+pub const CUSTOMER: &str = concat!(
+    "query Customer($id: ID!) { customer(id: $id) { ",
+    customer_fields!(),
+    " } }"
+);
+
 /// One page of orders with their line items, oldest change first.
 pub const ORDERS: &str = concat!(
     "query Orders($first: Int!, $after: String, $query: String, $lines: Int!) { ",

@@ -6,12 +6,15 @@
 mod common;
 mod limits;
 mod recorded;
+mod refusals;
+mod upgrade;
 
 use common::*;
 use serde_json::json;
+use synchub_core::WebhookAction;
 use synchub_core::{ChangeOp, Connector, ConnectorError, ErrorClass, ObjectKind, Record};
 use synchub_shopify::sandbox::{self, SandboxOptions, FIRST_CUSTOMER_ID};
-use synchub_shopify::{ShopifyConnector, WebhookOutcome};
+use synchub_shopify::ShopifyConnector;
 
 #[tokio::test]
 async fn paginates_customers_and_orders_to_the_end() {
@@ -160,7 +163,7 @@ async fn write_back_then_the_echo_and_its_webhook() {
     assert!(
         matches!(
             outcome,
-            WebhookOutcome::Sync {
+            WebhookAction::Sync {
                 object: ObjectKind::Contact,
                 ..
             }
@@ -169,7 +172,7 @@ async fn write_back_then_the_echo_and_its_webhook() {
     );
     assert_eq!(
         conn.handle_webhook(&headers, &hooks[0].body).await,
-        Ok(WebhookOutcome::Duplicate)
+        Ok(WebhookAction::Nothing("duplicate"))
     );
     // AND a create returns the new id
     let new = synchub_core::model::Contact {
@@ -228,15 +231,21 @@ async fn user_errors_become_per_record_errors() {
         .expect("push");
     assert_eq!(
         outcomes[0].result,
-        Err("email: Email has already been taken".into())
+        Err(synchub_core::Refusal::rejected(
+            "email: Email has already been taken"
+        ))
     );
     assert_eq!(
         outcomes[1].result,
-        Err("phone: Phone has already been taken".into())
+        Err(synchub_core::Refusal::rejected(
+            "phone: Phone has already been taken"
+        ))
     );
     assert_eq!(
         outcomes[2].result,
-        Err("id: Customer does not exist".into())
+        Err(synchub_core::Refusal::rejected(
+            "id: Customer does not exist"
+        ))
     );
     assert!(outcomes[3].result.is_ok());
 }

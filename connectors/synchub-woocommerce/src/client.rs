@@ -9,6 +9,12 @@ use synchub_http::{Auth, HttpClient, QuotaConfig, Response};
 use crate::config::WooConfig;
 use crate::error::WooError;
 
+/// The request quota of one store unless `quota` overrides it: WooCommerce
+/// has no built-in limit, so be polite to the host: 5/s, 2 in flight.
+pub fn default_quota() -> QuotaConfig {
+    QuotaConfig::per_second(5, 5).with_max_concurrency(2)
+}
+
 /// A client for one store.
 #[derive(Debug, Clone)]
 pub struct WooClient {
@@ -36,7 +42,7 @@ impl WooClient {
             synchub_http::SecretString::from(cfg.consumer_secret.expose_secret().to_string());
         let mut builder = HttpClient::builder(cfg.api_root())
             .credential(format!("woocommerce:{}", cfg.base_url))
-            .quota(cfg.quota.clone().unwrap_or_else(QuotaConfig::woocommerce))
+            .quota(cfg.quota.clone().unwrap_or_else(default_quota))
             .auth(Auth::Basic {
                 user: cfg.consumer_key.clone(),
                 password,
@@ -132,11 +138,16 @@ pub fn check(resp: Response) -> Result<Response, WooError> {
     let text = format!("{status} {code}: {message}");
     match status {
         401 | 403 => Err(WooError::Auth(text)),
-        429 | 500.. => Err(resp
-            .error_for_status()
-            .err()
-            .map(WooError::Http)
-            .unwrap_or(WooError::Protocol(text))),
+        409 => Err(WooError::Conflict(text)),
+        // what reaches here was not repeated by the runtime (a create):
+        // transient, with the wait the host asked for
+        429 | 500.. => Err(WooError::Busy {
+            status,
+            retry_after: synchub_http::retry::parse_retry_after(
+                resp.headers(),
+                std::time::SystemTime::now(),
+            ),
+        }),
         _ => Err(WooError::Protocol(text)),
     }
 }

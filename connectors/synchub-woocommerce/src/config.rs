@@ -35,7 +35,7 @@ pub struct WooConfig {
     /// Seconds the incremental window reaches back before the watermark.
     #[serde(default = "default_overlap")]
     pub overlap_seconds: u32,
-    /// Overrides the request quota (default: `QuotaConfig::woocommerce()`).
+    /// Overrides the request quota (default: [`crate::client::default_quota`]).
     #[serde(default)]
     pub quota: Option<synchub_http::QuotaConfig>,
     /// A PEM file of extra CA certificates to trust for this store (a

@@ -14,6 +14,18 @@ pub enum WooError {
     /// The store answered with a WooCommerce error or an unexpected shape.
     #[error("woocommerce answered unexpectedly: {0}")]
     Protocol(String),
+    /// The store answered 409: the record changed under the request.
+    #[error("woocommerce refused a stale write: {0}")]
+    Conflict(String),
+    /// The store answered 429 or a server error to a request the runtime
+    /// did not repeat (a create, whose outcome is then unknown).
+    #[error("woocommerce answered HTTP {status}")]
+    Busy {
+        /// The HTTP status.
+        status: u16,
+        /// The store's `Retry-After`, when it sent one.
+        retry_after: Option<std::time::Duration>,
+    },
     /// The HTTP runtime's classified error.
     #[error(transparent)]
     Http(#[from] synchub_http::HttpError),
@@ -25,7 +37,17 @@ impl From<WooError> for ConnectorError {
         match e {
             WooError::Config(m) => ConnectorError::Config(m),
             WooError::Auth(message) => ConnectorError::Auth { host, message },
-            WooError::Protocol(message) => ConnectorError::Protocol { host, message },
+            WooError::Protocol(message) | WooError::Conflict(message) => {
+                ConnectorError::Protocol { host, message }
+            }
+            WooError::Busy {
+                status,
+                retry_after,
+            } => ConnectorError::Unavailable {
+                host,
+                message: format!("answered HTTP {status}; the write was not repeated"),
+                retry_after,
+            },
             WooError::Http(e) => e.into(),
         }
     }

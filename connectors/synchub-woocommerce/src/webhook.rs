@@ -1,118 +1,133 @@
-//! WooCommerce webhooks: the runtime (`synchub_http::webhook::verify_woocommerce`)
-//! checks `X-WC-Webhook-Signature` over the raw body (PHP-escaped JSON: never
-//! re-serialise) in constant time and recognises the unsigned activation
-//! ping; repeats are dropped by `X-WC-Webhook-Delivery-ID` through a
-//! [`ReplayGuard`]; the topic tells the daemon which stream to sync.
+//! WooCommerce webhooks, on the shared pieces: the signature
+//! (`X-WC-Webhook-Signature`, HMAC-SHA256 of the raw body, PHP-escaped JSON:
+//! never re-serialise) is checked as the body streams by the runtime's
+//! [`PendingDelivery`], in constant time; the unsigned activation ping
+//! (`webhook_id=N`) is read only as far as it can be long; repeats are
+//! dropped by `X-WC-Webhook-Delivery-ID` through the shared
+//! [`ReplayGuard`]; the topic becomes the shared [`WebhookAction`].
 //!
 //! <https://woocommerce.github.io/woocommerce-rest-api-docs/#webhooks>
 
-use base64::Engine as _;
-use hmac::{Hmac, Mac};
 use secrecy::SecretString;
 use serde_json::Value;
-use sha2::Sha256;
-use synchub_core::{ObjectKind, RemoteRecord};
-use synchub_http::webhook::{verify_woocommerce, Delivery, ReplayGuard, WooDelivery};
+use synchub_core::{ObjectKind, RemoteRecord, WebhookAction};
+use synchub_http::webhook::{Delivery, PendingDelivery, ReplayGuard, WebhookError};
 
-/// Why a delivery was refused: answer 401 for `Verify`, 400 otherwise.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
-pub enum WebhookError {
-    /// Missing or wrong signature (checked by the runtime).
-    #[error(transparent)]
-    Verify(#[from] synchub_http::webhook::WebhookError),
-    /// No webhook secret is configured for this connector instance.
-    #[error(
-        "no webhook secret configured: set `webhook_secret` to the secret of the store's webhooks"
-    )]
-    NoSecret,
-    /// A required header is missing.
-    #[error("webhook has no {0} header")]
-    MissingHeader(&'static str),
-    /// The (verified) body is not the JSON the topic promises.
-    #[error("webhook body is unusable: {0}")]
-    BadPayload(String),
+/// `base64(HMAC-SHA256(secret, body))`, as WooCommerce signs (the sandbox
+/// and tests sign with it).
+pub use synchub_core::signature::hmac_sha256_base64 as sign;
+
+/// The signature header.
+pub const SIGNATURE_HEADER: &str = "x-wc-webhook-signature";
+/// The delivery id header.
+pub const ID_HEADER: &str = "x-wc-webhook-delivery-id";
+/// The topic header, e.g. `customer.updated`.
+pub const TOPIC_HEADER: &str = "x-wc-webhook-topic";
+/// The longest activation ping: `webhook_id=` and a u64.
+pub const PING_MAX: usize = 31;
+
+/// Why a connection without a secret refuses every delivery.
+pub const NO_SECRET: &str =
+    "no webhook secret configured: set `webhook_secret` to the secret of the store's webhooks";
+
+/// True for WooCommerce's unsigned activation ping, `webhook_id=N`.
+pub fn is_ping(body: &[u8]) -> bool {
+    body.len() > 11
+        && body.len() <= PING_MAX
+        && body.starts_with(b"webhook_id=")
+        && body[11..].iter().all(u8::is_ascii_digit)
 }
 
-/// What to do with a verified delivery.
-#[derive(Debug, Clone, PartialEq)]
-pub enum WebhookOutcome {
-    /// Run an incremental sync of this stream; `deleted` for `*.deleted`.
-    Sync {
-        /// The stream.
-        object: ObjectKind,
-        /// The topic, e.g. `customer.updated`.
-        topic: String,
-        /// For `*.deleted`: the deleted record.
-        deleted: Option<Box<RemoteRecord>>,
-    },
-    /// The activation ping (`webhook_id=N`): answer 200, do nothing.
-    Ping,
-    /// Already seen: answer 200, do nothing.
-    Duplicate,
-    /// Verified but not about a synced stream (`product.*`, `coupon.*`…).
-    Ignored {
-        /// The topic.
-        topic: String,
-    },
+/// What a delivery's headers allow.
+#[derive(Debug)]
+pub enum Begun {
+    /// Signed: verify the body as it arrives.
+    Signed(PendingDelivery),
+    /// Unsigned and declared no longer than [`PING_MAX`]: read it and take
+    /// it only if [`is_ping`].
+    MaybePing,
 }
 
-/// `base64(HMAC-SHA256(secret, body))`, as WooCommerce signs.
-pub fn sign(secret: &[u8], body: &[u8]) -> String {
-    let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(secret) else {
-        return String::new();
+/// Looks at the headers only: refused without a configured secret, and an
+/// unsigned delivery unless its declared length fits the activation ping.
+pub fn begin(
+    secret: Option<&SecretString>,
+    headers: &http::HeaderMap,
+) -> Result<Begun, WebhookError> {
+    let secret = secret.ok_or_else(|| WebhookError::Malformed(NO_SECRET.into()))?;
+    let Some(signature) = headers.get(SIGNATURE_HEADER).and_then(|v| v.to_str().ok()) else {
+        let declared = headers
+            .get(http::header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<usize>().ok());
+        return match declared {
+            Some(n) if n <= PING_MAX => Ok(Begun::MaybePing),
+            _ => Err(WebhookError::MissingHeader(SIGNATURE_HEADER)),
+        };
     };
-    mac.update(body);
-    base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
+    Ok(Begun::Signed(PendingDelivery::new(
+        headers,
+        signature,
+        ID_HEADER,
+        std::slice::from_ref(secret),
+    )))
 }
 
-/// Verifies, de-duplicates and classifies one delivery.
+/// Verifies, de-duplicates and classifies a delivery whose body is at hand
+/// (what the daemon does while the body streams); the unsigned activation
+/// ping is `Nothing("ping")`.
 pub async fn handle_webhook(
     secret: Option<&SecretString>,
     headers: &http::HeaderMap,
     body: &[u8],
     guard: &dyn ReplayGuard,
-) -> Result<WebhookOutcome, WebhookError> {
-    let secret = secret.ok_or(WebhookError::NoSecret)?;
-    let delivery = match verify_woocommerce(headers, body, secret)? {
-        WooDelivery::Ping => return Ok(WebhookOutcome::Ping),
-        WooDelivery::Event(d) => d,
+) -> Result<WebhookAction, WebhookError> {
+    if secret.is_none() {
+        return Err(WebhookError::Malformed(NO_SECRET.into()));
+    }
+    if headers.get(SIGNATURE_HEADER).is_none() {
+        return if is_ping(body) {
+            Ok(WebhookAction::Nothing("ping"))
+        } else {
+            Err(WebhookError::MissingHeader(SIGNATURE_HEADER))
+        };
+    }
+    let Begun::Signed(mut pending) = begin(secret, headers)? else {
+        return Err(WebhookError::MissingHeader(SIGNATURE_HEADER));
     };
-    classify_webhook(&delivery, headers, body, guard).await
+    pending.update(body);
+    let verified = pending.finish()?;
+    classify(&verified.delivery, headers, body, guard).await
 }
 
-/// De-duplicates and classifies a signed delivery whose signature was
-/// already checked (e.g. while its body streamed, with
-/// [`synchub_http::webhook::begin_woocommerce`]): the second half of
-/// [`handle_webhook`].
-pub async fn classify_webhook(
+/// De-duplicates and classifies a verified delivery: `customer.*` syncs
+/// contacts, `order.*` orders, anything else (`product.*`, `coupon.*`) is
+/// verified and ignored.
+pub async fn classify(
     delivery: &Delivery,
     headers: &http::HeaderMap,
     body: &[u8],
     guard: &dyn ReplayGuard,
-) -> Result<WebhookOutcome, WebhookError> {
+) -> Result<WebhookAction, WebhookError> {
     let topic = headers
-        .get("x-wc-webhook-topic")
+        .get(TOPIC_HEADER)
         .and_then(|v| v.to_str().ok())
-        .ok_or(WebhookError::MissingHeader("X-WC-Webhook-Topic"))?;
+        .ok_or(WebhookError::MissingHeader(TOPIC_HEADER))?;
     if !guard.first_seen(&delivery.id).await {
-        return Ok(WebhookOutcome::Duplicate);
+        return Ok(WebhookAction::Nothing("duplicate"));
     }
     let object = match topic.split('.').next() {
         Some("customer") => ObjectKind::Contact,
         Some("order") => ObjectKind::Order,
-        _ => {
-            return Ok(WebhookOutcome::Ignored {
-                topic: topic.to_string(),
-            })
-        }
+        _ => return Ok(WebhookAction::Nothing("ignored")),
     };
     let deleted = if topic.ends_with(".deleted") {
-        let payload: Value =
-            serde_json::from_slice(body).map_err(|e| WebhookError::BadPayload(e.to_string()))?;
+        let payload: Value = serde_json::from_slice(body)
+            .map_err(|e| WebhookError::Malformed(format!("{topic} body: {e}")))?;
         let id = payload
             .get("id")
             .and_then(Value::as_u64)
-            .ok_or_else(|| WebhookError::BadPayload("deleted payload has no numeric id".into()))?;
+            .ok_or_else(|| WebhookError::Malformed(format!("{topic} body has no numeric id")))?;
         Some(Box::new(RemoteRecord {
             external_id: id.to_string(),
             version: None,
@@ -124,11 +139,7 @@ pub async fn classify_webhook(
     } else {
         None
     };
-    Ok(WebhookOutcome::Sync {
-        object,
-        topic: topic.to_string(),
-        deleted,
-    })
+    Ok(WebhookAction::Sync { object, deleted })
 }
 
 /// JSON as PHP's `wp_json_encode` writes it: `\/` for slashes and `\uXXXX`
@@ -188,15 +199,14 @@ mod tests {
             .expect("verified");
         assert_eq!(
             outcome,
-            WebhookOutcome::Sync {
+            WebhookAction::Sync {
                 object: ObjectKind::Contact,
-                topic: "customer.updated".into(),
                 deleted: None
             }
         );
         assert_eq!(
             handle_webhook(Some(&secret), &h, body, &guard).await,
-            Ok(WebhookOutcome::Duplicate)
+            Ok(WebhookAction::Nothing("duplicate"))
         );
         // the sandbox's PHP-style encoding escapes as the recorded body does
         let parsed: Value = serde_json::from_slice(body).expect("json");
@@ -214,15 +224,15 @@ mod tests {
             &guard,
         )
         .await;
-        assert_eq!(outcome, Ok(WebhookOutcome::Ping));
+        assert_eq!(outcome, Ok(WebhookAction::Nothing("ping")));
         let wrong = SecretString::from(format!("wc_{:x}", std::process::id()));
-        assert!(matches!(
+        assert_eq!(
             handle_webhook(Some(&wrong), &h, body, &guard).await,
-            Err(WebhookError::Verify(_))
-        ));
+            Err(WebhookError::BadSignature)
+        );
         assert_eq!(
             handle_webhook(None, &h, body, &guard).await,
-            Err(WebhookError::NoSecret)
+            Err(WebhookError::Malformed(NO_SECRET.into()))
         );
     }
 
@@ -241,7 +251,7 @@ mod tests {
         let outcome = handle_webhook(Some(&SecretString::from(secret)), &h, body, &guard)
             .await
             .expect("ok");
-        let WebhookOutcome::Sync {
+        let WebhookAction::Sync {
             deleted: Some(rec), ..
         } = outcome
         else {

@@ -1,15 +1,19 @@
 //! Connector tests against the sandbox and against wiremock answers built
 //! from the recorded fixtures, plus a key-structure check of the sandbox.
 
+mod refusals;
+mod upgrade;
+
 use std::collections::HashSet;
 
 use serde_json::{json, Value};
 use synchub_core::model::Contact;
+use synchub_core::WebhookAction;
 use synchub_core::{
     Change, ChangeOp, Connector, Cursor, ErrorClass, ObjectKind, Record, RemoteRecord,
 };
 use synchub_woocommerce::sandbox::{self, SandboxHandle, SandboxOptions};
-use synchub_woocommerce::{WebhookOutcome, WooConfig, WooConnector};
+use synchub_woocommerce::{WooConfig, WooConnector};
 use wiremock::matchers::{method, path, query_param};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
@@ -46,6 +50,7 @@ fn change(op: ChangeOp, id: Option<&str>, c: Contact) -> Change {
         base_version: None,
         record: Record::Contact(c),
         idempotency_key: "k".into(),
+        base: None,
     }
 }
 
@@ -207,12 +212,14 @@ async fn write_back_single_and_batch_with_per_item_errors_and_echo() {
     assert!(batch[0].result.is_ok());
     assert_eq!(
         batch[1].result,
-        Err("woocommerce_rest_invalid_id: Invalid resource ID.".into())
+        Err(synchub_core::Refusal::rejected(
+            "woocommerce_rest_invalid_id: Invalid resource ID."
+        ))
     );
     assert!(batch[2]
         .result
         .as_ref()
-        .is_err_and(|e| e.starts_with("registration-error-email-exists")));
+        .is_err_and(|e| e.reason().starts_with("registration-error-email-exists")));
     let created = batch[3].result.clone().expect("created");
     let Some(Record::Contact(c)) = created.record else {
         panic!("contact")
@@ -237,14 +244,14 @@ async fn write_back_single_and_batch_with_per_item_errors_and_echo() {
         .expect("verified");
     assert!(matches!(
         outcome,
-        WebhookOutcome::Sync {
+        WebhookAction::Sync {
             object: ObjectKind::Contact,
             ..
         }
     ));
     assert_eq!(
         conn.handle_webhook(&headers, &hooks[0].body).await,
-        Ok(WebhookOutcome::Duplicate)
+        Ok(WebhookAction::Nothing("duplicate"))
     );
 }
 
@@ -298,7 +305,8 @@ async fn recorded_answers_drive_the_connector() {
     let p = conn.pull(ObjectKind::Contact, None).await.expect("page");
     assert_eq!(p.records.len(), 2);
     assert!(!p.done, "X-WP-TotalPages = 2");
-    assert_eq!(p.next.expect("cursor").0["pass"]["page"], 2);
+    // the next page is the pass's page token
+    assert_eq!(p.next.expect("cursor").0["pass"]["page"], "2");
     let phone = Contact {
         phones: vec!["+886 912 345 678".into()],
         ..Default::default()
@@ -319,7 +327,9 @@ async fn recorded_answers_drive_the_connector() {
     );
     assert_eq!(
         out[1].result,
-        Err("woocommerce_rest_invalid_id: Invalid resource ID.".into())
+        Err(synchub_core::Refusal::rejected(
+            "woocommerce_rest_invalid_id: Invalid resource ID."
+        ))
     );
     // a recorded 401 is a re-auth error
     let denied = MockServer::start().await;

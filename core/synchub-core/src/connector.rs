@@ -15,7 +15,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::error::ConnectorError;
+use crate::error::{ConnectorError, ErrorClass};
 use crate::model::Record;
 
 /// The kinds of CRM object a connector can read or write.
@@ -169,6 +169,32 @@ pub struct Change {
     pub record: Record,
     /// Stable key for this change, sent where the API supports idempotency.
     pub idempotency_key: String,
+    /// The record as this target last held it (the snapshot stored at the
+    /// last sync), for sparse updates and three-way merges; `None` for a
+    /// create or when no snapshot was kept.
+    #[serde(default)]
+    pub base: Option<Record>,
+}
+
+impl Change {
+    /// The top-level fields whose value differs from [`base`](Self::base)
+    /// (all fields when there is no base): what a sparse update sends.
+    pub fn changed_fields(&self) -> Vec<String> {
+        let now = self.record.to_fields();
+        let Some(base) = &self.base else {
+            return now.keys().cloned().collect();
+        };
+        let before = base.to_fields();
+        let mut keys: Vec<String> = now
+            .iter()
+            .filter(|(k, v)| before.get(*k) != Some(*v))
+            .map(|(k, _)| k.clone())
+            .chain(before.keys().filter(|k| !now.contains_key(*k)).cloned())
+            .collect();
+        keys.sort();
+        keys.dedup();
+        keys
+    }
 }
 
 /// What the target did with one change.
@@ -183,13 +209,234 @@ pub struct Written {
     pub record: Option<Record>,
 }
 
+/// Why a target did not write one change, by what the engine does next.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "refusal", rename_all = "snake_case")]
+pub enum Refusal {
+    /// Refused for good (validation, a missing reference): retrying the
+    /// same change cannot succeed; it waits for a person.
+    Rejected {
+        /// The target's reason.
+        reason: String,
+    },
+    /// The target's copy changed since our base (a stale QuickBooks
+    /// `SyncToken`, an ETag mismatch): re-read and merge, then retry.
+    Conflict {
+        /// The target's reason.
+        reason: String,
+        /// The target's current version of the record, when it said.
+        current: Option<Box<RemoteRecord>>,
+    },
+    /// Transient (throttled, timed out, server busy): try again later.
+    Retry {
+        /// The target's reason.
+        reason: String,
+        /// How long the target asked us to wait, when it said.
+        #[serde(default, with = "opt_secs")]
+        after: Option<std::time::Duration>,
+    },
+}
+
+impl Refusal {
+    /// A permanent refusal.
+    pub fn rejected(reason: impl Into<String>) -> Self {
+        Refusal::Rejected {
+            reason: reason.into(),
+        }
+    }
+
+    /// A transient refusal.
+    pub fn retry(reason: impl Into<String>, after: Option<std::time::Duration>) -> Self {
+        Refusal::Retry {
+            reason: reason.into(),
+            after,
+        }
+    }
+
+    /// A stale-base refusal.
+    pub fn conflict(reason: impl Into<String>, current: Option<RemoteRecord>) -> Self {
+        Refusal::Conflict {
+            reason: reason.into(),
+            current: current.map(Box::new),
+        }
+    }
+
+    /// The target's reason.
+    pub fn reason(&self) -> &str {
+        match self {
+            Refusal::Rejected { reason }
+            | Refusal::Conflict { reason, .. }
+            | Refusal::Retry { reason, .. } => reason,
+        }
+    }
+
+    /// Retrying the same change later can succeed.
+    pub fn is_transient(&self) -> bool {
+        !matches!(self, Refusal::Rejected { .. })
+    }
+
+    /// The refusal a per-record connector error amounts to: throttles,
+    /// outages and cancellations are transient, everything else permanent.
+    pub fn from_error(e: &ConnectorError) -> Self {
+        match e {
+            ConnectorError::Unavailable { retry_after, .. } => {
+                Refusal::retry(e.to_string(), *retry_after)
+            }
+            ConnectorError::Cancelled(_) => Refusal::retry(e.to_string(), None),
+            _ => Refusal::rejected(e.to_string()),
+        }
+    }
+}
+
+impl fmt::Display for Refusal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Refusal::Rejected { reason } => write!(f, "refused: {reason}"),
+            Refusal::Conflict { reason, .. } => {
+                write!(f, "changed at the target since our last sync: {reason}")
+            }
+            Refusal::Retry {
+                reason,
+                after: Some(d),
+            } => {
+                write!(f, "try again in {} s: {reason}", d.as_secs().max(1))
+            }
+            Refusal::Retry {
+                reason,
+                after: None,
+            } => write!(f, "try again later: {reason}"),
+        }
+    }
+}
+
+mod opt_secs {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use std::time::Duration;
+
+    pub fn serialize<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+        match d {
+            Some(d) => s.serialize_some(&d.as_secs_f64()),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+        let v: Option<f64> = Option::deserialize(d)?;
+        Ok(v.filter(|s| s.is_finite() && *s >= 0.0)
+            .map(Duration::from_secs_f64))
+    }
+}
+
 /// The result of one change.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PushOutcome {
     /// The CRM record id the change was for.
     pub crm_id: String,
-    /// Written, or the target's per-record error message.
-    pub result: Result<Written, String>,
+    /// Written, or why the target did not write it.
+    pub result: Result<Written, Refusal>,
+}
+
+impl PushOutcome {
+    /// Written.
+    pub fn written(crm_id: impl Into<String>, written: Written) -> Self {
+        PushOutcome {
+            crm_id: crm_id.into(),
+            result: Ok(written),
+        }
+    }
+
+    /// Refused.
+    pub fn refused(crm_id: impl Into<String>, refusal: Refusal) -> Self {
+        PushOutcome {
+            crm_id: crm_id.into(),
+            result: Err(refusal),
+        }
+    }
+}
+
+/// Pushes `changes` one at a time through `write`, for APIs without a batch
+/// endpoint: a per-record error becomes that change's [`Refusal`]; an error
+/// that concerns the whole connection (credentials, configuration, a
+/// cancelled run) stops the batch and is returned, so the engine keeps the
+/// rest queued.
+pub async fn push_each<'a, F, Fut>(
+    changes: &'a [Change],
+    mut write: F,
+) -> Result<Vec<PushOutcome>, ConnectorError>
+where
+    F: FnMut(&'a Change) -> Fut,
+    Fut: std::future::Future<Output = Result<Written, ConnectorError>>,
+{
+    let mut outcomes = Vec::with_capacity(changes.len());
+    for change in changes {
+        match write(change).await {
+            Ok(w) => outcomes.push(PushOutcome::written(&change.crm_id, w)),
+            Err(e) => match e.class() {
+                ErrorClass::Reauth | ErrorClass::Config => return Err(e),
+                _ if matches!(e, ConnectorError::Cancelled(_)) => return Err(e),
+                _ => outcomes.push(PushOutcome::refused(
+                    &change.crm_id,
+                    Refusal::from_error(&e),
+                )),
+            },
+        }
+    }
+    Ok(outcomes)
+}
+
+/// Pushes `changes` one at a time through `write`, which answers each with
+/// the target's typed [`Refusal`] itself (a validation message, a stale
+/// version) or fails. What a failure does:
+///
+/// - credentials, configuration, a cancelled run: the call fails and the
+///   rest stays queued (as [`push_each`]);
+/// - transient (throttled, down, timed out): nothing more is sent. Before
+///   any change was answered the call fails with it, so the batch stays
+///   queued without an attempt counted against any change; after that, this
+///   change and every one not yet sent are [`Refusal::Retry`] with the delay
+///   the target asked for;
+/// - anything else (an answer we cannot read): that change is refused for
+///   good and the next one is sent.
+pub async fn push_each_refusing<'a, F, Fut>(
+    changes: &'a [Change],
+    mut write: F,
+) -> Result<Vec<PushOutcome>, ConnectorError>
+where
+    F: FnMut(&'a Change) -> Fut,
+    Fut: std::future::Future<Output = Result<Result<Written, Refusal>, ConnectorError>>,
+{
+    let mut outcomes = Vec::with_capacity(changes.len());
+    for (i, change) in changes.iter().enumerate() {
+        let e = match write(change).await {
+            Ok(result) => {
+                outcomes.push(PushOutcome {
+                    crm_id: change.crm_id.clone(),
+                    result,
+                });
+                continue;
+            }
+            Err(e) => e,
+        };
+        match e.class() {
+            ErrorClass::Reauth | ErrorClass::Config => return Err(e),
+            _ if matches!(e, ConnectorError::Cancelled(_)) => return Err(e),
+            ErrorClass::Retry if outcomes.is_empty() => return Err(e),
+            ErrorClass::Retry => {
+                let refusal = Refusal::from_error(&e);
+                outcomes.extend(
+                    changes[i..]
+                        .iter()
+                        .map(|c| PushOutcome::refused(&c.crm_id, refusal.clone())),
+                );
+                return Ok(outcomes);
+            }
+            _ => outcomes.push(PushOutcome::refused(
+                &change.crm_id,
+                Refusal::from_error(&e),
+            )),
+        }
+    }
+    Ok(outcomes)
 }
 
 /// A connector instance, built from validated config.
@@ -218,6 +465,13 @@ pub trait Connector: Send + Sync {
         None
     }
 
+    /// Ends a run: a connector holding a long-lived session (an IMAP
+    /// connection, a login) logs out here. Called once after the last page
+    /// and push of a run; the default does nothing.
+    async fn close(&self) -> Result<(), ConnectorError> {
+        Ok(())
+    }
+
     /// Writes CRM changes; one outcome per change, in order.
     async fn push(
         &self,
@@ -230,4 +484,19 @@ pub trait Connector: Send + Sync {
             self.kind()
         )))
     }
+}
+
+/// What a verified webhook delivery asks the engine to do.
+#[derive(Debug, Clone, PartialEq)]
+pub enum WebhookAction {
+    /// Run this stream incrementally; a delete notification carries the
+    /// deleted record (sources that cannot list deletions send it only here).
+    Sync {
+        /// The stream.
+        object: ObjectKind,
+        /// The deleted record, for delete topics.
+        deleted: Option<Box<RemoteRecord>>,
+    },
+    /// Nothing to do; the reason is one of `duplicate`, `ping`, `ignored`.
+    Nothing(&'static str),
 }

@@ -11,6 +11,11 @@ pub enum ErrorClass {
     Reauth,
     /// The configuration is wrong: fix it.
     Config,
+    /// The source says the stored position is no longer valid (Gmail's
+    /// expired `historyId`, Graph's 410 on a delta link, IMAP's changed
+    /// UIDVALIDITY, an expired sync token): forget the cursor and read the
+    /// stream again from the start.
+    Resync,
     /// Give up on this stream for this run.
     Fatal,
 }
@@ -58,6 +63,18 @@ pub enum ConnectorError {
     /// The connector cannot do this.
     #[error("not supported: {0}")]
     Unsupported(String),
+    /// The stored cursor is no longer valid at the source; the stream must
+    /// be read again from the start.
+    #[error("{host} asks for a full resync: {message}")]
+    Resync {
+        /// The host (or mailbox) that said so.
+        host: String,
+        /// What it said.
+        message: String,
+    },
+    /// The run was cancelled (shutdown) while waiting.
+    #[error("cancelled while {0}")]
+    Cancelled(String),
 }
 
 impl ConnectorError {
@@ -67,7 +84,10 @@ impl ConnectorError {
             ConnectorError::Unavailable { .. } => ErrorClass::Retry,
             ConnectorError::Auth { .. } => ErrorClass::Reauth,
             ConnectorError::Config(_) | ConnectorError::Unsupported(_) => ErrorClass::Config,
-            ConnectorError::Protocol { .. } | ConnectorError::Io { .. } => ErrorClass::Fatal,
+            ConnectorError::Resync { .. } => ErrorClass::Resync,
+            ConnectorError::Protocol { .. }
+            | ConnectorError::Io { .. }
+            | ConnectorError::Cancelled(_) => ErrorClass::Fatal,
         }
     }
 }

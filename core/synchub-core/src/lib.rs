@@ -5,13 +5,16 @@ pub mod connector;
 pub mod error;
 pub mod merge;
 pub mod model;
+pub mod signature;
+pub mod watermark;
 
 pub use connector::{
-    Change, ChangeOp, Connector, Cursor, ObjectKind, ObjectSpec, Page, PushOutcome, Rejected,
-    RemoteRecord, Written,
+    push_each, push_each_refusing, Change, ChangeOp, Connector, Cursor, ObjectKind, ObjectSpec,
+    Page, PushOutcome, Refusal, Rejected, RemoteRecord, WebhookAction, Written,
 };
 pub use error::{ConnectorError, ErrorClass};
 pub use model::{Activity, Company, Contact, Invoice, Order, Record};
+pub use watermark::Watermark;
 
 /// Hex sha-256 of some bytes.
 pub fn hash_bytes(bytes: &[u8]) -> String {

@@ -11,7 +11,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use sandbox::{graphql_bucket, rest_bucket, Counters};
+use sandbox::{graphql_bucket, rest_bucket, Counters, SandboxPolicy};
 use synchub_http::{HttpClient, QuotaConfig, QuotaRegistry, RetryPolicy};
 use wiremock::matchers::method;
 use wiremock::{Mock, MockServer};
@@ -63,8 +63,9 @@ async fn rest(secs: f64) {
         .await;
     let registry = QuotaRegistry::new();
     let client = HttpClient::builder(server.uri())
+        .policy(Arc::new(SandboxPolicy))
         .credential("shopify:bench-rest")
-        .quota(QuotaConfig::shopify_rest().with_max_concurrency(4))
+        .quota(QuotaConfig::per_second(2, 40).with_max_concurrency(4))
         .retry(retry())
         .build_in(&registry)
         .expect("client");
@@ -105,8 +106,9 @@ async fn graphql(secs: f64) {
         .await;
     let registry = QuotaRegistry::new();
     let client = HttpClient::builder(server.uri())
+        .policy(Arc::new(SandboxPolicy))
         .credential("shopify:bench-graphql")
-        .quota(QuotaConfig::shopify_graphql())
+        .quota(QuotaConfig::per_second(50, 50).with_max_concurrency(8))
         .retry(retry())
         .build_in(&registry)
         .expect("client");

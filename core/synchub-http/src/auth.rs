@@ -14,14 +14,14 @@ use crate::secret::{ExposeSecret, SecretString};
 pub enum Auth {
     /// No credentials.
     None,
-    /// A static secret header, e.g. Shopify `X-Shopify-Access-Token`.
+    /// A static secret header, e.g. `X-Access-Token`.
     Header {
         /// Header name.
         name: HeaderName,
         /// Header value.
         value: SecretString,
     },
-    /// HTTP Basic, e.g. WooCommerce consumer key / secret.
+    /// HTTP Basic, e.g. a REST API's consumer key / secret.
     Basic {
         /// User name (consumer key).
         user: String,

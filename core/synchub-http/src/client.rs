@@ -5,12 +5,12 @@
 //! ```no_run
 //! # async fn demo(token: synchub_http::SecretString) -> Result<(), synchub_http::HttpError> {
 //! use synchub_http::{Auth, HttpClient, QuotaConfig};
-//! let shop = HttpClient::builder("https://example-tw.myshopify.com")
-//!     .credential("shopify:example-tw")
-//!     .quota(QuotaConfig::shopify_rest())
-//!     .auth(Auth::header("X-Shopify-Access-Token", token))
+//! let shop = HttpClient::builder("https://shop.example.com.tw")
+//!     .credential("example:shop-tw")
+//!     .quota(QuotaConfig::per_second(2, 40))
+//!     .auth(Auth::header("X-Access-Token", token))
 //!     .build()?;
-//! let page = shop.get("/admin/api/2024-01/customers.json").query(&[("limit", "250")]).send().await?;
+//! let page = shop.get("/api/customers.json").query(&[("limit", "250")]).send().await?;
 //! # Ok(()) }
 //! ```
 
@@ -23,8 +23,7 @@ use reqwest::{Method, Url};
 
 use crate::auth::Auth;
 use crate::error::HttpError;
-use crate::graphql::{is_throttled, CostReport};
-use crate::policy::{ResponsePolicy, Verdict};
+use crate::policy::{ResponsePolicy, StatusPolicy, Verdict};
 use crate::quota::{CredentialQuota, QuotaConfig, QuotaRegistry, Refusal};
 use crate::request::{IdempotencyKey, RequestBuilder, Response};
 use crate::retry::{parse_retry_after, RetryPolicy};
@@ -53,17 +52,18 @@ impl ClientBuilder {
         self
     }
 
-    /// How this API's answers are read (throttling, cost reports); without
-    /// one, statuses are read generically and a request marked with
+    /// How this API's answers are read (throttling, cost reports, budget
+    /// headers); without one, [`StatusPolicy`] reads statuses and the
+    /// common rate-limit headers. A request marked with
     /// [`RequestBuilder::graphql_cost`](crate::RequestBuilder::graphql_cost)
-    /// is read the Shopify way.
+    /// needs a policy that reports the API's [`CostReport`](crate::cost::CostReport).
     pub fn policy(mut self, policy: Arc<dyn ResponsePolicy>) -> Self {
         self.policy = Some(policy);
         self
     }
 
-    /// The credential id that keys the shared quota (e.g. `shopify:SHOP`,
-    /// `xero:TENANT_ID`). Defaults to the base URL's host.
+    /// The credential id that keys the shared quota (e.g. `KIND:SHOP`,
+    /// `KIND:TENANT_ID`). Defaults to the base URL's host.
     pub fn credential(mut self, id: impl Into<String>) -> Self {
         self.credential = Some(id.into());
         self
@@ -87,7 +87,7 @@ impl ClientBuilder {
         self
     }
 
-    /// A header sent on every request (e.g. `xero-tenant-id`, `Accept`).
+    /// A header sent on every request (e.g. a tenant id, `Accept`).
     pub fn default_header(mut self, name: &str, value: &str) -> Result<Self, HttpError> {
         let n = HeaderName::try_from(name)
             .map_err(|_| HttpError::Config(format!("invalid header name `{name}`")))?;
@@ -143,7 +143,7 @@ impl ClientBuilder {
                 retry: self.retry,
                 auth: self.auth,
                 headers: self.headers,
-                policy: self.policy,
+                policy: self.policy.unwrap_or_else(|| Arc::new(StatusPolicy)),
             }),
         })
     }
@@ -195,7 +195,7 @@ struct Inner {
     retry: RetryPolicy,
     auth: Auth,
     headers: HeaderMap,
-    policy: Option<Arc<dyn ResponsePolicy>>,
+    policy: Arc<dyn ResponsePolicy>,
 }
 
 /// A client for one remote API and credential. Cheap to clone.
@@ -323,27 +323,57 @@ impl HttpClient {
                     )));
                 }
             }
-            let admission = inner.quota.admit(ticket, policy.max_wait).await.map_err(
-                |refusal| match refusal {
-                    Refusal::TooLong(wait) => self.unavailable(
+            // Instances sharing the credential take from one budget first.
+            let mut shared = match crate::shared_budget::admit(
+                inner.quota.id(),
+                inner.quota.config(),
+                ticket.graphql_cost,
+                policy.max_wait,
+            )
+            .await
+            {
+                crate::shared_budget::Admitted::Ready(shared) => shared,
+                crate::shared_budget::Admitted::TooLong(wait) => {
+                    return Err(self.unavailable(
                         attempt - 1,
-                        format!("rate budget exhausted for {:?}", wait),
+                        format!("shared rate budget exhausted for {wait:?}"),
                         Some(wait),
+                    ))
+                }
+            };
+            let admission = inner.quota.admit(ticket, policy.max_wait).await;
+            if admission.is_err() {
+                if let Some(shared) = shared.take() {
+                    shared.settle(None).await;
+                }
+            }
+            let admission = admission.map_err(|refusal| match refusal {
+                Refusal::TooLong(wait) => self.unavailable(
+                    attempt - 1,
+                    format!("rate budget exhausted for {:?}", wait),
+                    Some(wait),
+                ),
+                Refusal::DailyCap(wait) => self.unavailable(
+                    attempt - 1,
+                    format!(
+                        "daily request cap of credential {} reached",
+                        inner.quota.id()
                     ),
-                    Refusal::DailyCap(wait) => self.unavailable(
-                        attempt - 1,
-                        format!(
-                            "daily request cap of credential {} reached",
-                            inner.quota.id()
-                        ),
-                        Some(wait),
-                    ),
-                },
-            )?;
+                    Some(wait),
+                ),
+            })?;
             let (slot, reservation) = admission.into_parts();
             let mut request = inner.http.request(req.method.clone(), url.clone());
             let mut hs = headers.clone();
-            let generation = crate::auth::apply(&inner.auth, &mut hs).await?;
+            let generation = match crate::auth::apply(&inner.auth, &mut hs).await {
+                Ok(g) => g,
+                Err(e) => {
+                    if let Some(shared) = shared {
+                        shared.settle(None).await;
+                    }
+                    return Err(e);
+                }
+            };
             request = request.headers(hs).timeout(timeout);
             if let Some(b) = &body {
                 request = request.body(b.clone());
@@ -363,12 +393,25 @@ impl HttpClient {
                         .quota
                         .gate
                         .cancel(tokio::time::Instant::now(), reservation);
+                    // Points of a request that may have reached the server stay spent.
+                    if let Some(shared) = shared.filter(|_| e.is_connect()) {
+                        shared.settle(None).await;
+                    }
                     let message = describe_transport(&e);
                     // An untrusted certificate is configuration, not a passing failure.
                     if is_certificate_error(&e) {
                         return Err(HttpError::Config(format!(
                             "the TLS certificate of {} is not trusted ({message}): set `ca_file` \
                              to the CA that signed it, or add that CA to the system trust store",
+                            inner.host
+                        )));
+                    }
+                    // A host name that does not exist will not exist in a
+                    // minute either: a misspelled shop is configuration.
+                    if is_unknown_host(&e) {
+                        return Err(HttpError::Config(format!(
+                            "the host {} does not exist (DNS: {message}): check the name or URL \
+                             in the connection's settings",
                             inner.host
                         )));
                     }
@@ -393,30 +436,21 @@ impl HttpClient {
                 }
             };
             let retry_after = parse_retry_after(&rh, SystemTime::now());
-            let verdict = match &inner.policy {
-                Some(p) => {
-                    let a = p.assess(status.as_u16(), &rh, &bytes);
-                    (a.cost, Some(a.verdict))
-                }
-                None if ticket.graphql_cost.is_some() => {
-                    let json: Option<serde_json::Value> = serde_json::from_slice(&bytes).ok();
-                    let report = json.as_ref().and_then(CostReport::from_body);
-                    let throttled = json.as_ref().is_some_and(is_throttled);
-                    let wait = report.as_ref().map(CostReport::wait_for_requested);
-                    (report, throttled.then_some(Verdict::Throttled { wait }))
-                }
-                None => (None, None),
-            };
-            let (report, verdict) = verdict;
+            let assessment = inner.policy.assess(status.as_u16(), &rh, &bytes);
+            let budget = inner.policy.budget(status.as_u16(), &rh);
+            let report = assessment.cost;
             inner.quota.gate.settle(
                 tokio::time::Instant::now(),
                 reservation,
                 status.as_u16(),
-                &rh,
+                &budget,
                 retry_after,
                 report.as_ref(),
             );
             drop(slot);
+            if let Some(shared) = shared {
+                shared.settle(report.as_ref()).await;
+            }
             if status.as_u16() == 401 && !refreshed {
                 if let (Auth::OAuth(manager), Some(generation)) = (&inner.auth, generation) {
                     refreshed = true;
@@ -426,12 +460,7 @@ impl HttpClient {
                     continue;
                 }
             }
-            let verdict = verdict.unwrap_or(match status.as_u16() {
-                429 => Verdict::Throttled { wait: None },
-                502..=504 => Verdict::Transient,
-                _ => Verdict::Ok,
-            });
-            let server_wait = match &verdict {
+            let server_wait = match &assessment.verdict {
                 Verdict::Throttled { wait } => Some(*wait),
                 Verdict::Transient if safe => None,
                 _ => {
@@ -449,7 +478,7 @@ impl HttpClient {
                 ticket.graphql_cost = Some(est.max(r.requested));
             }
             let what = if status.as_u16() == 200 {
-                "throttled (GraphQL THROTTLED)".to_string()
+                "throttled (an HTTP 200 throttle answer)".to_string()
             } else {
                 format!("HTTP {status}")
             };
@@ -486,6 +515,24 @@ fn is_certificate_error(e: &reqwest::Error) -> bool {
     while let Some(s) = source {
         let text = s.to_string();
         if text.contains("invalid peer certificate") || text.contains("certificate verify failed") {
+            return true;
+        }
+        source = s.source();
+    }
+    false
+}
+
+/// The resolver says the name does not exist (not a temporary failure,
+/// which is retried).
+fn is_unknown_host(e: &reqwest::Error) -> bool {
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        let text = s.to_string();
+        if text.contains("Name or service not known")
+            || text.contains("No address associated with hostname")
+            || text.contains("nodename nor servname provided")
+            || text.contains("No such host is known")
+        {
             return true;
         }
         source = s.source();

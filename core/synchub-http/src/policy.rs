@@ -1,8 +1,9 @@
 //! How a connector reads its API's answers: a [`ResponsePolicy`] classifies
 //! each response (ok, throttled with the wait the server implies, transient,
-//! auth, permanent) and reports the server's cost-bucket state, so that the
-//! provider's conventions (Shopify's `extensions.cost` and `THROTTLED`
-//! body, …) live in the connector's crate while the runtime does the
+//! auth, permanent) and reports the server's cost-bucket state and the
+//! allowance its headers announce, so that a provider's conventions (a
+//! cost block in a GraphQL body, a throttle error in an HTTP 200, its own
+//! budget headers) live in the connector's crate while the runtime does the
 //! waiting and retrying.
 
 use std::fmt;
@@ -10,7 +11,8 @@ use std::time::Duration;
 
 use reqwest::header::HeaderMap;
 
-use crate::graphql::CostReport;
+use crate::budget::{read_budget, Budget, RATELIMIT_HEADERS};
+use crate::cost::CostReport;
 
 /// What a response means for the request that got it.
 #[derive(Debug, Clone, PartialEq)]
@@ -45,6 +47,16 @@ pub struct Assessment {
 pub trait ResponsePolicy: Send + Sync + fmt::Debug {
     /// Reads one response.
     fn assess(&self, status: u16, headers: &HeaderMap, body: &[u8]) -> Assessment;
+
+    /// The allowance the answer's headers announce, mirrored by the
+    /// runtime's throttle. By default the common `X-RateLimit-Remaining` /
+    /// `RateLimit-Remaining` headers ([`RATELIMIT_HEADERS`]); an API with
+    /// its own budget headers declares them with
+    /// [`BudgetHeader`](crate::BudgetHeader)s and reads them here.
+    fn budget(&self, status: u16, headers: &HeaderMap) -> Vec<Budget> {
+        let _ = status;
+        read_budget(headers, RATELIMIT_HEADERS)
+    }
 }
 
 /// The default reading by status: 429 throttled (the runtime reads

@@ -1,7 +1,8 @@
 //! Quotas per credential: a process-wide registry hands every client that
-//! uses the same credential (the same Shopify shop, Xero tenant, QuickBooks
-//! realm, mailbox) the same [`CredentialQuota`], so two pipelines on one shop
-//! share one allowance.
+//! uses the same credential (the same shop, accounting tenant or company,
+//! mailbox) the same [`CredentialQuota`], so two pipelines on one shop share
+//! one allowance. The limits are each connector's: it ships its defaults
+//! (its `default_quota`) and its config may override them.
 //!
 //! A quota combines the configured limits (a governor GCRA limiter for
 //! rate + burst, a semaphore for concurrency, a daily cap) with the
@@ -71,44 +72,6 @@ impl QuotaConfig {
     pub fn with_max_concurrency(mut self, n: u32) -> Self {
         self.max_concurrency = Some(n);
         self
-    }
-
-    /// Shopify REST, standard plan: bucket 40, leak 2/s.
-    pub fn shopify_rest() -> Self {
-        Self::per_second(2, 40)
-    }
-
-    /// Shopify GraphQL: the cost bucket does the work; this only bounds request count.
-    pub fn shopify_graphql() -> Self {
-        Self::per_second(50, 50).with_max_concurrency(8)
-    }
-
-    /// Xero, per tenant: 60/min, 5,000/day, 5 concurrent.
-    pub fn xero() -> Self {
-        Self::per_minute(60, 5)
-            .with_daily_cap(5000)
-            .with_max_concurrency(5)
-    }
-
-    /// QuickBooks Online, per realm: 500/min, 10 concurrent.
-    pub fn quickbooks() -> Self {
-        Self::per_minute(500, 10).with_max_concurrency(10)
-    }
-
-    /// Microsoft Graph Outlook, per app + mailbox: 10,000 per 10 min, 4 concurrent.
-    pub fn msgraph() -> Self {
-        Self {
-            requests: 10_000,
-            per_secs: 600,
-            burst: 100,
-            daily_cap: None,
-            max_concurrency: Some(4),
-        }
-    }
-
-    /// WooCommerce has no built-in limit; be polite to the host: 5/s, 2 concurrent.
-    pub fn woocommerce() -> Self {
-        Self::per_second(5, 5).with_max_concurrency(2)
     }
 
     fn validate(&self) -> Result<(NonZeroU32, NonZeroU32, Duration), HttpError> {
@@ -231,6 +194,7 @@ impl CredentialQuota {
                 Err(wait) if wait > max_wait => return Err(Refusal::TooLong(wait)),
                 Err(wait) => {
                     tracing::debug!(credential = %self.id, wait_ms = wait.as_millis(), "server budget: waiting");
+                    crate::shared_budget::note_wait(wait);
                     tokio::time::sleep(wait).await;
                     continue;
                 }
@@ -246,6 +210,7 @@ impl CredentialQuota {
                 Err(not_until) => {
                     self.gate.cancel(Instant::now(), reservation);
                     let wait = not_until.wait_time_from(self.clock.now());
+                    crate::shared_budget::note_wait(wait);
                     tokio::time::sleep(wait).await;
                 }
             }
@@ -330,13 +295,13 @@ mod tests {
     fn same_credential_shares_one_quota() {
         let reg = QuotaRegistry::new();
         let a = reg
-            .get("shopify:shop-a", &QuotaConfig::shopify_rest())
+            .get("kind:shop-a", &QuotaConfig::per_second(2, 40))
             .unwrap();
         let b = reg
-            .get("shopify:shop-a", &QuotaConfig::shopify_rest())
+            .get("kind:shop-a", &QuotaConfig::per_second(2, 40))
             .unwrap();
         let c = reg
-            .get("shopify:shop-b", &QuotaConfig::shopify_rest())
+            .get("kind:shop-b", &QuotaConfig::per_second(2, 40))
             .unwrap();
         assert!(Arc::ptr_eq(&a, &b));
         assert!(!Arc::ptr_eq(&a, &c));

@@ -16,14 +16,14 @@ use crate::secret::redact;
 /// How a provider de-duplicates a repeated write.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum IdempotencyKey {
-    /// Sent as a header, e.g. Xero `Idempotency-Key`.
+    /// Sent as a header, e.g. `Idempotency-Key`.
     Header {
         /// Header name.
         name: HeaderName,
         /// The key, stable across retries of one logical write.
         value: String,
     },
-    /// Sent as a query parameter, e.g. QuickBooks `requestid`.
+    /// Sent as a query parameter, e.g. `requestid`.
     Query {
         /// Parameter name.
         name: String,
@@ -33,20 +33,28 @@ pub enum IdempotencyKey {
 }
 
 impl IdempotencyKey {
-    /// Xero: `Idempotency-Key` header (at most 128 characters).
-    pub fn xero(key: impl Into<String>) -> Self {
+    /// Sent in the header `name`, cut to `max_len` characters when the
+    /// provider bounds it. A name that is not a valid header name is refused.
+    pub fn header(
+        name: &str,
+        key: impl Into<String>,
+        max_len: Option<usize>,
+    ) -> Result<Self, HttpError> {
+        let name = HeaderName::try_from(name)
+            .map_err(|_| HttpError::Config(format!("invalid header name `{name}`")))?;
         let mut value: String = key.into();
-        value.truncate(128);
-        Self::Header {
-            name: HeaderName::from_static("idempotency-key"),
-            value,
+        if let Some(max) = max_len {
+            if let Some((cut, _)) = value.char_indices().nth(max) {
+                value.truncate(cut);
+            }
         }
+        Ok(Self::Header { name, value })
     }
 
-    /// QuickBooks Online: `?requestid=` (a repeat returns the original response).
-    pub fn quickbooks(key: impl Into<String>) -> Self {
+    /// Sent as the query parameter `name` (a repeat returns the original response).
+    pub fn query(name: impl Into<String>, key: impl Into<String>) -> Self {
         Self::Query {
-            name: "requestid".into(),
+            name: name.into(),
             value: key.into(),
         }
     }
@@ -133,9 +141,10 @@ impl<'a> RequestBuilder<'a> {
         self
     }
 
-    /// Marks a Shopify GraphQL call with its estimated (requested) cost: the
-    /// call waits until the cost bucket holds that many points, and a
-    /// `THROTTLED` reply is waited out and retried.
+    /// Marks a call to a cost-priced API (GraphQL, typically) with its
+    /// estimated (requested) cost: the call waits until the cost bucket the
+    /// client's policy reports holds that many points, and an answer the
+    /// policy reads as throttled is waited out and retried.
     pub fn graphql_cost(mut self, estimated_cost: u32) -> Self {
         self.graphql_cost = Some(f64::from(estimated_cost));
         self

@@ -20,7 +20,7 @@ pub struct RetryPolicy {
     /// budget header); longer waits end the call with `Unavailable` carrying
     /// the wait, so the engine can reschedule instead of blocking.
     pub max_wait: Duration,
-    /// Wait after a 429 that carries no `Retry-After` (QuickBooks says 60 s).
+    /// Wait after a 429 that carries no `Retry-After` (some APIs document 60 s).
     pub default_throttle_wait: Option<Duration>,
     /// Timeout of one attempt.
     pub attempt_timeout: Duration,
@@ -75,7 +75,7 @@ impl RetryPolicy {
     }
 }
 
-/// Parses `Retry-After`: delta-seconds (fractions allowed, as Shopify sends
+/// Parses `Retry-After`: delta-seconds (fractions allowed, as some servers send
 /// `2.0`) or an HTTP date, relative to `now`.
 pub fn parse_retry_after(headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
     let raw = headers.get(RETRY_AFTER)?.to_str().ok()?.trim();

@@ -27,7 +27,7 @@ const SENSITIVE_KEYS: &[&str] = &[
     "code_verifier",
     "consumer_secret",
     "password",
-    "x-shopify-access-token",
+    "access-token",
 ];
 
 /// A `${VAR}` reference in config could not be resolved.

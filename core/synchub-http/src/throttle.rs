@@ -1,31 +1,27 @@
 //! Throttles that listen to the server, one [`Gate`] per credential.
 //!
 //! The gate mirrors what the server has told us about the remaining
-//! allowance and holds requests back until they fit:
-//! - Shopify REST `X-Shopify-Shop-Api-Call-Limit: used/size` drives a mirror
-//!   of the shop's leaky bucket (leak rate scaled from the configured quota);
-//! - Shopify GraphQL `extensions.cost` drives a cost bucket (see [`crate::graphql`]);
-//! - Xero `X-MinLimit-Remaining` / `X-DayLimit-Remaining` and the common
-//!   `X-RateLimit-Remaining` + `X-RateLimit-Reset` drive counting windows;
+//! allowance and holds requests back until they fit. What the server told
+//! us comes from the connector's [`ResponsePolicy`](crate::ResponsePolicy):
+//! - a [`Budget::Bucket`] (`used/size`) drives a mirror of a leaky bucket
+//!   (leak rate scaled from the configured quota);
+//! - a [`CostReport`] drives a cost bucket (see [`crate::cost`]);
+//! - each named [`Budget::Window`] drives a counting window;
 //! - `Retry-After` on a 429/503 pauses every request on the credential.
 //!
 //! Every estimate errs on the cautious side: in-flight requests are counted
 //! as spent until the server has reported on them.
 
 use std::sync::Mutex;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
-use reqwest::header::HeaderMap;
 use tokio::time::Instant;
 
-use crate::graphql::{CostBucket, CostReport};
+use crate::budget::Budget;
+use crate::cost::{CostBucket, CostReport};
 
-/// Shopify REST: `used/size`.
-const SHOPIFY_CALL_LIMIT: &str = "x-shopify-shop-api-call-limit";
-/// Requests kept in reserve below the server's REST bucket size.
+/// Requests kept in reserve below the server's leaky-bucket size.
 const REST_MARGIN: f64 = 1.0;
-/// How long a Xero day-limit exhaustion keeps the credential parked before we probe again.
-const DAY_PROBE: Duration = Duration::from_secs(3600);
 
 /// What one request asks of the gate.
 #[derive(Debug, Clone, Copy, Default)]
@@ -67,9 +63,7 @@ struct Window {
 struct GateState {
     paused_until: Option<Instant>,
     rest: Option<Leaky>,
-    minute: Option<Window>,
-    day: Option<Window>,
-    generic: Option<Window>,
+    windows: Vec<(&'static str, Window)>,
     cost: Option<CostBucket>,
     in_flight: u32,
 }
@@ -111,13 +105,10 @@ impl Gate {
                 wait = wait.max(Duration::from_secs_f64(needed / rest.leak_per_sec));
             }
         }
-        for window in [&mut s.minute, &mut s.day, &mut s.generic] {
-            if let Some(w) = window {
-                if w.resets_at <= now {
-                    *window = None;
-                } else if w.remaining <= 0 {
-                    wait = wait.max(w.resets_at - now);
-                }
+        s.windows.retain(|(_, w)| w.resets_at > now);
+        for (_, w) in &s.windows {
+            if w.remaining <= 0 {
+                wait = wait.max(w.resets_at - now);
             }
         }
         if let Some(cost) = ticket.graphql_cost {
@@ -137,10 +128,7 @@ impl Gate {
             rest.in_flight += 1;
             reservation.rest = true;
         }
-        for w in [&mut s.minute, &mut s.day, &mut s.generic]
-            .into_iter()
-            .flatten()
-        {
+        for (_, w) in &mut s.windows {
             w.remaining -= 1;
         }
         if let Some(cost) = ticket.graphql_cost {
@@ -173,13 +161,14 @@ impl Gate {
         }
     }
 
-    /// Learns from a response: budget headers, cost report, Retry-After.
+    /// Learns from a response: the budget its policy read, its cost
+    /// report, its Retry-After.
     pub(crate) fn settle(
         &self,
         now: Instant,
         reservation: Reservation,
         status: u16,
-        headers: &HeaderMap,
+        budget: &[Budget],
         retry_after: Option<Duration>,
         cost: Option<&CostReport>,
     ) {
@@ -191,29 +180,23 @@ impl Gate {
             let until = now + ra;
             s.paused_until = Some(s.paused_until.map_or(until, |p| p.max(until)));
         }
-        self.settle_rest(s, now, &reservation, status, headers);
-        if let Some(v) = header_i64(headers, "x-minlimit-remaining") {
-            s.minute = Some(Window {
-                remaining: v - others,
-                resets_at: now + Duration::from_secs(60),
-            });
-        }
-        if let Some(v) = header_i64(headers, "x-daylimit-remaining") {
-            s.day = Some(Window {
-                remaining: v - others,
-                resets_at: now + DAY_PROBE,
-            });
-        }
-        let remaining = header_i64(headers, "x-ratelimit-remaining")
-            .or_else(|| header_i64(headers, "ratelimit-remaining"));
-        if let Some(v) = remaining {
-            let reset = header_f64(headers, "x-ratelimit-reset")
-                .or_else(|| header_f64(headers, "ratelimit-reset"))
-                .map_or(Duration::from_secs(60), reset_delay);
-            s.generic = Some(Window {
-                remaining: v - others,
-                resets_at: now + reset,
-            });
+        self.settle_rest(s, now, &reservation, status, budget);
+        for b in budget {
+            if let Budget::Window {
+                name,
+                remaining,
+                resets_in,
+            } = b
+            {
+                let window = Window {
+                    remaining: remaining - others,
+                    resets_at: now + *resets_in,
+                };
+                match s.windows.iter_mut().find(|(n, _)| n == name) {
+                    Some((_, w)) => *w = window,
+                    None => s.windows.push((name, window)),
+                }
+            }
         }
         match (reservation.cost, cost) {
             (reserved, Some(report)) => {
@@ -238,17 +221,21 @@ impl Gate {
         now: Instant,
         reservation: &Reservation,
         status: u16,
-        headers: &HeaderMap,
+        budget: &[Budget],
     ) {
         if reservation.rest {
             if let Some(rest) = &mut s.rest {
                 rest.in_flight = rest.in_flight.saturating_sub(1);
             }
         }
-        let Some((used, size)) = parse_call_limit(headers) else {
+        let Some((used, size)) = budget.iter().find_map(|b| match b {
+            Budget::Bucket { used, size } => Some((*used, *size)),
+            Budget::Window { .. } => None,
+        }) else {
             return;
         };
-        // Shopify scales the leak rate with the bucket size (40 → 2/s, 80 → 4/s).
+        // The leak rate scales with the bucket size (a bucket of twice the
+        // configured burst leaks twice as fast).
         let leak = if self.burst > 0.0 {
             self.rate_per_sec * size / self.burst
         } else {
@@ -274,80 +261,53 @@ impl Gate {
     }
 }
 
-fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
-    headers.get(name)?.to_str().ok().map(str::trim)
-}
-
-fn header_i64(headers: &HeaderMap, name: &str) -> Option<i64> {
-    header_str(headers, name)?.parse().ok()
-}
-
-fn header_f64(headers: &HeaderMap, name: &str) -> Option<f64> {
-    header_str(headers, name)?
-        .parse()
-        .ok()
-        .filter(|v: &f64| v.is_finite())
-}
-
-/// `X-RateLimit-Reset` is either seconds from now or a Unix timestamp.
-fn reset_delay(value: f64) -> Duration {
-    if value > 1_000_000_000.0 {
-        let now = SystemTime::now()
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .unwrap_or_default()
-            .as_secs_f64();
-        Duration::try_from_secs_f64((value - now).max(0.0)).unwrap_or_default()
-    } else {
-        Duration::try_from_secs_f64(value.max(0.0)).unwrap_or_default()
-    }
-}
-
-/// Parses Shopify's `X-Shopify-Shop-Api-Call-Limit: 32/40`.
-pub(crate) fn parse_call_limit(headers: &HeaderMap) -> Option<(f64, f64)> {
-    let (used, size) = header_str(headers, SHOPIFY_CALL_LIMIT)?.split_once('/')?;
-    let used: f64 = used.trim().parse().ok()?;
-    let size: f64 = size.trim().parse().ok()?;
-    (size > 0.0).then_some((used, size))
-}
-
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-    use reqwest::header::HeaderValue;
-
-    fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
-        let mut h = HeaderMap::new();
-        for (k, v) in pairs {
-            h.insert(*k, HeaderValue::from_static(v));
-        }
-        h
-    }
 
     #[tokio::test(start_paused = true)]
-    async fn full_shopify_bucket_makes_the_next_request_wait() {
+    async fn full_leaky_bucket_makes_the_next_request_wait() {
         let gate = Gate::new(2.0, 40.0);
         let now = Instant::now();
         let r = gate.try_admit(now, Ticket::default()).unwrap();
-        let h = headers(&[(SHOPIFY_CALL_LIMIT, "39/40")]);
-        gate.settle(now, r, 200, &h, None, None);
+        let b = [Budget::Bucket {
+            used: 39.0,
+            size: 40.0,
+        }];
+        gate.settle(now, r, 200, &b, None, None);
         let wait = gate.try_admit(now, Ticket::default()).unwrap_err();
         assert!(wait >= Duration::from_millis(400), "{wait:?}");
         assert!(gate.try_admit(now + wait, Ticket::default()).is_ok());
     }
 
     #[tokio::test(start_paused = true)]
-    async fn xero_minute_limit_exhausted_waits_for_the_window() {
+    async fn exhausted_window_waits_for_its_reset_and_others_count_down() {
         let gate = Gate::new(1.0, 60.0);
         let now = Instant::now();
         let r = gate.try_admit(now, Ticket::default()).unwrap();
-        let h = headers(&[
-            ("x-minlimit-remaining", "0"),
-            ("x-daylimit-remaining", "4211"),
-        ]);
-        gate.settle(now, r, 200, &h, None, None);
+        let b = [
+            Budget::Window {
+                name: "per-minute",
+                remaining: 0,
+                resets_in: Duration::from_secs(60),
+            },
+            Budget::Window {
+                name: "per-day",
+                remaining: 1,
+                resets_in: Duration::from_secs(3600),
+            },
+        ];
+        gate.settle(now, r, 200, &b, None, None);
         let wait = gate.try_admit(now, Ticket::default()).unwrap_err();
         assert_eq!(wait, Duration::from_secs(60));
+        // After the minute: one request left today, then the day window holds.
+        let later = now + Duration::from_secs(60);
+        assert!(gate.try_admit(later, Ticket::default()).is_ok());
+        assert_eq!(
+            gate.try_admit(later, Ticket::default()).unwrap_err(),
+            Duration::from_secs(3540)
+        );
     }
 
     #[tokio::test(start_paused = true)]
@@ -355,14 +315,7 @@ mod tests {
         let gate = Gate::new(10.0, 10.0);
         let now = Instant::now();
         let r = gate.try_admit(now, Ticket::default()).unwrap();
-        gate.settle(
-            now,
-            r,
-            429,
-            &HeaderMap::new(),
-            Some(Duration::from_secs(3)),
-            None,
-        );
+        gate.settle(now, r, 429, &[], Some(Duration::from_secs(3)), None);
         assert_eq!(
             gate.try_admit(now, Ticket::default()).unwrap_err(),
             Duration::from_secs(3)

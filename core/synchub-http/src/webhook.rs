@@ -1,13 +1,13 @@
-//! Webhook verification, one function per provider, each checking the
-//! signature over the raw body bytes in constant time before anything is
-//! parsed; plus the Microsoft Graph `clientState` check and validation
-//! handshake, and a [`ReplayGuard`] keyed by delivery id.
+//! Webhook verification by a signature scheme the connector declares
+//! ([`HmacSignature`]: HMAC-SHA256 of the raw body, base64 or hex, in a
+//! named header, with the delivery id in another), checked in constant time
+//! before anything is parsed; a constant-time [`secret_matches`] for
+//! secrets echoed in a body; and a [`ReplayGuard`] keyed by delivery id.
 //!
-//! A server that reads bodies itself checks Shopify and WooCommerce
-//! signatures while the body streams: [`begin_shopify`] and
-//! [`begin_woocommerce`] look at the headers only (a delivery without a
-//! signature header is refused before a byte of its body is read), the
-//! returned [`PendingDelivery`] is fed chunk by chunk, and
+//! A server that reads bodies itself checks signatures while the body
+//! streams: [`HmacSignature::begin`] looks at the headers only (a delivery
+//! without its signature header is refused before a byte of its body is
+//! read), the returned [`PendingDelivery`] is fed chunk by chunk, and
 //! [`PendingDelivery::finish`] compares — one pass over the bytes for the
 //! signature under every candidate secret and the body's [`content_id`].
 
@@ -50,15 +50,6 @@ pub struct Delivery {
     pub id: String,
 }
 
-/// A WooCommerce delivery: a signed event or the unsigned activation ping.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum WooDelivery {
-    /// A signed event.
-    Event(Delivery),
-    /// The `webhook_id=N` ping sent on creation; answer 200 and ignore it.
-    Ping,
-}
-
 /// True when `signature_b64` is base64(HMAC-SHA256(key, body)); constant time.
 pub fn hmac_sha256_base64_matches(key: &[u8], body: &[u8], signature_b64: &str) -> bool {
     let Ok(given) = B64.decode(signature_b64.trim()) else {
@@ -71,12 +62,127 @@ pub fn hmac_sha256_base64_matches(key: &[u8], body: &[u8], signature_b64: &str) 
     mac.verify_slice(&given).is_ok()
 }
 
-/// Shopify's signature header.
-pub const SHOPIFY_SIGNATURE: &str = "x-shopify-hmac-sha256";
-/// WooCommerce's signature header.
-pub const WOO_SIGNATURE: &str = "x-wc-webhook-signature";
-/// The longest unsigned WooCommerce activation ping: `webhook_id=` and a u64.
-pub const WOO_PING_MAX: usize = 31;
+/// How a signature is written in its header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SignatureEncoding {
+    /// Standard base64 with padding.
+    #[default]
+    Base64,
+    /// Hexadecimal, either case.
+    Hex,
+}
+
+impl SignatureEncoding {
+    fn decode(self, signature: &str) -> Option<Vec<u8>> {
+        let s = signature.trim();
+        match self {
+            SignatureEncoding::Base64 => B64.decode(s).ok(),
+            SignatureEncoding::Hex => {
+                if !s.len().is_multiple_of(2) {
+                    return None;
+                }
+                (0..s.len())
+                    .step_by(2)
+                    .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
+                    .collect()
+            }
+        }
+    }
+}
+
+/// How a provider signs its deliveries: HMAC-SHA256 of the raw body under
+/// a shared secret, written in `encoding` in the `header` header; the
+/// delivery's id in `id_header` (the body's [`content_id`] when the
+/// provider sends none). Declared by the connector as a constant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HmacSignature {
+    /// The header holding the signature (lower case).
+    pub header: &'static str,
+    /// How the signature is written.
+    pub encoding: SignatureEncoding,
+    /// The header holding the delivery id, if the provider sends one.
+    pub id_header: Option<&'static str>,
+}
+
+impl HmacSignature {
+    /// A base64 signature in `header`, the delivery id in `id_header`.
+    pub const fn base64(header: &'static str, id_header: Option<&'static str>) -> Self {
+        HmacSignature {
+            header,
+            encoding: SignatureEncoding::Base64,
+            id_header,
+        }
+    }
+
+    /// A hex signature in `header`, the delivery id in `id_header`.
+    pub const fn hex(header: &'static str, id_header: Option<&'static str>) -> Self {
+        HmacSignature {
+            header,
+            encoding: SignatureEncoding::Hex,
+            id_header,
+        }
+    }
+
+    /// The signature header's value, or the error naming it.
+    pub fn signature<'a>(&self, headers: &'a HeaderMap) -> Result<&'a str, WebhookError> {
+        header(headers, self.header)
+    }
+
+    /// Verifies a whole body under any of `secrets` (a rotation passes the
+    /// old and the new), each compared in constant time.
+    pub fn verify(
+        &self,
+        headers: &HeaderMap,
+        raw_body: &[u8],
+        secrets: &[SecretString],
+    ) -> Result<Delivery, WebhookError> {
+        let sig = self.signature(headers)?;
+        let given = self
+            .encoding
+            .decode(sig)
+            .ok_or(WebhookError::BadSignature)?;
+        let matched = secrets.iter().fold(false, |ok, s| {
+            let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(s.expose_secret().as_bytes()) else {
+                return ok;
+            };
+            mac.update(raw_body);
+            mac.verify_slice(&given).is_ok() | ok
+        });
+        if !matched {
+            return Err(WebhookError::BadSignature);
+        }
+        let id = self
+            .id_header
+            .and_then(|h| header(headers, h).ok())
+            .map_or_else(|| content_id(raw_body), str::to_string);
+        Ok(Delivery { id })
+    }
+
+    /// Before the body is read: the signature header must be there. The
+    /// streaming twin of [`verify`](Self::verify).
+    pub fn begin(
+        &self,
+        headers: &HeaderMap,
+        secrets: &[SecretString],
+    ) -> Result<PendingDelivery, WebhookError> {
+        let sig = self.signature(headers)?;
+        Ok(PendingDelivery {
+            signature: sig.to_string(),
+            encoding: self.encoding,
+            delivery_id: self
+                .id_header
+                .and_then(|h| header(headers, h).ok())
+                .map(str::to_string),
+            verifier: StreamingVerifier::new(secrets),
+        })
+    }
+}
+
+/// True when `given` equals the secret, compared in constant time (for a
+/// secret the provider echoes in the body, such as a subscription's state).
+pub fn secret_matches(given: &str, expected: &SecretString) -> bool {
+    bool::from(given.as_bytes().ct_eq(expected.expose_secret().as_bytes()))
+}
 
 /// HMAC-SHA256 of a body that arrives in chunks, under every candidate
 /// secret at once, plus the body's SHA-256: verifying costs no second pass.
@@ -119,8 +225,17 @@ impl StreamingVerifier {
     /// secret (each compare in constant time, none skipped); on a match, the
     /// body's [`content_id`].
     pub fn finish(self, signature_b64: &str) -> Result<String, WebhookError> {
+        self.finish_encoded(signature_b64, SignatureEncoding::Base64)
+    }
+
+    /// [`finish`](Self::finish) for a signature written in `encoding`.
+    pub fn finish_encoded(
+        self,
+        signature: &str,
+        encoding: SignatureEncoding,
+    ) -> Result<String, WebhookError> {
         let content = hex(&self.content.finalize());
-        let Ok(given) = B64.decode(signature_b64.trim()) else {
+        let Some(given) = encoding.decode(signature) else {
             return Err(WebhookError::BadSignature);
         };
         let matched = self
@@ -140,6 +255,7 @@ impl StreamingVerifier {
 #[derive(Debug)]
 pub struct PendingDelivery {
     signature: String,
+    encoding: SignatureEncoding,
     delivery_id: Option<String>,
     verifier: StreamingVerifier,
 }
@@ -154,7 +270,10 @@ pub struct VerifiedDelivery {
 }
 
 impl PendingDelivery {
-    fn new(
+    /// A delivery signed by `signature` (the header's value, base64), whose
+    /// id is in the `id_header` header (the body's hash when absent),
+    /// checked against every candidate secret.
+    pub fn new(
         headers: &HeaderMap,
         signature: &str,
         id_header: &'static str,
@@ -162,6 +281,7 @@ impl PendingDelivery {
     ) -> Self {
         PendingDelivery {
             signature: signature.to_string(),
+            encoding: SignatureEncoding::Base64,
             delivery_id: header(headers, id_header).ok().map(str::to_string),
             verifier: StreamingVerifier::new(secrets),
         }
@@ -174,71 +294,15 @@ impl PendingDelivery {
 
     /// Compares once the body is complete.
     pub fn finish(self) -> Result<VerifiedDelivery, WebhookError> {
-        let content_id = self.verifier.finish(&self.signature)?;
+        let content_id = self
+            .verifier
+            .finish_encoded(&self.signature, self.encoding)?;
         let id = self.delivery_id.unwrap_or_else(|| content_id.clone());
         Ok(VerifiedDelivery {
             delivery: Delivery { id },
             content_id,
         })
     }
-}
-
-/// Shopify, before the body is read: the signature header must be there.
-/// The streaming twin of [`verify_shopify`].
-pub fn begin_shopify(
-    headers: &HeaderMap,
-    secrets: &[SecretString],
-) -> Result<PendingDelivery, WebhookError> {
-    let sig = header(headers, SHOPIFY_SIGNATURE)?;
-    Ok(PendingDelivery::new(
-        headers,
-        sig,
-        "x-shopify-webhook-id",
-        secrets,
-    ))
-}
-
-/// What a WooCommerce delivery's headers allow.
-#[derive(Debug)]
-pub enum WooPending {
-    /// Signed: verify the body as it arrives.
-    Signed(PendingDelivery),
-    /// Unsigned and declared no longer than [`WOO_PING_MAX`]: read it and
-    /// take it only if [`is_woocommerce_ping`].
-    MaybePing,
-}
-
-/// WooCommerce, before the body is read: an unsigned delivery is refused
-/// unless its declared length fits the activation ping. The streaming twin
-/// of [`verify_woocommerce`].
-pub fn begin_woocommerce(
-    headers: &HeaderMap,
-    secret: &SecretString,
-) -> Result<WooPending, WebhookError> {
-    let Ok(sig) = header(headers, WOO_SIGNATURE) else {
-        let declared = headers
-            .get(reqwest::header::CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse::<usize>().ok());
-        return match declared {
-            Some(n) if n <= WOO_PING_MAX => Ok(WooPending::MaybePing),
-            _ => Err(WebhookError::MissingHeader(WOO_SIGNATURE)),
-        };
-    };
-    Ok(WooPending::Signed(PendingDelivery::new(
-        headers,
-        sig,
-        "x-wc-webhook-delivery-id",
-        std::slice::from_ref(secret),
-    )))
-}
-
-/// True for WooCommerce's unsigned activation ping, `webhook_id=N`.
-pub fn is_woocommerce_ping(body: &[u8]) -> bool {
-    body.len() > 11
-        && body.len() <= WOO_PING_MAX
-        && body.starts_with(b"webhook_id=")
-        && body[11..].iter().all(u8::is_ascii_digit)
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -253,149 +317,11 @@ fn header<'a>(headers: &'a HeaderMap, name: &'static str) -> Result<&'a str, Web
 }
 
 /// The SHA-256 of a body, in hex: the id of a delivery by its content.
-/// Providers that sign only the body (Shopify, WooCommerce) leave the
-/// delivery-id header outside the signature, so a captured body re-sent
+/// Providers that sign only the body leave the delivery-id header outside
+/// the signature, so a captured body re-sent
 /// under a new id still verifies; feed this to a [`ReplayGuard`] too.
 pub fn content_id(body: &[u8]) -> String {
     hex(&Sha256::digest(body))
-}
-
-fn body_id(body: &[u8]) -> String {
-    content_id(body)
-}
-
-fn check(key: &SecretString, body: &[u8], sig: &str) -> Result<(), WebhookError> {
-    if hmac_sha256_base64_matches(key.expose_secret().as_bytes(), body, sig) {
-        Ok(())
-    } else {
-        Err(WebhookError::BadSignature)
-    }
-}
-
-/// Shopify: `X-Shopify-Hmac-Sha256` with the app client secret. Pass the
-/// old secret too during a rotation (Shopify may sign with it for an hour).
-/// Delivery id: `X-Shopify-Webhook-Id` (same on every retry).
-pub fn verify_shopify(
-    headers: &HeaderMap,
-    raw_body: &[u8],
-    secrets: &[SecretString],
-) -> Result<Delivery, WebhookError> {
-    let sig = header(headers, SHOPIFY_SIGNATURE)?;
-    if !secrets.iter().any(|s| check(s, raw_body, sig).is_ok()) {
-        return Err(WebhookError::BadSignature);
-    }
-    let id =
-        header(headers, "x-shopify-webhook-id").map_or_else(|_| body_id(raw_body), str::to_string);
-    Ok(Delivery { id })
-}
-
-/// WooCommerce: `X-WC-Webhook-Signature` over the raw (PHP-escaped) body.
-/// The unsigned `webhook_id=N` ping is recognised and reported as [`WooDelivery::Ping`].
-pub fn verify_woocommerce(
-    headers: &HeaderMap,
-    raw_body: &[u8],
-    secret: &SecretString,
-) -> Result<WooDelivery, WebhookError> {
-    let Ok(sig) = header(headers, WOO_SIGNATURE) else {
-        return if is_woocommerce_ping(raw_body) {
-            Ok(WooDelivery::Ping)
-        } else {
-            Err(WebhookError::MissingHeader(WOO_SIGNATURE))
-        };
-    };
-    check(secret, raw_body, sig)?;
-    let id = header(headers, "x-wc-webhook-delivery-id")
-        .map_or_else(|_| body_id(raw_body), str::to_string);
-    Ok(WooDelivery::Event(Delivery { id }))
-}
-
-/// QuickBooks Online: `intuit-signature` with the app's verifier token
-/// (legacy and CloudEvents payloads alike). No delivery header: the id is the body hash.
-pub fn verify_quickbooks(
-    headers: &HeaderMap,
-    raw_body: &[u8],
-    verifier_token: &SecretString,
-) -> Result<Delivery, WebhookError> {
-    check(
-        verifier_token,
-        raw_body,
-        header(headers, "intuit-signature")?,
-    )?;
-    Ok(Delivery {
-        id: body_id(raw_body),
-    })
-}
-
-/// Xero: `x-xero-signature` with the webhook key. Answer 200 when this
-/// succeeds and 401 when it fails (also for the empty "intent to receive" payloads).
-pub fn verify_xero(
-    headers: &HeaderMap,
-    raw_body: &[u8],
-    webhook_key: &SecretString,
-) -> Result<Delivery, WebhookError> {
-    check(webhook_key, raw_body, header(headers, "x-xero-signature")?)?;
-    Ok(Delivery {
-        id: body_id(raw_body),
-    })
-}
-
-/// Microsoft Graph: compares a notification's `clientState` with ours, in constant time.
-pub fn verify_msgraph_client_state(
-    client_state: &str,
-    expected: &SecretString,
-) -> Result<(), WebhookError> {
-    if bool::from(
-        client_state
-            .as_bytes()
-            .ct_eq(expected.expose_secret().as_bytes()),
-    ) {
-        Ok(())
-    } else {
-        Err(WebhookError::BadClientState)
-    }
-}
-
-/// Microsoft Graph: the notifications of a POST body whose `clientState`
-/// matches ours, each with its id (mismatching ones are dropped, as the docs say).
-pub fn msgraph_notifications(
-    raw_body: &[u8],
-    expected: &SecretString,
-) -> Result<Vec<(Delivery, serde_json::Value)>, WebhookError> {
-    let body: serde_json::Value =
-        serde_json::from_slice(raw_body).map_err(|e| WebhookError::Malformed(e.to_string()))?;
-    let items = body
-        .get("value")
-        .and_then(|v| v.as_array())
-        .ok_or_else(|| WebhookError::Malformed("no `value` array".into()))?;
-    Ok(items
-        .iter()
-        .filter(|n| {
-            let state = n.get("clientState").and_then(|s| s.as_str()).unwrap_or("");
-            verify_msgraph_client_state(state, expected).is_ok()
-        })
-        .map(|n| {
-            let id = n
-                .get("id")
-                .and_then(|s| s.as_str())
-                .map_or_else(|| body_id(n.to_string().as_bytes()), str::to_string);
-            (Delivery { id }, n.clone())
-        })
-        .collect())
-}
-
-/// Microsoft Graph validation handshake: given the request's raw query string,
-/// the URL-decoded `validationToken` to echo back as `text/plain` with 200.
-pub fn msgraph_validation_token(raw_query: &str) -> Option<String> {
-    url_form_pairs(raw_query)
-        .into_iter()
-        .find(|(k, _)| k == "validationToken")
-        .map(|(_, v)| v)
-}
-
-fn url_form_pairs(q: &str) -> Vec<(String, String)> {
-    oauth2::url::form_urlencoded::parse(q.trim_start_matches('?').as_bytes())
-        .map(|(k, v)| (k.into_owned(), v.into_owned()))
-        .collect()
 }
 
 /// Recognises deliveries seen before. Implementations may persist.
@@ -423,7 +349,7 @@ pub struct MemoryReplayGuard {
 }
 
 impl MemoryReplayGuard {
-    /// Remembers up to `capacity` ids for `ttl` (Shopify retries for 4 hours: use more).
+    /// Remembers up to `capacity` ids for `ttl` (cover the provider's retry period).
     pub fn new(ttl: Duration, capacity: usize) -> Self {
         Self {
             ttl,

@@ -67,15 +67,21 @@ fn run_indep(n: usize) -> Result<(), Box<dyn std::error::Error>> {
     let seconds = start.elapsed().as_secs_f64();
     let cpu = cpu_seconds() - cpu_start;
     let rss = peak_rss_mb();
+    let phases: Vec<String> = report
+        .phases
+        .iter()
+        .map(|(name, s)| format!("{name}:{s:.1}"))
+        .collect();
     println!(
-        "BENCH name=dedupe_indep_{n} records={} seconds={seconds:.2} rate={:.0} peak_rss_mb={rss:.0} f1={:.4} precision={:.4} recall={:.4} cpu_seconds={cpu:.1} candidate_pairs={} review_pairs={}",
+        "BENCH name=dedupe_indep_{n} records={} seconds={seconds:.2} rate={:.0} peak_rss_mb={rss:.0} f1={:.4} precision={:.4} recall={:.4} cpu_seconds={cpu:.1} candidate_pairs={} review_pairs={} phases={}",
         report.rows,
         report.rows as f64 / seconds,
         report.scores.f1,
         report.scores.precision,
         report.scores.recall,
         report.candidate_pairs,
-        report.review_pairs
+        report.review_pairs,
+        phases.join(",")
     );
     Ok(())
 }

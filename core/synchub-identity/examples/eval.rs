@@ -11,7 +11,7 @@ use synchub_identity::matcher::MatchConfig;
 
 fn print(r: &SetReport) {
     println!(
-        "set={:<14} rows={:>8} precision={:.4} recall={:.4} f1={:.4} true_pairs={} predicted_pairs={} candidate_pairs={} review_pairs={} seconds={:.2}",
+        "set={:<14} rows={:>8} precision={:.4} recall={:.4} f1={:.4} true_pairs={} predicted_pairs={} candidate_pairs={} review_pairs={} seconds={:.2} phases={}",
         r.name,
         r.rows,
         r.scores.precision,
@@ -21,7 +21,12 @@ fn print(r: &SetReport) {
         r.scores.predicted_pairs,
         r.candidate_pairs,
         r.review_pairs,
-        r.seconds
+        r.seconds,
+        r.phases
+            .iter()
+            .map(|(name, s)| format!("{name}:{s:.1}"))
+            .collect::<Vec<_>>()
+            .join(",")
     );
 }
 

@@ -74,9 +74,13 @@ pub fn names_compatible(a: &Contact, b: &Contact) -> bool {
     family_ok && given_ok
 }
 
+/// The custom field that keeps email values that are not addresses.
+pub const INVALID_EMAILS: &str = "invalid_emails";
+
 /// Normalize a contact in place for storage: trim and NFKC every text field,
-/// lower-case and normalize emails, phones to E.164 where they parse (the
-/// cleaned original is kept when they do not), drop empty entries, and
+/// lower-case and normalize emails (a value that is not an address moves to
+/// the custom field [`INVALID_EMAILS`]), phones to E.164 where they parse
+/// (the cleaned original is kept when they do not), drop empty entries, and
 /// de-duplicate list fields keeping the first occurrence.
 pub fn normalize_contact(contact: &mut Contact, default_region: Option<&str>) {
     let region = contact_region(contact, default_region);
@@ -90,13 +94,38 @@ pub fn normalize_contact(contact: &mut Contact, default_region: Option<&str>) {
     ] {
         clean_opt(field);
     }
-    let emails = std::mem::take(&mut contact.emails)
+    // An address that is not one (`not-an-email`) is never an email of the
+    // contact: it would become a match key and be pushed to every system.
+    // It is kept, as written, under the custom field `invalid_emails`.
+    let mut invalid: Vec<String> = Vec::new();
+    let emails: Vec<String> = std::mem::take(&mut contact.emails)
         .into_iter()
-        .filter_map(|e| {
-            normalize_email(&e)
-                .or_else(|| Some(clean_text(&e).to_lowercase()).filter(|s| !s.is_empty()))
-        });
-    contact.emails = dedup(emails);
+        .filter_map(|e| match normalize_email(&e) {
+            Some(ok) => Some(ok),
+            None => {
+                let kept = clean_text(&e);
+                if !kept.is_empty() {
+                    invalid.push(kept);
+                }
+                None
+            }
+        })
+        .collect();
+    contact.emails = dedup(emails.into_iter());
+    if !invalid.is_empty() {
+        let entry = contact
+            .custom
+            .entry(INVALID_EMAILS.to_string())
+            .or_insert_with(|| serde_json::Value::Array(Vec::new()));
+        if let serde_json::Value::Array(list) = entry {
+            for e in invalid {
+                let v = serde_json::Value::String(e);
+                if !list.contains(&v) {
+                    list.push(v);
+                }
+            }
+        }
+    }
     let phones = std::mem::take(&mut contact.phones)
         .into_iter()
         .filter_map(|p| {
@@ -240,7 +269,11 @@ mod tests {
         normalize_contact(&mut c, Some("TW"));
         assert_eq!(c.given_name.as_deref(), Some("TAI MAN"));
         assert_eq!(c.family_name, None);
-        assert_eq!(c.emails, vec!["a@b.com", "not an email"]);
+        assert_eq!(c.emails, vec!["a@b.com"]);
+        assert_eq!(
+            c.custom.get(INVALID_EMAILS),
+            Some(&serde_json::json!(["not an email"]))
+        );
         assert_eq!(c.phones, vec!["+886223456789", "ext 12 only"]);
         assert_eq!(c.tags, vec!["vip"]);
         assert_eq!(c.addresses.len(), 1);
@@ -267,5 +300,28 @@ mod tests {
         let mut tw = contact("林美玲", &[], &["0912-345-678"]);
         normalize_contact(&mut tw, Some("TW"));
         assert_eq!(tw.phones, vec!["+886912345678"]);
+    }
+}
+
+#[cfg(test)]
+mod invalid_email_tests {
+    use super::*;
+
+    #[test]
+    fn a_value_that_is_not_an_address_is_kept_aside_and_never_a_key() {
+        let mut c = Contact {
+            given_name: Some("大文".into()),
+            family_name: Some("陳".into()),
+            emails: vec!["not-an-email".into(), " Tai.Man@Example.HK ".into()],
+            ..Contact::default()
+        };
+        normalize_contact(&mut c, Some("HK"));
+        assert_eq!(c.emails, vec!["tai.man@example.hk".to_string()]);
+        assert_eq!(
+            c.custom.get(INVALID_EMAILS),
+            Some(&serde_json::json!(["not-an-email"]))
+        );
+        let keys = match_keys(&c, Some("HK"));
+        assert!(keys.iter().all(|k| !k.contains("not-an-email")), "{keys:?}");
     }
 }

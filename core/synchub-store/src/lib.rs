@@ -7,19 +7,25 @@
 //! snapshots, outbox rows, dead letters, conflicts and the stream cursor — is
 //! written through a [`Tx`], so a page is applied whole or not at all.
 
+pub mod audit;
+pub mod budget;
 pub mod conflicts;
 mod connect;
 pub mod cursors;
 pub mod dead_letters;
+pub mod deliveries;
+pub mod leases;
 pub mod links;
 pub mod match_pass;
 pub mod merges;
 pub mod outbox;
 pub mod records;
+pub mod relations;
 pub mod reviews;
 pub mod runs;
 mod sql;
 pub mod tokens;
+pub mod users;
 
 use sqlx::AnyPool;
 
@@ -183,11 +189,32 @@ impl Store {
 
     /// Starts a transaction.
     pub async fn begin(&self) -> Result<Tx, StoreError> {
-        self.pool.begin().await.ctx("starting a transaction")
+        match self.backend {
+            // SQLite: take the write lock at the start. A deferred
+            // transaction that reads, then writes after another writer
+            // committed fails at once with SQLITE_BUSY_SNAPSHOT (two
+            // pipelines of one daemon did); an immediate one waits its turn
+            // under busy_timeout instead.
+            Backend::Sqlite => self
+                .pool
+                .begin_with("BEGIN IMMEDIATE")
+                .await
+                .ctx("starting a transaction"),
+            _ => self.pool.begin().await.ctx("starting a transaction"),
+        }
     }
 
-    /// Closes the pool, waiting for connections to finish.
+    /// Closes the pool, waiting (up to five seconds) for every connection
+    /// to finish and close.
     pub async fn close(&self) {
         self.pool.close().await;
+        // sqlx's close can return while a connection that was being handed
+        // back (its user dropped mid-query) is still alive, and on SQLite it
+        // keeps the file's locks. Drain again until none is left.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while self.pool.size() > 0 && std::time::Instant::now() < deadline {
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+            self.pool.close().await;
+        }
     }
 }

@@ -11,7 +11,7 @@ use synchub_store::conflicts::NewConflict;
 use synchub_store::dead_letters::DeadLetter;
 use synchub_store::links::Link;
 use synchub_store::records::{FieldTimes, RecordWrite, StoredRecord};
-use synchub_store::{conflicts, cursors, dead_letters, links, records, StoreError, Tx};
+use synchub_store::{conflicts, cursors, dead_letters, leases, links, records, StoreError, Tx};
 
 use crate::local::plan_outbox;
 use crate::report::StreamReport;
@@ -107,6 +107,12 @@ struct Writes {
     page_keys: HashMap<String, String>,
     conflicts: Vec<NewConflict>,
     dead: Vec<DeadLetter>,
+    /// Fuzzy key → contacts stored under it (the pull matcher's candidates).
+    fuzzy_keys: HashMap<String, Vec<String>>,
+    /// The pull matcher, when this page has contacts it may need to place.
+    matcher: Option<crate::fuzzy::pull::PullMatcher>,
+    /// Pairs the pull matcher queued for review.
+    reviews: Vec<synchub_store::reviews::NewReview>,
 }
 
 pub(crate) async fn apply_page(
@@ -116,9 +122,22 @@ pub(crate) async fn apply_page(
     page: &Page,
     seq: i64,
     dry_run: bool,
+    lease: Option<&crate::Held<'_>>,
 ) -> Result<StreamReport, EngineError> {
     let mut counts = StreamReport::default();
     let mut tx = engine.store.begin().await?;
+    // The fencing check comes first: it locks the lease row (PostgreSQL) or
+    // takes the writer lock (SQLite) until the page commits, so no takeover
+    // can slip between the check and the commit.
+    if let Some(held) = lease {
+        if !leases::fence(&mut tx, held.lease, Utc::now(), held.ttl).await? {
+            rollback(tx).await?;
+            return Err(EngineError::LeaseLost {
+                stream: held.lease.key.to_string(),
+                token: held.lease.token,
+            });
+        }
+    }
     let mut w = Writes::default();
     let region = conn.region.as_deref();
 
@@ -158,6 +177,14 @@ pub(crate) async fn apply_page(
     }
     resolve_parties(&mut tx, conn, &mut prepared).await?;
     preload_candidates(&mut tx, &mut w, &prepared, region).await?;
+    if engine.pull_matching && preload_fuzzy(&mut tx, &mut w, &prepared, region).await? {
+        let cached = engine.run_ids.lock().ok().and_then(|ids| ids.live_contacts);
+        let existing = match cached {
+            Some(n) => n,
+            None => crate::fuzzy::pull::live_contacts(&mut tx).await?,
+        };
+        w.matcher = Some(crate::fuzzy::pull::PullMatcher::new(existing, region));
+    }
 
     counts.read = (page.records.len() + page.rejected.len()) as u64;
     for (remote, rec) in prepared {
@@ -191,9 +218,22 @@ pub(crate) async fn apply_page(
         })
         .collect();
 
+    counts.matcher.clone_from(&w.matcher);
+    if let (Some(m), Ok(mut ids)) = (&w.matcher, engine.run_ids.lock()) {
+        ids.live_contacts = Some(m.existing_contacts + counts.created);
+    }
     write_all(engine, conn, object, &mut tx, w).await?;
     if let Some(next) = &page.next {
-        cursors::save(&mut tx, &conn.name, object, Some(next), seq).await?;
+        if !cursors::save(&mut tx, &conn.name, object, Some(next), seq).await? {
+            // Another run committed this stream further on: applying this
+            // page now would overwrite newer state with older.
+            rollback(tx).await?;
+            return Err(EngineError::CursorBackwards {
+                connection: conn.name.clone(),
+                object,
+                seq,
+            });
+        }
     }
     let result = if dry_run {
         tx.rollback().await
@@ -208,6 +248,13 @@ pub(crate) async fn apply_page(
         engine.store.note_writes(counts.read).await?;
     }
     Ok(counts)
+}
+
+async fn rollback(tx: Tx) -> Result<(), StoreError> {
+    tx.rollback().await.map_err(|e| StoreError::Query {
+        context: "rolling back a refused page",
+        source: e,
+    })
 }
 
 /// The longest value the store puts into an index (the identity map's
@@ -288,6 +335,9 @@ fn screen_ids<'p>(
 #[derive(Default)]
 pub(crate) struct RunIds {
     streams: HashMap<String, HashMap<u64, ReadAt>>,
+    /// Live contacts in the store (for the pull matcher's prior): counted
+    /// once per run, then moved by the contacts this run's pages create.
+    live_contacts: Option<u64>,
 }
 
 /// Where an id was read: page, item, source time (µs).
@@ -297,6 +347,7 @@ impl RunIds {
     pub(crate) fn reset(ids: &std::sync::Mutex<RunIds>) {
         if let Ok(mut ids) = ids.lock() {
             ids.streams.clear();
+            ids.live_contacts = None;
         }
     }
 
@@ -411,6 +462,9 @@ pub(crate) fn normalize(rec: Record, region: Option<&str>) -> Result<Record, Str
     match rec {
         Record::Contact(mut c) => {
             synchub_identity::normalize_contact(&mut c, region);
+            if let Some(bad) = c.custom.get(synchub_identity::INVALID_EMAILS) {
+                tracing::warn!(invalid = %bad, "email values that are not addresses kept as the custom field `invalid_emails`, not used to match");
+            }
             if c.display_name().is_none() && c.phones.is_empty() {
                 return Err("contact has no name, email or phone".into());
             }
@@ -521,6 +575,71 @@ async fn preload_candidates(
     Ok(())
 }
 
+/// The pull matcher's candidates: contacts stored under a fuzzy key of an
+/// unlinked incoming contact. True when the page has such contacts (the
+/// matcher is needed).
+async fn preload_fuzzy(
+    tx: &mut Tx,
+    w: &mut Writes,
+    prepared: &[(&RemoteRecord, Option<Record>)],
+    region: Option<&str>,
+) -> Result<bool, StoreError> {
+    let mut keys = Vec::new();
+    for (r, rec) in prepared {
+        if let (false, Some(Record::Contact(c))) = (w.links.contains_key(&r.external_id), rec) {
+            keys.extend(crate::fuzzy::pull::keys(c, region));
+        }
+    }
+    if keys.is_empty() {
+        return Ok(false);
+    }
+    keys.sort();
+    keys.dedup();
+    let hits = records::find_by_keys(tx, ObjectKind::Contact, &keys).await?;
+    let ids: Vec<String> = hits.iter().map(|(_, id)| id.clone()).collect();
+    load_current(tx, w, &ids).await?;
+    for (key, id) in hits {
+        w.fuzzy_keys.entry(key).or_default().push(id);
+    }
+    Ok(true)
+}
+
+/// The pull matcher's decision for an unlinked contact no exact key placed:
+/// the existing contact it merges into or is queued for review with.
+fn fuzzy_match(
+    w: &Writes,
+    c: &Contact,
+    region: Option<&str>,
+) -> Option<(String, synchub_identity::matcher::MatchEvidence)> {
+    let matcher = w.matcher.as_ref()?;
+    let mut ids: Vec<String> = crate::fuzzy::pull::keys(c, region)
+        .iter()
+        .filter_map(|k| w.fuzzy_keys.get(k))
+        .flatten()
+        .cloned()
+        .chain(
+            synchub_identity::match_keys(c, region)
+                .iter()
+                .filter_map(|k| w.page_keys.get(k).cloned()),
+        )
+        .map(|id| survivor(w, id))
+        .collect();
+    ids.sort();
+    ids.dedup();
+    let candidates: Vec<(String, Contact)> = ids
+        .into_iter()
+        .filter_map(|id| match w.current.get(&id) {
+            Some(Current {
+                record: Record::Contact(existing),
+                deleted: false,
+                ..
+            }) => Some((id, existing.clone())),
+            _ => None,
+        })
+        .collect();
+    matcher.decide(c, &candidates, region)
+}
+
 /// Follows merge pointers to the surviving record.
 fn survivor(w: &Writes, mut id: String) -> String {
     for _ in 0..8 {
@@ -594,15 +713,25 @@ fn apply_one(
         }
     }
 
+    let mut review = None;
     let (crm_id, base, matched) = match &link {
         Some(l) => (survivor(w, l.crm_id.clone()), l.snapshot.clone(), false),
         None => match rec.as_contact().and_then(|c| find_match(w, c, region)) {
             Some(id) => (id, None, true),
-            None => (
-                derive_crm_id(&conn.name, object, &remote.external_id),
-                None,
-                false,
-            ),
+            None => {
+                let new_id = derive_crm_id(&conn.name, object, &remote.external_id);
+                match rec.as_contact().and_then(|c| fuzzy_match(w, c, region)) {
+                    Some((id, e)) if crate::fuzzy::pull::merges(&e) => {
+                        counts.fuzzy_merged += 1;
+                        (id, None, true)
+                    }
+                    Some((id, e)) => {
+                        review = Some(crate::fuzzy::pull::review(&new_id, &id, &e));
+                        (new_id, None, false)
+                    }
+                    None => (new_id, None, false),
+                }
+            }
         },
     };
 
@@ -717,6 +846,16 @@ fn apply_one(
         for key in synchub_identity::match_keys(c, region) {
             w.page_keys.entry(key).or_insert_with(|| crm_id.clone());
         }
+        for key in crate::fuzzy::pull::keys(c, region) {
+            let ids = w.fuzzy_keys.entry(key).or_default();
+            if !ids.contains(&crm_id) {
+                ids.push(crm_id.clone());
+            }
+        }
+    }
+    if let Some(r) = review {
+        counts.fuzzy_queued += 1;
+        w.reviews.push(r);
     }
     w.current.insert(
         crm_id.clone(),
@@ -853,7 +992,7 @@ async fn write_all(
             if let (Record::Contact(c), false) = (&cur.record, cur.deleted) {
                 keys.push((
                     id.clone(),
-                    synchub_identity::match_keys(c, conn.region.as_deref()),
+                    crate::fuzzy::pull::stored_keys(c, conn.region.as_deref()),
                 ));
             } else if object == ObjectKind::Contact {
                 keys.push((id.clone(), Vec::new()));
@@ -888,6 +1027,7 @@ async fn write_all(
     )
     .await?;
     dead_letters::insert_many(tx, &w.dead).await?;
+    synchub_store::reviews::queue(tx, &w.reviews).await?;
     for c in &w.conflicts {
         conflicts::record(tx, c).await?;
     }

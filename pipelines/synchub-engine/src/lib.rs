@@ -10,11 +10,13 @@
 
 mod apply;
 pub mod config;
+pub mod fuzzy;
 pub mod local;
 pub mod merges;
 mod push;
 mod remote;
 pub mod report;
+pub mod scheduler;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -22,10 +24,12 @@ use std::time::{Duration, Instant};
 
 use synchub_core::merge::MergePolicy;
 use synchub_core::{Connector, ConnectorError, ErrorClass, ObjectKind};
+use synchub_store::leases::{Claim, Lease, LeaseRow, StreamKey};
 use synchub_store::{cursors, Store, StoreError};
 
 pub use config::{DeletePolicy, Direction, PipelineConfig};
 pub use report::{RunReport, StreamReport};
+pub use scheduler::{Scheduler, Tick};
 
 /// True when a run changed nothing and failed nothing (the run log
 /// collapses consecutive such runs into one row).
@@ -63,6 +67,28 @@ pub enum EngineError {
     /// A request that cannot be carried out (bad value, missing record).
     #[error("{0}")]
     Invalid(String),
+    /// Another process holds the stream's lease.
+    #[error("{0}; another `synchub run` or daemon is syncing it: wait for it to finish or stop it (an abandoned lease is taken over once it expires)")]
+    LeaseHeld(Box<LeaseRow>),
+    /// The stream's lease was taken over while a page was being applied:
+    /// the page was rolled back.
+    #[error("stream {stream}: lost its lease (fencing token {token}) to another process; the page was rolled back and the stream stopped")]
+    LeaseLost {
+        /// The stream.
+        stream: String,
+        /// The token that was ours.
+        token: i64,
+    },
+    /// A page's cursor would move the stream backwards.
+    #[error("connection `{connection}` ({object}): page {seq} would move the stored cursor backwards (another run committed further on); the page was rolled back")]
+    CursorBackwards {
+        /// Connection name.
+        connection: String,
+        /// Object kind.
+        object: ObjectKind,
+        /// The page's sequence number.
+        seq: i64,
+    },
     /// The connector broke its contract.
     #[error("connection `{connection}` ({object}): {message}")]
     Contract {
@@ -121,6 +147,76 @@ pub struct RunOptions {
     /// Cancelled on shutdown: the run stops between pages (the page being
     /// applied commits; no further page is read and nothing is pushed).
     pub cancel: tokio_util::sync::CancellationToken,
+    /// How streams are leased (dry runs take no lease: they commit nothing).
+    pub lease: LeaseOptions,
+}
+
+/// How a run leases its streams.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct LeaseOptions {
+    /// How long a lease lasts unless renewed; a live run renews it every
+    /// third of this, and a dead one's streams are taken over after it.
+    pub ttl: Duration,
+    /// How long to wait for a stream another process holds before giving
+    /// up on it (zero: give up at once).
+    pub wait: Duration,
+}
+
+impl Default for LeaseOptions {
+    fn default() -> LeaseOptions {
+        LeaseOptions {
+            ttl: Duration::from_secs(30),
+            wait: Duration::from_secs(3),
+        }
+    }
+}
+
+/// A lease held for a stream while it is pulled.
+pub(crate) struct Held<'a> {
+    pub(crate) lease: &'a Lease,
+    pub(crate) ttl: Duration,
+    /// Cancelled when a renewal finds the lease taken over.
+    pub(crate) lost: tokio_util::sync::CancellationToken,
+}
+
+/// Renews a lease in the background until dropped.
+struct Renewer {
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Renewer {
+    fn start(
+        store: Store,
+        lease: Lease,
+        ttl: Duration,
+        lost: tokio_util::sync::CancellationToken,
+    ) -> Renewer {
+        let task = tokio::spawn(async move {
+            let every = (ttl / 3).max(Duration::from_millis(10));
+            loop {
+                tokio::time::sleep(every).await;
+                match store.renew_lease_at(&lease, chrono::Utc::now(), ttl).await {
+                    Ok(true) => {}
+                    Ok(false) => {
+                        tracing::warn!(stream = %lease.key, token = lease.token, "stream lease taken over by another process; stopping the stream");
+                        lost.cancel();
+                        return;
+                    }
+                    // The next renewal or the page's fencing check decides.
+                    Err(e) => {
+                        tracing::warn!(stream = %lease.key, error = %e, "renewing a stream lease failed")
+                    }
+                }
+            }
+        });
+        Renewer { task }
+    }
+}
+
+impl Drop for Renewer {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
 }
 
 /// The run-report error key of a run stopped by [`RunOptions::cancel`].
@@ -135,6 +231,10 @@ pub struct Engine {
     deletes: BTreeMap<ObjectKind, DeletePolicy>,
     /// Ids read so far in this run, per stream (repeats are reported).
     run_ids: std::sync::Mutex<apply::RunIds>,
+    /// Whether a pulled contact no exact key places is matched by fuzzy
+    /// evidence in its page (off for a one-shot migration, which runs the
+    /// whole-set probabilistic pass after the import instead).
+    pull_matching: bool,
 }
 
 /// How often a page read is retried when the connector says "later".
@@ -156,7 +256,15 @@ impl Engine {
             policy,
             deletes,
             run_ids: Default::default(),
+            pull_matching: true,
         }
+    }
+
+    /// Turns fuzzy matching on pulls off (a migration: its whole-set pass
+    /// after the import blocks and fits over every record at once).
+    pub fn without_pull_matching(mut self) -> Engine {
+        self.pull_matching = false;
+        self
     }
 
     /// The store.
@@ -234,6 +342,12 @@ impl Engine {
                 }
             }
         }
+        for conn in &self.connections {
+            // Sessions (an IMAP login) end with the run.
+            if let Err(e) = conn.connector.close().await {
+                tracing::warn!(connection = %conn.name, error = %e, "closing the connection failed");
+            }
+        }
         report.seconds = started.elapsed().as_secs_f64();
         if !opts.dry_run {
             let json = serde_json::to_string(&report).unwrap_or_default();
@@ -244,13 +358,61 @@ impl Engine {
         Ok(report)
     }
 
-    /// Reads one stream page by page from its stored cursor.
+    /// Reads one stream page by page from its stored cursor, holding the
+    /// stream's lease (see [`LeaseOptions`]) unless the run is dry.
     pub async fn pull_stream(
         &self,
         conn: &Connection,
         object: ObjectKind,
         opts: &RunOptions,
         report: &mut RunReport,
+    ) -> Result<(), EngineError> {
+        if opts.dry_run {
+            return self.pull_leased(conn, object, opts, report, None).await;
+        }
+        let key = StreamKey {
+            pipeline: self.pipeline.clone(),
+            connection: conn.name.clone(),
+            object,
+        };
+        let lease = match self
+            .store
+            .acquire_lease(&key, opts.lease.ttl, opts.lease.wait)
+            .await?
+        {
+            Claim::Granted(lease) => lease,
+            Claim::Held(row) => return Err(EngineError::LeaseHeld(Box::new(row))),
+        };
+        tracing::debug!(stream = %key, token = lease.token, "stream lease granted");
+        let held = Held {
+            lease: &lease,
+            ttl: opts.lease.ttl,
+            lost: tokio_util::sync::CancellationToken::new(),
+        };
+        let renewer = Renewer::start(
+            self.store.clone(),
+            lease.clone(),
+            opts.lease.ttl,
+            held.lost.clone(),
+        );
+        let result = self
+            .pull_leased(conn, object, opts, report, Some(&held))
+            .await;
+        drop(renewer);
+        if let Err(e) = self.store.release_lease(&lease).await {
+            // It expires on its own after the TTL.
+            tracing::warn!(stream = %key, error = %e, "releasing a stream lease failed");
+        }
+        result
+    }
+
+    async fn pull_leased(
+        &self,
+        conn: &Connection,
+        object: ObjectKind,
+        opts: &RunOptions,
+        report: &mut RunReport,
+        lease: Option<&Held<'_>>,
     ) -> Result<(), EngineError> {
         let started = Instant::now();
         let stream_name = format!("{}.{object}", conn.name);
@@ -273,14 +435,38 @@ impl Engine {
         let mut seen: Option<std::collections::HashSet<String>> =
             (opts.full_refresh && opts.reconcile_deletes && !opts.dry_run)
                 .then(std::collections::HashSet::new);
+        let mut resynced = false;
         loop {
             if opts.cancel.is_cancelled() {
                 // Stopped between pages: everything read so far is committed.
                 return Ok(());
             }
-            let page = self
+            if let Some(held) = lease.filter(|h| h.lost.is_cancelled()) {
+                return Err(EngineError::LeaseLost {
+                    stream: held.lease.key.to_string(),
+                    token: held.lease.token,
+                });
+            }
+            let page = match self
                 .pull_with_retry(conn, object, cursor.as_ref(), &opts.cancel)
-                .await?;
+                .await
+            {
+                Ok(page) => page,
+                // The source says our position is gone (an expired history
+                // id, a changed UIDVALIDITY): read the stream again from
+                // the start, once per run; the records already held are
+                // matched by their links, so nothing is duplicated.
+                Err(EngineError::Connector { source, .. })
+                    if source.class() == ErrorClass::Resync && cursor.is_some() && !resynced =>
+                {
+                    tracing::warn!(connection = %conn.name, %object, reason = %source, "the source asks for a full resync; reading the stream from the start");
+                    report.stream(&conn.name, object).resyncs += 1;
+                    resynced = true;
+                    cursor = None;
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
             if page.rejected.iter().any(|r| r.external_id.is_none()) {
                 // An item without an id could be any record: no absence
                 // can be trusted in this read.
@@ -298,7 +484,8 @@ impl Engine {
                 });
             }
             seq += 1;
-            let counts = apply::apply_page(self, conn, object, &page, seq, opts.dry_run).await?;
+            let counts =
+                apply::apply_page(self, conn, object, &page, seq, opts.dry_run, lease).await?;
             let s = report.stream(&conn.name, object);
             s.absorb(&counts);
             s.pages += 1;
@@ -314,7 +501,7 @@ impl Engine {
             }
         }
         if let Some(seen) = seen {
-            let counts = self.reconcile(conn, object, &seen).await?;
+            let counts = self.reconcile(conn, object, &seen, lease).await?;
             report.stream(&conn.name, object).absorb(&counts);
         }
         report.stream(&conn.name, object).seconds += started.elapsed().as_secs_f64();
@@ -329,6 +516,7 @@ impl Engine {
         conn: &Connection,
         object: ObjectKind,
         seen: &std::collections::HashSet<String>,
+        lease: Option<&Held<'_>>,
     ) -> Result<report::StreamReport, EngineError> {
         let mut counts = report::StreamReport::default();
         let gone: Vec<String> = self
@@ -362,7 +550,7 @@ impl Engine {
                 done: true,
                 ..Default::default()
             };
-            let c = apply::apply_page(self, conn, object, &page, 0, false).await?;
+            let c = apply::apply_page(self, conn, object, &page, 0, false, lease).await?;
             counts.deleted += c.deleted;
             counts.dead_lettered += c.dead_lettered;
         }

@@ -183,7 +183,7 @@ pub async fn merge_in(
     .await?;
     records::set_merged_into(&mut *tx, loser, Some(survivor)).await?;
     let golden_keys = match &record {
-        Record::Contact(c) => synchub_identity::match_keys(c, None),
+        Record::Contact(c) => crate::fuzzy::pull::stored_keys(c, None),
         _ => Vec::new(),
     };
     records::set_keys(

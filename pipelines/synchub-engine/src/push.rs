@@ -4,10 +4,11 @@
 //! next pull and not synced back.
 
 use std::collections::HashSet;
+use std::time::Duration;
 
 use synchub_core::{Change, ChangeOp, ErrorClass, ObjectKind, Record};
 use synchub_store::links::Link;
-use synchub_store::{conflicts, links, outbox, records, StoreError};
+use synchub_store::{conflicts, leases, links, outbox, records, StoreError};
 
 use crate::report::RunReport;
 use crate::{Connection, Engine, EngineError};
@@ -15,21 +16,49 @@ use crate::{Connection, Engine, EngineError};
 const BATCH: i64 = 100;
 const MAX_ATTEMPTS: i64 = 5;
 
+/// How long a drain holds the outbox rows it claimed: past it (the drain
+/// died), another process may push them, with the same idempotency keys.
+const CLAIM_TTL: Duration = Duration::from_secs(600);
+
+/// Drains one target's outbox, claiming each batch before it is pushed so
+/// that no other process pushes the same change; claims left (refused or
+/// failed rows) are released at the end.
 pub(crate) async fn drain(
     engine: &Engine,
     conn: &Connection,
     object: ObjectKind,
     report: &mut RunReport,
 ) -> Result<(), EngineError> {
+    let holder = leases::new_holder();
+    let result = drain_claimed(engine, conn, object, report, &holder).await;
+    if let Err(e) = engine.store.release_claims(&holder).await {
+        // They expire on their own after CLAIM_TTL.
+        tracing::warn!(connection = %conn.name, %object, error = %e, "releasing outbox claims failed");
+    }
+    result
+}
+
+async fn drain_claimed(
+    engine: &Engine,
+    conn: &Connection,
+    object: ObjectKind,
+    report: &mut RunReport,
+    holder: &str,
+) -> Result<(), EngineError> {
     let store = &engine.store;
     let mut failed: HashSet<i64> = HashSet::new();
     loop {
         let pending: Vec<_> = store
-            .pending_pushes(
+            .claim_pushes(
                 &conn.name,
                 object,
                 BATCH + failed.len() as i64,
                 MAX_ATTEMPTS,
+                &outbox::ClaimBy {
+                    holder,
+                    now: chrono::Utc::now(),
+                    ttl: CLAIM_TTL,
+                },
             )
             .await?
             .into_iter()
@@ -97,6 +126,9 @@ pub(crate) async fn drain(
                 op,
                 external_id: link.map(|l| l.external_id.clone()),
                 base_version: link.and_then(|l| l.remote_version.clone()),
+                base: link
+                    .and_then(|l| l.snapshot.clone())
+                    .and_then(|fields| Record::from_fields(object, fields).ok()),
                 record: rec.record.clone(),
                 idempotency_key: p.idempotency_key.clone(),
             });
@@ -150,12 +182,17 @@ pub(crate) async fn drain(
                         deleted: change.op == ChangeOp::Delete,
                     });
                 }
-                Err(message) => {
+                Err(refusal) => {
                     stream.push_failed += 1;
-                    tracing::warn!(connection = %conn.name, %object, crm_id = %change.crm_id, error = %message, "target refused a change");
+                    tracing::warn!(connection = %conn.name, %object, crm_id = %change.crm_id, error = %refusal, "target refused a change");
                     if let Some(p) = p {
                         failed.insert(p.id);
-                        outbox::fail(&mut tx, p.id, message).await?;
+                        let message = refusal.to_string();
+                        if refusal.is_transient() {
+                            outbox::fail(&mut tx, p.id, &message).await?;
+                        } else {
+                            outbox::refuse(&mut tx, p.id, &message).await?;
+                        }
                     }
                 }
             }

@@ -33,6 +33,6 @@ impl Engine {
             done: true,
             ..Page::default()
         };
-        apply::apply_page(self, conn, object, &page, 0, false).await
+        apply::apply_page(self, conn, object, &page, 0, false, None).await
     }
 }

@@ -39,9 +39,22 @@ pub struct StreamReport {
     /// read is newer (the later one was applied over the earlier).
     #[serde(skip_serializing_if = "is_zero")]
     pub repeated_ids: u64,
+    /// Times the source asked for a full resync (an expired position).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub resyncs: u64,
     /// The first of them, naming both reads (at most [`MAX_INVALID`]).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<String>,
+    /// Contacts the pull matcher merged into an existing one by fuzzy
+    /// evidence (also counted in `merged`).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub fuzzy_merged: u64,
+    /// Contacts created and queued for review with an existing one.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub fuzzy_queued: u64,
+    /// The pull matcher's model and thresholds (of the last page that used it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub matcher: Option<crate::fuzzy::pull::PullMatcher>,
 }
 
 fn is_zero(n: &u64) -> bool {
@@ -78,8 +91,14 @@ impl StreamReport {
         let room = MAX_INVALID.saturating_sub(self.invalid.len());
         self.invalid.extend(o.invalid.iter().take(room).cloned());
         self.repeated_ids += o.repeated_ids;
+        self.resyncs += o.resyncs;
         let room = MAX_INVALID.saturating_sub(self.warnings.len());
         self.warnings.extend(o.warnings.iter().take(room).cloned());
+        self.fuzzy_merged += o.fuzzy_merged;
+        self.fuzzy_queued += o.fuzzy_queued;
+        if o.matcher.is_some() {
+            self.matcher.clone_from(&o.matcher);
+        }
     }
 }
 

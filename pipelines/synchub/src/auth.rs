@@ -1,8 +1,12 @@
-//! `synchub auth INSTANCE`: finds the connector instance in the pipeline
-//! files, runs the OAuth2 authorization-code flow with PKCE and a loopback
-//! callback (through `synchub-http`), and stores the tokens encrypted.
+//! `synchub auth INSTANCE`: finds the connection in the pipeline files,
+//! loads its pipeline exactly as `synchub run` does (so a connection run
+//! would refuse is refused here too), gets its sign-in settings from the
+//! connector's typed `Config` (the same parse the factory uses), runs the
+//! OAuth2 authorization-code flow with PKCE and a loopback callback
+//! (through `synchub-http`), and stores the tokens encrypted.
 //!
-//! An instance signs in with OAuth2 when its `config` has an `oauth` table:
+//! The `oauth` table has the same keys for every connector; the endpoints
+//! and default scopes are the connector's:
 //!
 //! ```toml
 //! [[connections]]
@@ -10,81 +14,41 @@
 //! kind = "xero"
 //! direction = "two-way"
 //!
+//! [connections.config]
+//! tenant_id = "c2cc9b6e-9458-4c7d-93cc-f02b81b0594f"
+//!
 //! [connections.config.oauth]
-//! provider = "xero"                          # xero, quickbooks, microsoft or generic
 //! client_id = "${XERO_CLIENT_ID}"
 //! client_secret = "${XERO_CLIENT_SECRET}"
 //! scopes = ["offline_access", "accounting.contacts"]
 //! redirect_uri = "http://127.0.0.1:8749/callback"   # as registered with the provider
 //! ```
 
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::time::Duration;
 
-use anyhow::{anyhow, bail, Context};
-use serde::Deserialize;
+use anyhow::{anyhow, bail};
 use synchub_http::{
-    authorize_and_store, new_reqwest_client, AuthFlowOptions, OAuthConfig, SecretString,
-    TokenCipher, TokenVault,
+    authorize_and_store, new_reqwest_client, Deps, SignIn, TokenCipher, TokenVault,
 };
 use synchub_store::tokens::SqlTokenStore;
 
 use crate::commands::open_store;
 
-/// The `oauth` table of a connection's config.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct OAuthSettings {
-    provider: Provider,
-    client_id: String,
-    #[serde(default)]
-    client_secret: Option<String>,
-    #[serde(default)]
-    scopes: Vec<String>,
-    /// Overrides the provider's authorization endpoint (required for `generic`).
-    #[serde(default)]
-    auth_url: Option<String>,
-    /// Overrides the provider's token endpoint (required for `generic`).
-    #[serde(default)]
-    token_url: Option<String>,
-    /// Microsoft tenant: `common`, `organizations` or a tenant id.
-    #[serde(default)]
-    tenant: Option<String>,
-    /// The loopback redirect URI registered with the provider.
-    #[serde(default)]
-    redirect_uri: Option<String>,
-    /// Extra authorization parameters (e.g. `prompt = "consent"`).
-    #[serde(default)]
-    extra_auth_params: std::collections::BTreeMap<String, String>,
-    /// Seconds to wait for the browser to come back.
-    #[serde(default)]
-    timeout_seconds: Option<u64>,
-}
-
-#[derive(Debug, Clone, Copy, Deserialize)]
-#[serde(rename_all = "lowercase")]
-enum Provider {
-    Xero,
-    Quickbooks,
-    Microsoft,
-    Generic,
-}
-
 /// Where an instance was found.
 struct Found {
     file: PathBuf,
-    settings: OAuthSettings,
+    sign_in: SignIn,
 }
 
 pub async fn run(db: &str, instance: &str, config_dir: &Path) -> anyhow::Result<ExitCode> {
     let found = find_instance(config_dir, instance)?;
     let shown = found.file.display().to_string();
-    let key = format!("connections.{instance}.config.oauth");
-    let (config, options) = flow_settings(found.settings)
-        .with_context(|| format!("pipeline file {shown}: key `{key}`"))?;
+    let SignIn {
+        oauth: config,
+        flow: options,
+    } = found.sign_in;
     // Fail before the user signs in when the tokens could not be stored.
     let cipher = TokenCipher::from_env()?;
     let store = open_store(db).await?;
@@ -124,12 +88,13 @@ pub async fn run(db: &str, instance: &str, config_dir: &Path) -> anyhow::Result<
     Ok(ExitCode::SUCCESS)
 }
 
-/// Looks through the pipeline files of `dir` for a connection named
-/// `instance` with an `oauth` table.
+/// Looks through the pipeline files of `dir` for the connection named
+/// `instance`, loads its pipeline as `synchub run` does, and asks its
+/// connector how it signs in.
 fn find_instance(dir: &Path, instance: &str) -> anyhow::Result<Found> {
     let files = crate::pipeline::toml_files(dir)?;
     let mut oauth_instances = Vec::new();
-    let mut hit: Option<(PathBuf, toml::Value)> = None;
+    let mut hit: Option<PathBuf> = None;
     for file in &files {
         let Ok(text) = std::fs::read_to_string(file) else {
             continue;
@@ -143,26 +108,28 @@ fn find_instance(dir: &Path, instance: &str) -> anyhow::Result<Found> {
             .and_then(toml::Value::as_array)
             .cloned()
             .unwrap_or_default();
+        // Only names are read here; the settings are parsed by the connector below.
         for conn in connections {
-            let name = conn.get("name").and_then(toml::Value::as_str);
-            let oauth = conn.get("config").and_then(|c| c.get("oauth"));
-            if let (Some(name), Some(oauth)) = (name, oauth) {
+            let Some(name) = conn.get("name").and_then(toml::Value::as_str) else {
+                continue;
+            };
+            if conn.get("config").and_then(|c| c.get("oauth")).is_some() {
                 oauth_instances.push(name.to_string());
-                if name == instance {
-                    if let Some((first, _)) = &hit {
-                        bail!(
-                            "instance `{instance}` has an oauth table in both {} and {}; \
-                             tokens are stored per instance name, so give them different names",
-                            first.display(),
-                            file.display()
-                        );
-                    }
-                    hit = Some((file.clone(), oauth.clone()));
+            }
+            if name == instance {
+                if let Some(first) = &hit {
+                    bail!(
+                        "a connection named `{instance}` is in both {} and {}; \
+                         tokens are stored per connection name, so give them different names",
+                        first.display(),
+                        file.display()
+                    );
                 }
+                hit = Some(file.clone());
             }
         }
     }
-    let Some((file, mut oauth)) = hit else {
+    let Some(file) = hit else {
         let known = if oauth_instances.is_empty() {
             "none has an `oauth` table in its config".to_string()
         } else {
@@ -172,119 +139,45 @@ fn find_instance(dir: &Path, instance: &str) -> anyhow::Result<Found> {
             )
         };
         bail!(
-            "no connection named `{instance}` with `[connections.config.oauth]` in the {} pipeline file(s) of {} ({known})",
+            "no connection named `{instance}` in the {} pipeline file(s) of {} ({known})",
             files.len(),
             dir.display()
         );
     };
+    // The pipeline as `synchub run` reads it: every setting checked and
+    // every connector built (no IO), errors naming the file and the key.
+    let loaded = crate::pipeline::load(&file)?;
     let shown = file.display();
-    let substituted = crate::pipeline::substitute_env(
-        &mut oauth,
-        &mut vec![format!("connections.{instance}.config.oauth")],
-    )
-    .map_err(|e| anyhow!("pipeline file {shown}: {e}"))?;
-    let settings: OAuthSettings = serde_path_to_error::deserialize(oauth).map_err(|e| {
-        let inner = e.inner().to_string();
-        anyhow!(
-            "pipeline file {shown}: key `connections.{instance}.config.oauth.{}`: {}",
-            e.path(),
-            substituted.scrub(inner.lines().next().unwrap_or_default())
-        )
-    })?;
-    Ok(Found { file, settings })
-}
-
-/// The provider's endpoints and the callback listener.
-fn flow_settings(s: OAuthSettings) -> anyhow::Result<(OAuthConfig, AuthFlowOptions)> {
-    let secret = s.client_secret.map(SecretString::from);
-    let mut config = match s.provider {
-        Provider::Xero => OAuthConfig::xero(s.client_id, secret, s.scopes),
-        Provider::Quickbooks => {
-            let mut c = OAuthConfig::quickbooks(s.client_id, secret);
-            if !s.scopes.is_empty() {
-                c.scopes = s.scopes;
-            }
-            c
-        }
-        Provider::Microsoft => OAuthConfig::msgraph(
-            s.tenant.as_deref().unwrap_or("common"),
-            s.client_id,
-            secret,
-            s.scopes,
-        ),
-        Provider::Generic => {
-            let (Some(auth), Some(token)) = (&s.auth_url, &s.token_url) else {
-                bail!("provider `generic` needs both `auth_url` and `token_url`");
-            };
-            OAuthConfig::new(s.client_id, secret, auth, token, s.scopes)
-        }
+    let (index, conn) = loaded
+        .config
+        .connections
+        .iter()
+        .enumerate()
+        .find(|(_, c)| c.name == instance)
+        .ok_or_else(|| anyhow!("pipeline file {shown}: no connection named `{instance}`"))?;
+    let factory = crate::registry::factories()
+        .into_iter()
+        .find(|f| f.kind() == conn.kind);
+    let key = format!("connections[{index}].config");
+    let deps = Deps::new(&conn.name, &loaded.base_dir);
+    let sign_in = match factory {
+        Some(f) => f.sign_in(&key, &conn.config, &deps).map_err(|e| {
+            let text = e.to_string();
+            anyhow!(
+                "pipeline file {shown}: {}",
+                loaded
+                    .substituted
+                    .scrub(text.trim_start_matches("bad configuration: "))
+            )
+        })?,
+        None => None,
     };
-    if let Some(u) = s.auth_url {
-        config.auth_url = u;
-    }
-    if let Some(u) = s.token_url {
-        config.token_url = u;
-    }
-    config.extra_auth_params = s.extra_auth_params.into_iter().collect();
-
-    let mut options = AuthFlowOptions::default();
-    if let Some(uri) = s.redirect_uri {
-        let (listen, path) = parse_loopback(&uri)?;
-        options.listen = listen;
-        options.callback_path = path;
-    }
-    if let Some(t) = s.timeout_seconds {
-        options.timeout = Duration::from_secs(t);
-    }
-    Ok((config, options))
-}
-
-/// `http://127.0.0.1:PORT/PATH` → listen address and path. Only loopback
-/// addresses: the callback carries an authorization code.
-fn parse_loopback(uri: &str) -> anyhow::Result<(SocketAddr, String)> {
-    let rest = uri.strip_prefix("http://").ok_or_else(|| {
-        anyhow!("redirect_uri `{uri}` must be http://127.0.0.1:PORT/PATH (a loopback callback)")
-    })?;
-    let (authority, path) = match rest.find('/') {
-        Some(i) => (&rest[..i], rest[i..].to_string()),
-        None => (rest, "/".to_string()),
+    let Some(sign_in) = sign_in else {
+        bail!(
+            "pipeline file {shown}: connection `{instance}` (kind `{}`) does not sign in with OAuth2; \
+             nothing to authorize",
+            conn.kind
+        );
     };
-    let authority = authority.replace("localhost", "127.0.0.1");
-    let addr: SocketAddr = authority
-        .parse()
-        .map_err(|_| anyhow!("redirect_uri `{uri}`: `{authority}` is not HOST:PORT"))?;
-    if !addr.ip().is_loopback() {
-        bail!("redirect_uri `{uri}` must point at a loopback address (127.0.0.1 or [::1])");
-    }
-    Ok((addr, path))
-}
-
-#[cfg(test)]
-#[allow(clippy::unwrap_used)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn loopback_redirects_parse_and_others_are_refused() {
-        let (addr, path) = parse_loopback("http://127.0.0.1:8749/callback").unwrap();
-        assert_eq!(addr.port(), 8749);
-        assert_eq!(path, "/callback");
-        let (addr, _) = parse_loopback("http://localhost:9000/cb").unwrap();
-        assert!(addr.ip().is_loopback());
-        assert!(parse_loopback("https://127.0.0.1:8749/callback").is_err());
-        assert!(parse_loopback("http://10.0.0.1:8749/callback")
-            .unwrap_err()
-            .to_string()
-            .contains("loopback"));
-    }
-
-    #[test]
-    fn generic_provider_needs_both_endpoints() {
-        let s: OAuthSettings = toml::from_str(
-            "provider = \"generic\"\nclient_id = \"abc\"\nauth_url = \"http://127.0.0.1:1/a\"",
-        )
-        .unwrap();
-        let err = flow_settings(s).unwrap_err().to_string();
-        assert!(err.contains("token_url"), "{err}");
-    }
+    Ok(Found { file, sign_in })
 }

@@ -4,8 +4,20 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
+/// The store used when no `--database-url` is given.
+pub const DEFAULT_DATABASE_URL: &str = "sqlite://synchub.db";
+
 /// synchub: keeps one CRM contact-and-order model in step with the systems a
 /// business already runs.
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line (for log collectors).
+    Json,
+}
+
 #[derive(Debug, Parser)]
 #[command(name = "synchub", version, about)]
 pub struct Cli {
@@ -14,12 +26,15 @@ pub struct Cli {
         long,
         global = true,
         env = "SYNCHUB_DATABASE_URL",
-        default_value = "sqlite://synchub.db"
+        default_value = DEFAULT_DATABASE_URL
     )]
     pub database_url: String,
     /// More log output on stderr (-v info, -vv debug); SYNCHUB_LOG overrides.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
+    /// Log lines on stderr as `text` (default) or `json` (one object a line).
+    #[arg(long, global = true, env = "SYNCHUB_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -45,14 +60,59 @@ pub enum Command {
         #[arg(long, value_enum)]
         report: Option<ReportFormat>,
     },
+    /// Validate pipeline files and contact every connection (DNS, TLS, credentials) with a short deadline; one line per connection.
+    Check {
+        /// A pipeline file, or a folder of them (every *.toml).
+        path: PathBuf,
+        /// Seconds each connection may take to answer.
+        #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u64).range(1..=300))]
+        timeout_seconds: u64,
+        /// table (default) or json.
+        #[arg(long, value_enum, default_value_t)]
+        format: crate::output::Format,
+        /// Subscribe each shop connection that passed to the webhook topics
+        /// the daemon syncs (Shopify, WooCommerce); existing ones are kept.
+        #[arg(long, requires = "public_url")]
+        register_webhooks: bool,
+        /// The daemon's public HTTPS address; deliveries go to
+        /// URL/webhooks/<connection name>. Alone, says which topics are
+        /// not subscribed there yet.
+        #[arg(long, env = "SYNCHUB_PUBLIC_URL", value_name = "URL")]
+        public_url: Option<String>,
+    },
     /// Run every pipeline of a folder unattended, on webhooks and timers.
     Daemon {
         /// Folder of pipeline files (every *.toml in it).
         #[arg(long, env = "SYNCHUB_CONFIG_DIR", default_value = ".")]
         config_dir: PathBuf,
-        /// Address for webhooks, health and metrics.
+        /// Address for webhooks, health, metrics and the ops console.
         #[arg(long, env = "SYNCHUB_LISTEN", default_value = "127.0.0.1:8750")]
         listen: String,
+        /// The address people reach the console at; an https:// one marks
+        /// its session cookie Secure.
+        #[arg(long, env = "SYNCHUB_PUBLIC_URL")]
+        public_url: Option<String>,
+    },
+    /// Serve the ops console alone (customers, work queues, pipelines) for a look at any store.
+    Console {
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:8751")]
+        listen: String,
+        /// The store (instead of --database-url).
+        #[arg(long, value_name = "URL")]
+        database: Option<String>,
+        /// Folder of pipeline files, to replay dead letters through them.
+        #[arg(long, env = "SYNCHUB_CONFIG_DIR")]
+        config_dir: Option<PathBuf>,
+        /// The address people reach the console at; an https:// one marks
+        /// its session cookie Secure.
+        #[arg(long, env = "SYNCHUB_PUBLIC_URL")]
+        public_url: Option<String>,
+    },
+    /// The console's users: add one (or give one a new role and password), list them.
+    Users {
+        #[command(subcommand)]
+        action: crate::console::UsersAction,
     },
     /// One-shot migration from a legacy CRM export or database.
     Migrate {
@@ -108,6 +168,33 @@ pub enum Command {
     Review {
         #[command(subcommand)]
         action: ReviewAction,
+    },
+    /// The people in the CRM: list and search them, show one with everything.
+    Contacts {
+        #[command(subcommand)]
+        action: crate::contacts::ContactsAction,
+    },
+    /// Stream a whole relation out of the store (bounded memory).
+    Export {
+        /// What to export.
+        #[arg(value_enum)]
+        what: crate::export::ExportWhat,
+        /// Output format.
+        #[arg(long, value_enum)]
+        format: crate::export::ExportFormat,
+        /// Write to this file instead of stdout.
+        #[arg(long)]
+        output: Option<PathBuf>,
+    },
+    /// Source items that could not be mapped or validated: list, show, replay.
+    DeadLetters {
+        #[command(subcommand)]
+        action: crate::dead_letters::DeadLetterAction,
+    },
+    /// Pushes the targets refused or that keep failing.
+    Outbox {
+        #[command(subcommand)]
+        action: crate::outbox::OutboxAction,
     },
     /// Streams, cursors, counts, outbox, dead letters, open conflicts and recent runs.
     Status {
@@ -177,6 +264,9 @@ pub enum ReviewAction {
         /// Include decided pairs.
         #[arg(long)]
         all: bool,
+        /// table (default) or json.
+        #[arg(long, value_enum, default_value_t)]
+        format: crate::output::Format,
     },
     /// Both contacts and the per-field evidence.
     Show {

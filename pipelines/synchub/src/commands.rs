@@ -23,9 +23,32 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             dry_run,
             report,
         } => run(&db, &pipeline, once, full_refresh, dry_run, report).await,
-        Command::Daemon { config_dir, listen } => {
-            crate::daemon::run(&db, &config_dir, &listen).await
+        Command::Check {
+            path,
+            timeout_seconds,
+            format,
+            register_webhooks,
+            public_url,
+        } => {
+            let webhooks = public_url.as_deref().map(|url| (url, register_webhooks));
+            let timeout = Duration::from_secs(timeout_seconds);
+            crate::check::run(&db, &path, timeout, format, webhooks).await
         }
+        Command::Daemon {
+            config_dir,
+            listen,
+            public_url,
+        } => crate::daemon::run(&db, &config_dir, &listen, public_url.as_deref()).await,
+        Command::Console {
+            listen,
+            database,
+            config_dir,
+            public_url,
+        } => {
+            let db = database.unwrap_or(db);
+            crate::console::serve(&db, &listen, config_dir.as_deref(), public_url.as_deref()).await
+        }
+        Command::Users { action } => crate::console::users(&db, action).await,
         Command::Migrate {
             kind,
             path_or_url,
@@ -62,16 +85,42 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Review { action } => crate::review::command(&db, action).await,
         Command::Status { format } => crate::status::run(&open_store(&db).await?, format).await,
         Command::Runs { action } => crate::runs::command(&open_store(&db).await?, action).await,
+        Command::Contacts { action } => {
+            crate::contacts::command(&open_store(&db).await?, action).await
+        }
+        Command::Export {
+            what,
+            format,
+            output,
+        } => crate::export::run(&open_store(&db).await?, what, format, output).await,
+        Command::DeadLetters { action } => {
+            crate::dead_letters::command(&open_store(&db).await?, action).await
+        }
+        Command::Outbox { action } => crate::outbox::command(&open_store(&db).await?, action).await,
     }
 }
 
+/// The store's token vault; a missing `SYNCHUB_SECRET_KEY` is reported
+/// when a connector first needs a token.
+pub fn token_vault(store: &Store) -> synchub_http::TokenVault {
+    synchub_http::TokenVault::from_env(std::sync::Arc::new(
+        synchub_store::tokens::SqlTokenStore::new(store.clone()),
+    ))
+}
+
+/// Opens the store; on PostgreSQL every rate budget of this process is
+/// shared from then on with the other instances on the store.
 pub async fn open_store(url: &str) -> anyhow::Result<Store> {
-    Ok(Store::connect(url).await?)
+    let store = Store::connect(url).await?;
+    if let Some(budget) = store.shared_budget() {
+        synchub_http::shared_budget::install(std::sync::Arc::new(budget));
+    }
+    Ok(store)
 }
 
 /// Builds the engine of a loaded pipeline.
 pub fn build_engine(store: Store, loaded: &pipeline::LoadedPipeline) -> anyhow::Result<Engine> {
-    let connections = loaded.connections()?;
+    let connections = loaded.connections_with(Some(token_vault(&store)))?;
     Ok(engine_with(store, loaded, connections))
 }
 
@@ -142,8 +191,10 @@ async fn run(
     // Everything that can be checked without IO is, before a store is
     // opened (or created): a bad pipeline leaves no database behind.
     let loaded = pipeline::load(path)?;
-    let connections = loaded.connections()?;
+    loaded.connections()?;
     let store = open_store(db).await?;
+    // Built again with the store's token vault, for OAuth connectors.
+    let connections = loaded.connections_with(Some(token_vault(&store)))?;
     let engine = engine_with(store, &loaded, connections);
     let every = loaded
         .config

@@ -19,9 +19,15 @@
 //!   declaring more than [`MAX_BODY`] is refused before it is read, at most
 //!   [`BODY_READS`] bodies are read at a time (memory stays bounded under a
 //!   flood of forged bodies), and a body must arrive within [`BODY_TIMEOUT`].
-//! * `GET /health`: 200 with the last run of each pipeline while the store
-//!   answers, 503 when it does not.
-//! * `GET /metrics`: Prometheus text.
+//! * `GET /health` (liveness): 200 with the last run of each pipeline and
+//!   whether the store answers; `GET /ready` (readiness): 503 while the
+//!   store does not answer (see [`ops`]).
+//! * `GET /metrics`: Prometheus text, with the lease holders, queue depth,
+//!   lag per stream and rate-budget waits read from the store.
+//! * Webhook ids and body hashes are remembered in the store (a delivery
+//!   redelivered after a restart, or to another instance, is recognised);
+//!   wake-ups and deletes go through the store's delivery queue, which
+//!   every instance serves (see [`queue`]).
 //!
 //! SIGINT/SIGTERM stop taking webhooks and stop every run between pages:
 //! the page being applied commits, no further page is read. Connections get
@@ -29,6 +35,8 @@
 //! requests in flight get a few seconds before they are dropped (see
 //! [`serve`]), so half-sent requests cannot keep the daemon alive.
 
+mod ops;
+mod queue;
 mod serve;
 
 use std::collections::{BTreeMap, HashMap};
@@ -46,10 +54,11 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Serialize;
-use synchub_engine::{Connection, Engine, RunOptions};
-use synchub_http::webhook::{MemoryReplayGuard, ReplayGuard};
+use synchub_engine::{Connection, Engine, LeaseOptions, RunOptions, Scheduler, Tick};
+use synchub_http::webhook::ReplayGuard;
+use synchub_store::deliveries::StoreReplayGuard;
 use synchub_store::Store;
-use tokio::sync::{Notify, Semaphore};
+use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
 use crate::commands::{engine_with, open_store};
@@ -60,12 +69,9 @@ use crate::registry::{self, Delivery, Verifier, WebhookHandler};
 struct Slot {
     name: String,
     file: PathBuf,
-    engine: Engine,
-    every: Option<Duration>,
-    /// How often a complete read reconciles deletes, and when it last did.
-    full_every: Option<Duration>,
-    last_full: Mutex<Instant>,
-    wake: Notify,
+    engine: Arc<Engine>,
+    /// When it runs (schedule, webhook wakes, complete reads).
+    schedule: Scheduler,
     status: Mutex<PipelineStatus>,
 }
 
@@ -87,34 +93,70 @@ struct Hook {
     slot: usize,
     /// Verifies and classifies.
     handler: WebhookHandler,
-    /// The delivery ids the handler has taken: the daemon owns it so that a
-    /// delivery it could not carry out is forgotten and its redelivery taken.
-    ids: Arc<MemoryReplayGuard>,
+    /// The delivery ids the handler has taken, kept in the store (they
+    /// survive a restart and every instance sees them): the daemon owns it
+    /// so that a delivery it could not carry out is forgotten and its
+    /// redelivery taken.
+    ids: Arc<StoreReplayGuard>,
 }
 
 impl Hook {
-    fn new(slot: usize, handler: WebhookHandler) -> Hook {
-        let ids = Arc::new(MemoryReplayGuard::new(CONTENT_TTL, 100_000));
+    fn new(slot: usize, handler: WebhookHandler, store: &Store, connection: &str) -> Hook {
+        let ids = Arc::new(StoreReplayGuard::new(
+            store.clone(),
+            &format!("{connection}#id"),
+            CONTENT_TTL,
+        ));
         let guard: Arc<dyn ReplayGuard> = ids.clone();
         let handler = match handler {
-            WebhookHandler::Shopify(c) => WebhookHandler::Shopify(c.with_replay_guard(guard)),
-            WebhookHandler::Woo(c) => WebhookHandler::Woo(c.with_replay_guard(guard)),
+            WebhookHandler::Source { source, .. } => WebhookHandler::Source { source, guard },
         };
         Hook { slot, handler, ids }
     }
 }
 
-struct Daemon {
-    store: Store,
+/// The pipelines of one load of the folder (replaced whole by a reload).
+struct Pipelines {
     slots: Vec<Arc<Slot>>,
     /// connection name → its webhooks
     hooks: HashMap<String, Hook>,
+    /// Pipeline files skipped at start, with why.
+    invalid: BTreeMap<String, String>,
+}
+
+/// SIGHUP reloads so far.
+#[derive(Debug, Default, Clone, Serialize)]
+struct Reloads {
+    ok: u64,
+    refused: u64,
+    /// Why the last reload was refused (cleared by a good one).
+    last_error: Option<String>,
+}
+
+struct Daemon {
+    store: Store,
+    current: std::sync::RwLock<Arc<Pipelines>>,
     webhooks: Mutex<BTreeMap<(String, &'static str), u64>>,
     started: Instant,
     /// Webhook bodies being read (each holds up to [`MAX_BODY`] bytes).
     bodies: Semaphore,
-    /// `connection:sha256(body)` of the deliveries already taken.
-    contents: MemoryReplayGuard,
+    /// `connection:sha256(body)` of the deliveries already taken (in the store).
+    contents: StoreReplayGuard,
+    /// This instance, as named in claims of queued deliveries.
+    holder: String,
+    /// Failed attempts at queued webhook deletes (each is retried).
+    retried_deletes: std::sync::atomic::AtomicU64,
+    reloads: Mutex<Reloads>,
+}
+
+impl Daemon {
+    /// The pipelines running now.
+    fn pipelines(&self) -> Arc<Pipelines> {
+        self.current
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
 }
 
 /// The largest webhook body taken.
@@ -126,29 +168,35 @@ pub const BODY_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a body hash is remembered (Shopify retries for 4 hours).
 const CONTENT_TTL: Duration = Duration::from_secs(5 * 3600);
 
-pub async fn run(db: &str, config_dir: &Path, listen: &str) -> anyhow::Result<ExitCode> {
-    let addr: SocketAddr = listen
-        .parse()
-        .map_err(|_| anyhow!("--listen `{listen}` is not HOST:PORT (e.g. 127.0.0.1:8750)"))?;
-    // Every pipeline file is loaded, validated and its connectors built
-    // before the store is opened (or created): a bad file leaves no
-    // database behind.
-    let files = pipeline_files(config_dir)?;
+/// The pipeline files of the folder, each validated (and its connectors
+/// built) without IO.
+struct Folder {
+    loaded: Vec<Validated>,
+    /// One line per broken file, naming it.
+    problems: Vec<String>,
+    /// file → why.
+    invalid: BTreeMap<String, String>,
+}
+
+/// Validates every pipeline file of `dir`; an error when there is none or
+/// two files name one connection.
+fn load_folder(dir: &Path) -> anyhow::Result<Folder> {
+    let files = pipeline_files(dir)?;
     let mut loaded = Vec::new();
     let mut problems = Vec::new();
+    let mut invalid = BTreeMap::new();
     for file in &files {
         match validate(file) {
             Ok(l) => loaded.push(l),
-            Err(e) => problems.push(e.to_string()),
+            Err(e) => {
+                invalid.insert(file.display().to_string(), e.to_string());
+                problems.push(e.to_string());
+            }
         }
     }
-    if !problems.is_empty() {
-        bail!("{}", problems.join("; "));
-    }
-    let mut hooks = HashMap::new();
     let mut owners: HashMap<String, PathBuf> = HashMap::new();
-    for (index, (file, _, _, handlers)) in loaded.iter_mut().enumerate() {
-        for (name, handler) in std::mem::take(handlers) {
+    for (file, _, _, handlers) in &loaded {
+        for (name, _) in handlers {
             if let Some(first) = owners.insert(name.clone(), file.clone()) {
                 bail!(
                     "connection `{name}` is named in both {} and {}; webhook addresses and identity links are keyed by connection name, so names must be unique across the folder",
@@ -156,78 +204,206 @@ pub async fn run(db: &str, config_dir: &Path, listen: &str) -> anyhow::Result<Ex
                     file.display()
                 );
             }
-            if let Some(handler) = handler {
-                hooks.insert(name, Hook::new(index, handler));
-            }
         }
     }
-    let store = open_store(db).await?;
+    Ok(Folder {
+        loaded,
+        problems,
+        invalid,
+    })
+}
+
+/// Builds the engines and webhook hooks of a validated folder on `store`.
+fn build(store: &Store, folder: Folder) -> anyhow::Result<Pipelines> {
+    let mut hooks = HashMap::new();
     let mut slots = Vec::new();
-    for (file, pipe, connections, _) in loaded {
-        let engine = engine_with(store.clone(), &pipe, connections);
+    for (index, (file, pipe, _checked, handlers)) in folder.loaded.into_iter().enumerate() {
+        for (name, handler) in handlers {
+            if let Some(handler) = handler {
+                let hook = Hook::new(index, handler, store, &name);
+                hooks.insert(name, hook);
+            }
+        }
+        // Built again with the store's token vault, for OAuth connectors.
+        let connections = pipe.connections_with(Some(crate::commands::token_vault(store)))?;
+        let engine = Arc::new(engine_with(store.clone(), &pipe, connections));
         let schedule = pipe.config.schedule.as_ref();
         slots.push(Arc::new(Slot {
             name: pipe.config.name.clone(),
             file,
             engine,
-            every: schedule.map(|s| Duration::from_secs(s.every_seconds)),
-            full_every: schedule
-                .and_then(|s| s.full_refresh_every_seconds)
-                .map(Duration::from_secs),
-            last_full: Mutex::new(Instant::now()),
-            wake: Notify::new(),
+            schedule: Scheduler::new(
+                schedule.map(|s| Duration::from_secs(s.every_seconds)),
+                schedule
+                    .and_then(|s| s.full_refresh_every_seconds)
+                    .map(Duration::from_secs),
+            ),
             status: Mutex::new(PipelineStatus::default()),
         }));
     }
-    let daemon = Arc::new(Daemon {
-        store,
+    Ok(Pipelines {
         slots,
         hooks,
+        invalid: folder.invalid,
+    })
+}
+
+fn spawn_workers(
+    d: &Arc<Daemon>,
+    generation: &CancellationToken,
+) -> Vec<tokio::task::JoinHandle<()>> {
+    d.pipelines()
+        .slots
+        .iter()
+        .map(|slot| tokio::spawn(worker(d.clone(), slot.clone(), generation.clone())))
+        .collect()
+}
+
+fn describe(d: &Daemon, config_dir: &Path) {
+    let p = d.pipelines();
+    say(format!(
+        "synchub daemon: {} pipeline(s) from {}",
+        p.slots.len(),
+        config_dir.display()
+    ));
+    for slot in &p.slots {
+        let when = slot
+            .schedule
+            .every()
+            .map(|d| format!("every {} s", d.as_secs()))
+            .unwrap_or_else(|| "at start and on webhooks".into());
+        say(format!("  {} ({}): {when}", slot.name, slot.file.display()));
+    }
+}
+
+/// SIGHUP: every file of the folder is validated again; only when all of
+/// them are good are the running pipelines stopped between pages and the
+/// new ones started. A bad file is named and the running configuration
+/// kept.
+fn reload(d: &Daemon, config_dir: &Path) -> Result<Pipelines, String> {
+    let folder = load_folder(config_dir).map_err(|e| e.to_string())?;
+    if !folder.problems.is_empty() {
+        return Err(folder.problems.join("; "));
+    }
+    build(&d.store, folder).map_err(|e| e.to_string())
+}
+
+pub async fn run(
+    db: &str,
+    config_dir: &Path,
+    listen: &str,
+    public_url: Option<&str>,
+) -> anyhow::Result<ExitCode> {
+    let addr: SocketAddr = listen
+        .parse()
+        .map_err(|_| anyhow!("--listen `{listen}` is not HOST:PORT (e.g. 127.0.0.1:8750)"))?;
+    // Every pipeline file is loaded, validated and its connectors built
+    // before the store is opened (or created): a bad file leaves no
+    // database behind.
+    let folder = load_folder(config_dir)?;
+    // Nothing to run: say why and leave no database behind.
+    if folder.loaded.is_empty() && !folder.problems.is_empty() {
+        bail!("{}", folder.problems.join("; "));
+    }
+    // A broken file does not stop the others: it is skipped, said once
+    // here, and reported by /health until it is fixed (and SIGHUP sent).
+    for problem in &folder.problems {
+        eprintln!("skipping a pipeline file: {problem}");
+        tracing::error!(error = %problem, "pipeline file skipped");
+    }
+    let store = open_store(db).await?;
+    let pipelines = build(&store, folder)?;
+    let store_for_contents = store.clone();
+    let daemon = Arc::new(Daemon {
+        store,
+        current: std::sync::RwLock::new(Arc::new(pipelines)),
         webhooks: Mutex::new(BTreeMap::new()),
         started: Instant::now(),
         bodies: Semaphore::new(BODY_READS),
-        contents: MemoryReplayGuard::new(CONTENT_TTL, 100_000),
+        contents: StoreReplayGuard::new(store_for_contents, "#content", CONTENT_TTL),
+        holder: synchub_store::leases::new_holder(),
+        retried_deletes: 0.into(),
+        reloads: Mutex::new(Reloads::default()),
     });
 
     let stop = CancellationToken::new();
-    let mut workers = Vec::new();
-    for slot in &daemon.slots {
-        workers.push(tokio::spawn(worker(slot.clone(), stop.clone())));
-    }
+    let mut generation = stop.child_token();
+    let mut workers = spawn_workers(&daemon, &generation);
+    let poller = tokio::spawn(queue::poll(daemon.clone(), stop.clone()));
+    // The ops console beside the daemon's own endpoints (docs/console.md);
+    // it acts through the engines built at start (a SIGHUP reload does not
+    // reach it).
+    let console = crate::console::console(
+        daemon.store.clone(),
+        daemon
+            .pipelines()
+            .slots
+            .iter()
+            .map(|s| synchub_console::PipelineHandle {
+                name: s.name.clone(),
+                engine: s.engine.clone(),
+                every: s.schedule.every(),
+            })
+            .collect(),
+        public_url,
+    )?;
     let app = Router::new()
         .route("/health", get(health))
+        .route("/ready", get(ops::ready))
         .route("/metrics", get(metrics))
         .route("/webhooks/:connection", post(webhook))
-        .with_state(daemon.clone());
+        .with_state(daemon.clone())
+        .merge(synchub_console::router(console));
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|e| anyhow!("cannot listen on {addr}: {e}"))?;
     let bound = listener.local_addr()?;
     say(format!(
-        "synchub daemon: {} pipeline(s) from {}; listening on http://{bound} (POST /webhooks/CONNECTION, GET /health, GET /metrics)",
-        daemon.slots.len(),
+        "synchub daemon: listening on http://{bound} (POST /webhooks/CONNECTION, GET /health, GET /ready, GET /metrics; the console at /); SIGHUP reloads {}",
         config_dir.display()
     ));
-    for slot in &daemon.slots {
-        let when = slot
-            .every
-            .map(|d| format!("every {} s", d.as_secs()))
-            .unwrap_or_else(|| "at start and on webhooks".into());
-        say(format!("  {} ({}): {when}", slot.name, slot.file.display()));
-    }
+    describe(&daemon, config_dir);
     let server = tokio::spawn(serve::serve(
         listener,
         app,
         serve::Limits::default(),
         stop.clone(),
     ));
-    wait_for_signal().await;
+    while wait_for_signal().await == Signal::Reload {
+        match reload(&daemon, config_dir) {
+            Ok(next) => {
+                tracing::info!("reloading: finishing running pages");
+                generation.cancel();
+                for w in workers.drain(..) {
+                    let _ = w.await;
+                }
+                *daemon.current.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(next);
+                generation = stop.child_token();
+                workers = spawn_workers(&daemon, &generation);
+                if let Ok(mut r) = daemon.reloads.lock() {
+                    r.ok += 1;
+                    r.last_error = None;
+                }
+                say("synchub daemon: configuration reloaded".into());
+                describe(&daemon, config_dir);
+            }
+            Err(e) => {
+                if let Ok(mut r) = daemon.reloads.lock() {
+                    r.refused += 1;
+                    r.last_error = Some(e.clone());
+                }
+                eprintln!("reload refused, the running configuration is kept: {e}");
+                tracing::error!(error = %e, "reload refused; the running configuration is kept");
+            }
+        }
+    }
     tracing::info!("shutting down: finishing running pages");
     stop.cancel();
     let _ = server.await;
     for w in workers {
         let _ = w.await;
     }
+    let _ = poller.await;
     daemon.store.close().await;
     say("synchub daemon: stopped".into());
     Ok(ExitCode::SUCCESS)
@@ -271,65 +447,72 @@ fn pipeline_files(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
     Ok(files)
 }
 
-async fn wait_for_signal() {
+#[derive(Debug, PartialEq, Eq)]
+enum Signal {
+    Stop,
+    Reload,
+}
+
+/// Waits for SIGINT/SIGTERM (a SIGHUP is ignored here).
+pub(crate) async fn wait_for_stop() {
+    while wait_for_signal().await != Signal::Stop {}
+}
+
+/// Waits for SIGINT/SIGTERM (stop) or SIGHUP (reload).
+async fn wait_for_signal() -> Signal {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{signal, SignalKind};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
+        match (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::hangup()),
+        ) {
+            (Ok(mut term), Ok(mut hup)) => {
                 tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = term.recv() => {}
+                    _ = tokio::signal::ctrl_c() => Signal::Stop,
+                    _ = term.recv() => Signal::Stop,
+                    _ = hup.recv() => Signal::Reload,
                 }
             }
-            Err(_) => {
+            _ => {
                 let _ = tokio::signal::ctrl_c().await;
+                Signal::Stop
             }
         }
     }
     #[cfg(not(unix))]
     {
         let _ = tokio::signal::ctrl_c().await;
+        Signal::Stop
     }
 }
 
 /// Runs a pipeline at start, on its schedule and when woken.
-async fn worker(slot: Arc<Slot>, stop: CancellationToken) {
-    loop {
-        if stop.is_cancelled() {
-            return;
-        }
-        run_once(&slot, &stop).await;
-        let sleep = async {
-            match slot.every {
-                Some(d) => tokio::time::sleep(d).await,
-                None => std::future::pending::<()>().await,
-            }
-        };
-        tokio::select! {
-            _ = sleep => {}
-            _ = slot.wake.notified() => {}
-            _ = stop.cancelled() => return,
-        }
-    }
+async fn worker(d: Arc<Daemon>, slot: Arc<Slot>, stop: CancellationToken) {
+    slot.schedule
+        .drive(&stop, |tick| run_once(&d, &slot, &stop, tick))
+        .await;
 }
 
-async fn run_once(slot: &Slot, stop: &CancellationToken) {
+async fn run_once(d: &Daemon, slot: &Slot, stop: &CancellationToken, tick: Tick) {
+    // This run serves the pipeline's pending wake-up, wherever it was queued.
+    if let Err(e) = d.store.take_wake(&slot.name).await {
+        tracing::warn!(pipeline = %slot.name, error = %e, "could not take the queued wake-up");
+    }
     let started_at = synchub_store::now_text();
-    // A complete read (with delete reconciliation) when it is due.
-    let full = match (slot.full_every, slot.last_full.lock()) {
-        (Some(every), Ok(mut last)) if last.elapsed() >= every => {
-            *last = Instant::now();
-            true
-        }
-        _ => false,
-    };
     let opts = RunOptions {
-        full_refresh: full,
+        full_refresh: tick.full_refresh,
         dry_run: false,
         progress: None,
-        reconcile_deletes: full,
+        // A complete read also finds records deleted at the source.
+        reconcile_deletes: tick.full_refresh,
         cancel: stop.clone(),
+        // A stream another process holds (a `synchub run`, another daemon)
+        // is skipped at once with its holder named; the next tick retries.
+        lease: LeaseOptions {
+            wait: Duration::ZERO,
+            ..LeaseOptions::default()
+        },
     };
     let result = slot.engine.run(&opts).await;
     let Ok(mut st) = slot.status.lock() else {
@@ -381,16 +564,28 @@ async fn run_once(slot: &Slot, stop: &CancellationToken) {
 async fn webhook(
     State(d): State<Arc<Daemon>>,
     UrlPath(connection): UrlPath<String>,
+    axum::extract::RawQuery(query): axum::extract::RawQuery,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let Some(hook) = d.hooks.get(&connection) else {
+    let pipelines = d.pipelines();
+    let Some(hook) = pipelines.hooks.get(&connection) else {
         return (
             StatusCode::NOT_FOUND,
             format!("no connection `{connection}` takes webhooks here\n"),
         )
             .into_response();
     };
+    // A subscription handshake (Graph's validationToken) is answered first.
+    if let Some(h) = hook.handler.handshake(query.as_deref(), &headers) {
+        let status = StatusCode::from_u16(h.status).unwrap_or(StatusCode::OK);
+        return (
+            status,
+            [(axum::http::header::CONTENT_TYPE, h.content_type)],
+            h.body,
+        )
+            .into_response();
+    }
     let count = |result: &'static str| {
         if let Ok(mut w) = d.webhooks.lock() {
             *w.entry((connection.clone(), result)).or_default() += 1;
@@ -428,7 +623,7 @@ async fn webhook(
         Ok(delivery) => delivery,
         Err(e) => return reject(e),
     };
-    let slot = &d.slots[hook.slot];
+    let slot = &pipelines.slots[hook.slot];
     match delivery {
         Delivery::Nothing(why) => {
             count(why);
@@ -443,33 +638,62 @@ async fn webhook(
                 return (StatusCode::OK, "duplicate\n").into_response();
             }
             if let Some(record) = deleted {
-                let applied = slot
-                    .engine
-                    .apply_remote(&connection, object, vec![*record])
-                    .await;
-                if let (Ok(counts), Ok(mut st)) = (&applied, slot.status.lock()) {
-                    let stream = format!("{connection}.{object}");
-                    *st.records.entry((stream.clone(), "deleted")).or_default() += counts.deleted;
-                    *st.records.entry((stream, "dead_lettered")).or_default() +=
-                        counts.dead_lettered;
-                }
-                if let Err(e) = applied {
-                    // Not carried out: the provider's redelivery (same id,
-                    // same body) must be taken, not dropped as a repeat.
-                    d.contents.forget(&content).await;
-                    hook.ids.forget(verified.delivery_id()).await;
+                // Queued in the store first: once answered, the delete is
+                // ours to apply, retried (by any instance) until it is.
+                let queued = match serde_json::to_string(&record) {
+                    Ok(payload) => {
+                        d.store
+                            .enqueue_delete(&slot.name, &connection, object.as_str(), &payload)
+                            .await
+                    }
+                    Err(e) => Err(synchub_store::StoreError::Corrupt {
+                        context: "queueing a webhook delete",
+                        message: e.to_string(),
+                    }),
+                };
+                let id = match queued {
+                    Ok(id) => id,
+                    Err(e) => {
+                        // Not even queued: the provider's redelivery (same
+                        // id, same body) must be taken, not dropped as a repeat.
+                        d.contents.forget(&content).await;
+                        hook.ids.forget(verified.delivery_id()).await;
+                        count("failed");
+                        tracing::error!(%connection, %object, error = %e, "queueing a webhook delete failed");
+                        return (
+                            StatusCode::INTERNAL_SERVER_ERROR,
+                            format!("could not queue the delete: {e}\n"),
+                        )
+                            .into_response();
+                    }
+                };
+                let delete = synchub_store::deliveries::QueuedDelete {
+                    id,
+                    connection: connection.clone(),
+                    object: object.as_str().to_string(),
+                    payload: String::new(),
+                    attempts: 1,
+                };
+                if let Err(e) = queue::apply_delete(&d, slot, &delete, vec![*record]).await {
                     count("failed");
-                    tracing::error!(%connection, %object, error = %e, "applying a webhook delete failed");
                     return (
-                        StatusCode::INTERNAL_SERVER_ERROR,
-                        format!("could not apply the delete: {e}\n"),
+                        StatusCode::ACCEPTED,
+                        format!("delete queued; applying it failed ({e}) and it will be retried\n"),
                     )
                         .into_response();
                 }
             }
             count("accepted");
-            // Bursts collapse: one pending wake-up, one more run.
-            slot.wake.notify_one();
+            // Bursts collapse: one pending wake-up (in the store, for any
+            // instance), one more run.
+            if let Err(e) = d
+                .store
+                .enqueue_wake(&slot.name, &connection, object.as_str())
+                .await
+            {
+                tracing::warn!(pipeline = %slot.name, error = %e, "could not queue the wake-up in the store");
+            }
+            slot.schedule.wake();
             (StatusCode::ACCEPTED, format!("{object} sync queued\n")).into_response()
         }
     }
@@ -523,29 +747,49 @@ async fn read_body(
 
 #[derive(Serialize)]
 struct Health {
+    /// `ok`; `degraded` while a pipeline's last run failed (the daemon is
+    /// alive and the others run: still 200, so a liveness probe does not
+    /// restart it); `store unavailable` (still 200: see `/ready`).
     status: &'static str,
     uptime_seconds: u64,
+    /// Pipelines whose last run failed, with why.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    failing: BTreeMap<String, String>,
+    /// Pipeline files skipped at start (file → why).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    invalid_files: BTreeMap<String, String>,
+    /// SIGHUP reloads: done, refused, and why the last was refused.
+    reloads: Reloads,
     pipelines: BTreeMap<String, PipelineStatus>,
 }
 
 async fn health(State(d): State<Arc<Daemon>>) -> Response {
     let store_ok = d.store.record_counts().await.is_ok();
-    let pipelines = d
+    let current = d.pipelines();
+    let pipelines = current
         .slots
         .iter()
         .filter_map(|s| s.status.lock().ok().map(|st| (s.name.clone(), st.clone())))
+        .collect::<BTreeMap<String, PipelineStatus>>();
+    let failing: BTreeMap<String, String> = pipelines
+        .iter()
+        .filter_map(|(name, st)| st.last_error.clone().map(|e| (name.clone(), e)))
         .collect();
+    let status = match (store_ok, failing.is_empty() && current.invalid.is_empty()) {
+        (false, _) => "store unavailable",
+        (true, false) => "degraded",
+        (true, true) => "ok",
+    };
     let body = Health {
-        status: if store_ok { "ok" } else { "store unavailable" },
+        status,
         uptime_seconds: d.started.elapsed().as_secs(),
+        failing,
+        invalid_files: current.invalid.clone(),
+        reloads: d.reloads.lock().map(|r| r.clone()).unwrap_or_default(),
         pipelines,
     };
-    let code = if store_ok {
-        StatusCode::OK
-    } else {
-        StatusCode::SERVICE_UNAVAILABLE
-    };
-    (code, Json(body)).into_response()
+    // Liveness: the process answers. Whether it can take work is `/ready`.
+    (StatusCode::OK, Json(body)).into_response()
 }
 
 fn label(v: &str) -> String {
@@ -561,7 +805,7 @@ async fn metrics(State(d): State<Arc<Daemon>>) -> Response {
     );
     let mut records = String::new();
     let mut last = String::new();
-    for slot in &d.slots {
+    for slot in &d.pipelines().slots {
         let Ok(st) = slot.status.lock() else { continue };
         let p = label(&slot.name);
         out.push_str(&format!(
@@ -594,6 +838,7 @@ async fn metrics(State(d): State<Arc<Daemon>>) -> Response {
             ));
         }
     }
+    ops::shared_metrics(&d, &mut out).await;
     out.push_str("# HELP synchub_uptime_seconds Seconds since the daemon started.\n# TYPE synchub_uptime_seconds gauge\n");
     out.push_str(&format!(
         "synchub_uptime_seconds {}\n",

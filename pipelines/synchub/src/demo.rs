@@ -29,19 +29,64 @@ const SHOPS_PIPELINE: &str = include_str!("../../examples/shops-two-way.toml");
 const SHOPIFY: &str = "shopify_tw";
 const WOO: &str = "woo_tw";
 
+/// The database the demo uses when none was chosen: a fresh one of its own.
+const DEMO_DIR: &str = "synchub-demo";
+
 pub async fn run(db: &str) -> anyhow::Result<ExitCode> {
+    // Unless a database was chosen (--database-url or SYNCHUB_DATABASE_URL),
+    // the demo starts from a fresh store of its own, and keeps its files
+    // beside it so the dead letters it shows point at files that exist.
+    let chosen = db != crate::cli::DEFAULT_DATABASE_URL;
+    let (db, dir, _temp) = if chosen {
+        let temp =
+            tempfile::tempdir().context("cannot create a temporary folder for the demo files")?;
+        (db.to_string(), temp.path().to_path_buf(), Some(temp))
+    } else {
+        let dir = std::path::PathBuf::from(DEMO_DIR);
+        if dir.exists() {
+            std::fs::remove_dir_all(&dir)
+                .with_context(|| format!("cannot clear the demo folder {}", dir.display()))?;
+        }
+        std::fs::create_dir_all(&dir)
+            .with_context(|| format!("cannot create the demo folder {}", dir.display()))?;
+        (format!("sqlite://{DEMO_DIR}/crm.db"), dir, None)
+    };
     println!(
-        "synchub demo: two example pipelines run into the CRM at {}.\n",
-        synchub_store::redact_url(db)
+        "synchub demo: two example pipelines run into the CRM at {}.",
+        synchub_store::redact_url(&db)
     );
-    let dir = tempfile::tempdir().context("cannot create a temporary folder for the demo files")?;
-    let store = open_store(db).await?;
-    csv_part(&store, dir.path()).await?;
-    shops_part(&store, dir.path()).await?;
-    println!("\nNext: `synchub status`, `synchub conflicts list`, or run your own pipeline with");
+    if chosen {
+        println!("(the database you chose; the demo adds its records to what it holds)\n");
+    } else {
+        println!("(a fresh store of the demo's own, recreated on every demo run; pass");
+        println!("--database-url to run it into another)\n");
+    }
+    let store = open_store(&db).await?;
+    csv_part(&store, &dir).await?;
+    shops_part(&store, &dir).await?;
+    let open = store.conflicts(false).await?.len();
+    let shown = if chosen {
+        String::new()
+    } else {
+        format!(" --database-url sqlite://{DEMO_DIR}/crm.db")
+    };
+    println!("\nWhat the counts mean: `new` contacts were created; `recognised` (merged) rows");
+    println!("matched a contact already in the CRM by email, or phone and name, and were folded");
+    println!("into it — record linkage, not a later merge of two CRM contacts, which is what");
+    println!("`synchub merges list` shows; `conflicted` fields changed differently in two places");
+    println!("and wait for a person; dead letters are records kept aside with their payload.");
+    println!("\nThe store now holds {open} open conflict(s). See what the demo did:");
+    println!("  synchub{shown} status");
+    println!("  synchub{shown} runs list");
+    println!("  synchub{shown} conflicts list");
+    println!("  synchub{shown} merges list");
+    println!("or in a browser, the ops console (docs/console.md) after adding a user:");
+    println!("  synchub{shown} users add admin --role admin");
+    println!("  synchub{shown} console --listen 127.0.0.1:8750");
+    println!("Then check and run your own pipeline: `synchub check pipelines/examples/csv-contacts.toml`,");
     println!("`synchub run pipelines/examples/csv-contacts.toml --once --report json`;");
     println!("`pipelines/examples/shops-two-way.toml` runs against real shops once its");
-    println!("environment variables (shop, tokens, secrets) are set.");
+    println!("environment variables (shop, tokens, secrets) are set (docs/connectors/).");
     Ok(ExitCode::SUCCESS)
 }
 
@@ -181,9 +226,7 @@ async fn shops_part(store: &Store, dir: &std::path::Path) -> anyhow::Result<()> 
     if earlier {
         println!("   (This database already holds an earlier demo's shop data, and the sandboxes");
         println!("   start fresh each time, so most records below show as unchanged. Use a new");
-        println!(
-            "   database — delete ./synchub.db or pass --database-url — for the full story.)\n"
-        );
+        println!("   store — run `synchub demo` without --database-url — for the full story.)\n");
     }
 
     println!("6. First two-way run: customers, then orders, are read from both shops, matched,");

@@ -1,19 +1,31 @@
 //! The `synchub` command line.
 
 mod auth;
+mod check;
 mod cli;
 mod commands;
 mod conflicts;
+mod console;
+mod contacts;
 mod daemon;
+mod dead_letters;
 mod demo;
+#[cfg(test)]
+mod docs_check;
+#[cfg(test)]
+mod docs_guides;
+mod export;
 mod merges;
 mod migrate;
+mod outbox;
 mod output;
 mod pipeline;
 mod registry;
 mod review;
 mod runs;
+mod scopes;
 mod status;
+mod webhook_register;
 
 use std::process::ExitCode;
 
@@ -22,7 +34,7 @@ use clap::Parser;
 fn main() -> ExitCode {
     output::quiet_on_closed_pipe();
     let args = cli::Cli::parse();
-    init_tracing(args.verbose);
+    init_tracing(args.verbose, args.log_format);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -56,7 +68,7 @@ fn format_chain(e: &anyhow::Error) -> String {
     parts.join(": ")
 }
 
-fn init_tracing(verbose: u8) {
+fn init_tracing(verbose: u8, format: cli::LogFormat) {
     let default = match verbose {
         0 => "warn",
         1 => "info",
@@ -66,6 +78,17 @@ fn init_tracing(verbose: u8) {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     // Every log line passes the redactor (registered secrets, credentials in
     // URLs, `password=…`); colour only on a terminal.
+    if format == cli::LogFormat::Json {
+        let _ = tracing_subscriber::fmt()
+            .json()
+            .with_env_filter(filter)
+            .with_current_span(false)
+            .with_writer(synchub_http::secret::RedactingMakeWriter::new(
+                std::io::stderr,
+            ))
+            .try_init();
+        return;
+    }
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))

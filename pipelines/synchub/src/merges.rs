@@ -16,6 +16,9 @@ pub enum MergeAction {
         /// Include undone merges.
         #[arg(long)]
         all: bool,
+        /// table (default) or json.
+        #[arg(long, value_enum, default_value_t)]
+        format: crate::output::Format,
     },
     /// One merge: evidence and the before-images.
     Show {
@@ -32,8 +35,25 @@ pub enum MergeAction {
 pub async fn run(db: &str, action: MergeAction) -> anyhow::Result<ExitCode> {
     let store = open_store(db).await?;
     match action {
-        MergeAction::List { all } => {
+        MergeAction::List { all, format } => {
             let list = store.merges(all).await?;
+            if format == crate::output::Format::Json {
+                let items: Vec<serde_json::Value> = list
+                    .iter()
+                    .map(|m| {
+                        serde_json::json!({
+                            "id": m.id,
+                            "merged_at": m.merged_at,
+                            "undone_at": m.undone_at,
+                            "survivor": m.detail.survivor,
+                            "loser": m.detail.loser,
+                            "evidence": m.detail.evidence,
+                        })
+                    })
+                    .collect();
+                crate::output::emit_json(&serde_json::json!({ "merges": items }))?;
+                return Ok(ExitCode::SUCCESS);
+            }
             if list.is_empty() {
                 println!("no {}merges", if all { "" } else { "active " });
             }

@@ -104,7 +104,8 @@ pub async fn run(
         vec![connection],
         MergePolicy::default(),
         Default::default(),
-    );
+    )
+    .without_pull_matching();
     // A plain run reads everything (and changes nothing already imported);
     // --resume continues from the last committed page of an interrupted run.
     let run_opts = RunOptions {
@@ -178,7 +179,7 @@ pub async fn run(
             leads.merged, leads.already, leads.missing
         );
         let started = std::time::Instant::now();
-        let fuzzy = crate::review::fuzzy_pass(&engine, &store, region, &name, resume).await?;
+        let fuzzy = synchub_engine::fuzzy::fuzzy_pass(&engine, &store, region, &name, resume).await?;
         println!(
             "probabilistic matching over {} contacts ({} candidate pairs, {:.1} s): {} merged as the same person, {} new pairs queued for review (`synchub review list`)",
             fuzzy.contacts,

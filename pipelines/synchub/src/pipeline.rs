@@ -114,7 +114,9 @@ pub fn load(path: &Path) -> anyhow::Result<LoadedPipeline> {
         .collect();
     if problems.is_empty() {
         for (i, c) in config.connections.iter().enumerate() {
-            if let Err(e) = build_connection(i, c, &config, &base_dir) {
+            if let Err(e) =
+                build_connection(i, c, &config, &synchub_http::Deps::new(&c.name, &base_dir))
+            {
                 problems.push(e.to_string());
             }
         }
@@ -134,12 +136,23 @@ pub fn load(path: &Path) -> anyhow::Result<LoadedPipeline> {
 impl LoadedPipeline {
     /// Builds the connections (no IO); errors name the file and the key.
     pub fn connections(&self) -> anyhow::Result<Vec<Connection>> {
+        self.connections_with(None)
+    }
+
+    /// Builds the connections with the token vault of an opened store, for
+    /// connectors that sign in with OAuth.
+    pub fn connections_with(
+        &self,
+        tokens: Option<synchub_http::TokenVault>,
+    ) -> anyhow::Result<Vec<Connection>> {
         self.config
             .connections
             .iter()
             .enumerate()
             .map(|(i, c)| {
-                build_connection(i, c, &self.config, &self.base_dir).map_err(|e| {
+                let mut deps = synchub_http::Deps::new(&c.name, &self.base_dir);
+                deps.tokens = tokens.clone();
+                build_connection(i, c, &self.config, &deps).map_err(|e| {
                     anyhow!(
                         "pipeline file {}: {}",
                         self.path.display(),
@@ -156,9 +169,9 @@ fn build_connection(
     i: usize,
     c: &ConnectionConfig,
     cfg: &PipelineConfig,
-    base_dir: &Path,
+    deps: &synchub_http::Deps,
 ) -> anyhow::Result<Connection> {
-    let connector = registry::build(i, c, base_dir)?;
+    let connector = registry::build_with(i, c, deps)?;
     let specs = connector.objects();
     let objects: Vec<ObjectKind> = if c.objects.is_empty() {
         specs.iter().map(|s| s.kind).collect()

@@ -1,88 +1,83 @@
 //! The connector registry: one explicit line per connector kind.
 
-use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::{anyhow, bail};
-use synchub_core::{Connector, ObjectKind, RemoteRecord};
+use synchub_core::{Connector, ObjectKind, RemoteRecord, WebhookAction};
 use synchub_engine::config::ConnectionConfig;
+use synchub_http::{BodyCheck, Deps, DynFactory, Factory, WebhookSource};
+
+/// Connectors built on the typed contract
+/// ([`synchub_http::ConnectorFactory`]): one line per kind.
+pub fn factories() -> Vec<&'static dyn DynFactory> {
+    static SHOPIFY: Factory<synchub_shopify::ShopifyFactory> = Factory::new();
+    static WOOCOMMERCE: Factory<synchub_woocommerce::WooFactory> = Factory::new();
+    static QUICKBOOKS: Factory<synchub_quickbooks::QuickBooksFactory> = Factory::new();
+    static XERO: Factory<synchub_xero::XeroFactory> = Factory::new();
+    static IMAP: Factory<synchub_imap::ImapFactory> = Factory::new();
+    static GMAIL: Factory<synchub_gmail::GmailFactory> = Factory::new();
+    static OUTLOOK: Factory<synchub_outlook::OutlookFactory> = Factory::new();
+    static ODOO: Factory<synchub_odoo::OdooFactory> = Factory::new();
+    static TRYTON: Factory<synchub_tryton::TrytonFactory> = Factory::new();
+    static ERPNEXT: Factory<synchub_erpnext::ErpNextFactory> = Factory::new();
+    // One line per connector on the typed contract.
+    vec![
+        &synchub_csv::CsvKind,
+        &SHOPIFY,
+        &WOOCOMMERCE,
+        &QUICKBOOKS,
+        &XERO,
+        &IMAP,
+        &GMAIL,
+        &OUTLOOK,
+        &ODOO,
+        &TRYTON,
+        &ERPNEXT,
+    ]
+}
 
 /// Connector kinds this build knows.
-pub const KINDS: &[&str] = &["csv", "shopify", "woocommerce"];
+pub fn kinds() -> Vec<&'static str> {
+    let mut kinds: Vec<&'static str> = factories().iter().map(|f| f.kind()).collect();
+    kinds.sort_unstable();
+    kinds
+}
 
-/// Builds the connector of one `[[connections]]` entry (no IO).
-pub fn build(
+/// Builds one `[[connections]]` entry with the command's dependencies
+/// (the token vault of an opened store, the shutdown token).
+pub fn build_with(
     index: usize,
     cfg: &ConnectionConfig,
-    base_dir: &Path,
+    deps: &Deps,
 ) -> anyhow::Result<Arc<dyn Connector>> {
     let key = format!("connections[{index}].config");
-    match cfg.kind.as_str() {
-        "csv" => {
-            let parsed: synchub_csv::CsvConfig = parse(&key, cfg)?;
-            check_csv_map(&key, &parsed)?;
-            let source = synchub_csv::CsvSource::build(parsed, Some(base_dir))
-                .map_err(|e| anyhow!("key `{key}`: {e}"))?;
-            Ok(Arc::new(source))
-        }
-        "shopify" => Ok(Arc::new(shopify(&key, cfg)?.named(&cfg.name))),
-        "woocommerce" => Ok(Arc::new(woocommerce(&key, cfg)?)),
-        other => {
-            let hint = synchub_engine::config::did_you_mean(other, KINDS)
-                .map(|k| format!("did you mean `{k}`? "))
-                .unwrap_or_default();
-            bail!(
-                "key `connections[{index}].kind`: unknown connector `{other}`; {hint}this build has: {}",
-                KINDS.join(", ")
+    if let Some(f) = factories().into_iter().find(|f| f.kind() == cfg.kind) {
+        let built = f.build(&key, &cfg.config, deps).map_err(|e| {
+            anyhow!(
+                "{}",
+                e.to_string().trim_start_matches("bad configuration: ")
             )
-        }
+        })?;
+        return Ok(built.connector);
     }
-}
-
-/// Every CSV column must map to a field of the model (the CSV connector
-/// checks too; this adds the suggestion).
-fn check_csv_map(key: &str, cfg: &synchub_csv::CsvConfig) -> anyhow::Result<()> {
-    let mut problems = Vec::new();
-    for (column, field) in &cfg.map {
-        if synchub_csv::ContactField::parse(field).is_none() {
-            let hint = match synchub_engine::config::did_you_mean(field, synchub_csv::FIELDS) {
-                Some(f) => format!("did you mean `{f}`?"),
-                None => format!("expected one of {}", synchub_csv::FIELDS.join(", ")),
-            };
-            problems.push(format!(
-                "key `{key}.map.\"{column}\"`: unknown field `{field}`; {hint}"
-            ));
-        }
-    }
-    if !problems.is_empty() {
-        bail!("{}", problems.join("; "));
-    }
-    Ok(())
-}
-
-/// The connector-specific settings of a connection, strictly typed.
-fn parse<T: serde::de::DeserializeOwned>(key: &str, cfg: &ConnectionConfig) -> anyhow::Result<T> {
-    serde_path_to_error::deserialize(cfg.config.clone())
-        .map_err(|e| anyhow!("key `{key}.{}`: {}", e.path(), e.inner()))
-}
-
-fn shopify(key: &str, cfg: &ConnectionConfig) -> anyhow::Result<synchub_shopify::ShopifyConnector> {
-    synchub_shopify::ShopifyConnector::new(parse(key, cfg)?)
-        .map_err(|e| anyhow!("key `{key}`: {e}"))
-}
-
-fn woocommerce(
-    key: &str,
-    cfg: &ConnectionConfig,
-) -> anyhow::Result<synchub_woocommerce::WooConnector> {
-    synchub_woocommerce::WooConnector::new(parse(key, cfg)?)
-        .map_err(|e| anyhow!("key `{key}`: {e}"))
+    let kinds = kinds();
+    let hint = synchub_engine::config::did_you_mean(&cfg.kind, &kinds)
+        .map(|k| format!("did you mean `{k}`? "))
+        .unwrap_or_default();
+    bail!(
+        "key `connections[{index}].kind`: unknown connector `{}`; {hint}this build has: {}",
+        cfg.kind,
+        kinds.join(", ")
+    )
 }
 
 /// Verifies and classifies the webhooks of one connection.
 pub enum WebhookHandler {
-    Shopify(synchub_shopify::ShopifyConnector),
-    Woo(synchub_woocommerce::WooConnector),
+    /// A connector on the typed contract, with the daemon's replay guard.
+    Source {
+        source: Arc<dyn WebhookSource>,
+        guard: Arc<dyn synchub_http::webhook::ReplayGuard>,
+    },
 }
 
 /// What a verified delivery asks for.
@@ -102,11 +97,24 @@ pub fn webhook_handler(
     cfg: &ConnectionConfig,
 ) -> anyhow::Result<Option<WebhookHandler>> {
     let key = format!("connections[{index}].config");
-    Ok(match cfg.kind.as_str() {
-        "shopify" => Some(WebhookHandler::Shopify(shopify(&key, cfg)?)),
-        "woocommerce" => Some(WebhookHandler::Woo(woocommerce(&key, cfg)?)),
-        _ => None,
-    })
+    if let Some(f) = factories().into_iter().find(|f| f.kind() == cfg.kind) {
+        let built = f
+            .build(&key, &cfg.config, &Deps::new(&cfg.name, "."))
+            .map_err(|e| {
+                anyhow!(
+                    "{}",
+                    e.to_string().trim_start_matches("bad configuration: ")
+                )
+            })?;
+        return Ok(built.webhooks.map(|source| WebhookHandler::Source {
+            source,
+            guard: Arc::new(synchub_http::webhook::MemoryReplayGuard::new(
+                std::time::Duration::from_secs(86_400),
+                100_000,
+            )),
+        }));
+    }
+    Ok(None)
 }
 
 /// A delivery whose headers passed and whose body is verified as it
@@ -115,8 +123,12 @@ pub fn webhook_handler(
 pub enum Verifier {
     /// Signed: one HMAC per candidate secret, fed as the body streams.
     Signed(synchub_http::webhook::PendingDelivery),
-    /// Unsigned, short enough to be WooCommerce's activation ping.
-    WooPing,
+    /// Unsigned but allowed when short and recognised (a typed source's
+    /// activation ping).
+    Unsigned {
+        max: usize,
+        accept: fn(&[u8]) -> bool,
+    },
 }
 
 /// A delivery whose body matched its signature (or is the unsigned ping).
@@ -146,7 +158,7 @@ impl Verifier {
     pub fn limit(&self) -> Option<usize> {
         match self {
             Verifier::Signed(_) => None,
-            Verifier::WooPing => Some(synchub_http::webhook::WOO_PING_MAX),
+            Verifier::Unsigned { max, .. } => Some(*max),
         }
     }
 
@@ -168,28 +180,35 @@ impl Verifier {
                     content_id: v.content_id,
                 })
             }
-            Verifier::WooPing if w::is_woocommerce_ping(body) => Ok(Verified {
+            Verifier::Unsigned { accept, .. } if accept(body) => Ok(Verified {
                 delivery: None,
                 content_id: w::content_id(body),
             }),
-            Verifier::WooPing => Err(w::WebhookError::MissingHeader(w::WOO_SIGNATURE).to_string()),
+            Verifier::Unsigned { .. } => Err("the delivery is not signed".to_string()),
         }
     }
 }
 
 impl WebhookHandler {
+    /// A subscription handshake to answer before anything else (Graph's
+    /// `validationToken`); `None` for ordinary deliveries.
+    pub fn handshake(
+        &self,
+        raw_query: Option<&str>,
+        headers: &axum::http::HeaderMap,
+    ) -> Option<synchub_http::Handshake> {
+        let WebhookHandler::Source { source, .. } = self;
+        source.handshake(raw_query, headers)
+    }
+
     /// Looks at the headers only: a delivery without a signature header
     /// (or to a connection without a secret) is refused before its body is
     /// read; the error says why.
     pub fn begin(&self, headers: &axum::http::HeaderMap) -> Result<Verifier, String> {
         match self {
-            WebhookHandler::Shopify(c) => c
-                .begin_webhook(headers)
-                .map(Verifier::Signed)
-                .map_err(|e| e.to_string()),
-            WebhookHandler::Woo(c) => match c.begin_webhook(headers) {
-                Ok(synchub_http::webhook::WooPending::Signed(p)) => Ok(Verifier::Signed(p)),
-                Ok(synchub_http::webhook::WooPending::MaybePing) => Ok(Verifier::WooPing),
+            WebhookHandler::Source { source, .. } => match source.begin(headers) {
+                Ok(BodyCheck::Signed(p)) => Ok(Verifier::Signed(p)),
+                Ok(BodyCheck::Unsigned { max, accept }) => Ok(Verifier::Unsigned { max, accept }),
                 Err(e) => Err(e.to_string()),
             },
         }
@@ -203,37 +222,31 @@ impl WebhookHandler {
         body: &[u8],
         verified: &Verified,
     ) -> Result<Delivery, String> {
-        let Some(delivery) = &verified.delivery else {
-            return Ok(Delivery::Nothing("ping"));
-        };
+        // An unsigned delivery the source let through (WooCommerce's
+        // activation ping, a Graph notification carrying its clientState)
+        // is classified by the source too, under its body hash.
+        let delivery =
+            verified
+                .delivery
+                .clone()
+                .unwrap_or_else(|| synchub_http::webhook::Delivery {
+                    id: verified.content_id.clone(),
+                });
         match self {
-            WebhookHandler::Shopify(c) => {
-                use synchub_shopify::WebhookOutcome as O;
-                match c
-                    .classify_webhook(delivery, headers, body)
+            WebhookHandler::Source { source, guard } => {
+                let v = synchub_http::webhook::VerifiedDelivery {
+                    delivery,
+                    content_id: verified.content_id.clone(),
+                };
+                match source
+                    .classify(&v, headers, body, guard.as_ref())
                     .await
                     .map_err(|e| e.to_string())?
                 {
-                    O::Sync {
-                        object, deleted, ..
-                    } => Ok(Delivery::Sync { object, deleted }),
-                    O::Duplicate => Ok(Delivery::Nothing("duplicate")),
-                    O::Ignored { .. } => Ok(Delivery::Nothing("ignored")),
-                }
-            }
-            WebhookHandler::Woo(c) => {
-                use synchub_woocommerce::WebhookOutcome as O;
-                match c
-                    .classify_webhook(delivery, headers, body)
-                    .await
-                    .map_err(|e| e.to_string())?
-                {
-                    O::Sync {
-                        object, deleted, ..
-                    } => Ok(Delivery::Sync { object, deleted }),
-                    O::Duplicate => Ok(Delivery::Nothing("duplicate")),
-                    O::Ping => Ok(Delivery::Nothing("ping")),
-                    O::Ignored { .. } => Ok(Delivery::Nothing("ignored")),
+                    WebhookAction::Sync { object, deleted } => {
+                        Ok(Delivery::Sync { object, deleted })
+                    }
+                    WebhookAction::Nothing(why) => Ok(Delivery::Nothing(why)),
                 }
             }
         }

@@ -20,6 +20,9 @@ pub async fn run(store: &Store, format: Format) -> anyhow::Result<ExitCode> {
     let dead = store.dead_letters(LATEST).await?;
     let open_conflicts = store.conflicts(false).await?.len();
     let runs = store.recent_runs(LATEST).await?;
+    let now = chrono::Utc::now();
+    let leases = store.leases().await?;
+    let queue = store.queue_depth().await?;
 
     if format == Format::Json {
         let doc = json!({
@@ -39,6 +42,13 @@ pub async fn run(store: &Store, format: Format) -> anyhow::Result<ExitCode> {
                 })).collect::<Vec<_>>(),
             },
             "open_conflicts": open_conflicts,
+            // Which instance holds which stream (live leases only).
+            "leases": leases.iter().filter(|l| l.is_live(now)).map(|l| json!({
+                "pipeline": l.key.pipeline, "connection": l.key.connection,
+                "object": l.key.object.as_str(), "holder": l.holder, "host": l.host,
+                "pid": l.pid, "token": l.token, "since": l.acquired_at, "expires_at": l.expires_at,
+            })).collect::<Vec<_>>(),
+            "queue": queue.iter().map(|q| json!({"pipeline": q.pipeline, "kind": q.kind, "rows": q.rows})).collect::<Vec<_>>(),
             "recent_runs": runs.iter().map(|(name, started, finished, report)| json!({
                 "pipeline": name, "started_at": started, "finished_at": finished,
                 "report": output::json_value(report),
@@ -76,6 +86,32 @@ pub async fn run(store: &Store, format: Format) -> anyhow::Result<ExitCode> {
         ]);
     }
     out.push_str(&section(&t, "no stream has been read"));
+
+    out.push_str("\nstream leases (which instance holds which stream)\n");
+    let mut t = Table::new(&[
+        "PIPELINE", "STREAM", "HOST", "PID", "TOKEN", "SINCE", "EXPIRES",
+    ]);
+    for l in leases.iter().filter(|l| l.is_live(now)) {
+        t.row(vec![
+            l.key.pipeline.clone(),
+            format!("{}.{}", l.key.connection, l.key.object),
+            l.host.clone(),
+            l.pid.to_string(),
+            l.token.to_string(),
+            output::age(&l.acquired_at) + " ago",
+            l.expires_at.clone(),
+        ]);
+    }
+    out.push_str(&section(&t, "no stream is being synced"));
+
+    if !queue.is_empty() {
+        out.push_str("\ndelivery queue (served by any instance)\n");
+        let mut t = Table::new(&["PIPELINE", "KIND", "WAITING"]);
+        for q in &queue {
+            t.row(vec![q.pipeline.clone(), q.kind.clone(), q.rows.to_string()]);
+        }
+        out.push_str(&section(&t, ""));
+    }
 
     out.push_str("\noutbox (pushes waiting per connection)\n");
     let mut t = Table::new(&["CONNECTION", "PENDING", "FAILING"]);

@@ -27,6 +27,15 @@ const ACCESS: &str = "access-token-51d0e8b2";
 const REFRESH: &str = "refresh-token-c49a7e11";
 
 fn write_pipeline(dir: &Path, token_url: &str) {
+    write_pipeline_with(
+        dir,
+        token_url,
+        "tenant_id = \"c2cc9b6e-9458-4c7d-93cc-f02b81b0594f\"",
+    );
+}
+
+/// The pipeline with `settings` as the connection's top-level config keys.
+fn write_pipeline_with(dir: &Path, token_url: &str, settings: &str) {
     let text = format!(
         r#"
 version = 1
@@ -36,6 +45,9 @@ name = "books"
 name = "books_tw"
 kind = "xero"
 direction = "two-way"
+
+[connections.config]
+{settings}
 
 [connections.config.oauth]
 provider = "generic"
@@ -240,4 +252,64 @@ fn auth_reports_missing_env_var_by_key() {
     assert!(!out.status.success());
     assert!(stderr.contains("TEST_OAUTH_CLIENT_SECRET"), "{stderr}");
     assert!(stderr.contains("books.toml"), "{stderr}");
+}
+
+/// Settings `synchub run` would refuse are refused by `synchub auth` too,
+/// through the same typed parse, before anything listens or signs in.
+#[test]
+fn auth_refuses_a_connection_run_would_refuse() {
+    for (settings, named) in [
+        // No tenant: the Xero connector cannot run.
+        ("", "tenant_id"),
+        // A misspelt key: strict settings.
+        (
+            "tenant_id = \"c2cc9b6e-9458-4c7d-93cc-f02b81b0594f\"\ntennant = \"x\"",
+            "tennant",
+        ),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        write_pipeline_with(dir.path(), "http://127.0.0.1:9/token", settings);
+        let db = format!("sqlite://{}", dir.path().join("crm.db").display());
+        let out = Command::new(env!("CARGO_BIN_EXE_synchub"))
+            .args(["auth", "books_tw", "--config-dir"])
+            .arg(dir.path())
+            .env("SYNCHUB_DATABASE_URL", &db)
+            .env("SYNCHUB_SECRET_KEY", KEY)
+            .env("TEST_OAUTH_CLIENT_SECRET", CLIENT_SECRET)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(!out.status.success(), "{settings}: {stdout}");
+        assert!(stderr.contains(named), "{settings}: {stderr}");
+        assert!(stderr.contains("books.toml"), "{stderr}");
+        assert!(!stdout.contains("open this address"), "{stdout}");
+        assert!(!stderr.contains(CLIENT_SECRET), "{stderr}");
+    }
+}
+
+/// A connection whose `oauth` table names another provider is refused by
+/// run and auth alike: the connection's kind decides the endpoints.
+#[test]
+fn auth_refuses_an_oauth_table_for_another_provider() {
+    let dir = tempfile::tempdir().unwrap();
+    write_pipeline(dir.path(), "http://127.0.0.1:9/token");
+    let path = dir.path().join("books.toml");
+    let text = std::fs::read_to_string(&path)
+        .unwrap()
+        .replace("provider = \"generic\"", "provider = \"quickbooks\"");
+    std::fs::write(&path, text).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_synchub"))
+        .args(["auth", "books_tw", "--config-dir"])
+        .arg(dir.path())
+        .env("SYNCHUB_SECRET_KEY", KEY)
+        .env("TEST_OAUTH_CLIENT_SECRET", CLIENT_SECRET)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("oauth.provider") && stderr.contains("quickbooks"),
+        "{stderr}"
+    );
 }

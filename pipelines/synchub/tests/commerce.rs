@@ -182,8 +182,8 @@ impl Shops {
                     .await
                     .unwrap()
                 {
-                    synchub_shopify::WebhookOutcome::Sync { object, .. } => Some(object),
-                    synchub_shopify::WebhookOutcome::Duplicate => None,
+                    synchub_core::WebhookAction::Sync { object, .. } => Some(object),
+                    synchub_core::WebhookAction::Nothing("duplicate") => None,
                     other => panic!("unexpected {other:?}"),
                 }
             } else {
@@ -193,8 +193,8 @@ impl Shops {
                     .await
                     .unwrap()
                 {
-                    synchub_woocommerce::WebhookOutcome::Sync { object, .. } => Some(object),
-                    synchub_woocommerce::WebhookOutcome::Duplicate => None,
+                    synchub_core::WebhookAction::Sync { object, .. } => Some(object),
+                    synchub_core::WebhookAction::Nothing("duplicate") => None,
                     other => panic!("unexpected {other:?}"),
                 }
             };

@@ -213,15 +213,14 @@ fn daemon_without_pipelines_says_where_it_looked() {
 }
 
 #[test]
-fn daemon_with_a_broken_pipeline_names_it_and_creates_no_database() {
-    // GIVEN a folder with a good pipeline and, after it, one with a
-    // misspelled connector kind, and a SQLite URL in an empty folder
+fn daemon_with_only_a_broken_pipeline_names_it_and_creates_no_database() {
+    // GIVEN a folder whose only pipeline has a misspelled connector kind,
+    // and a SQLite URL in an empty folder
     let data = tempfile::tempdir().unwrap();
     let csv = data.path().join("contacts.csv");
     synchub_testkit::data::write_contacts_csv(&csv, 10, 7).unwrap();
     let conf = tempfile::tempdir().unwrap();
     let good = synchub_testkit::data::csv_pipeline(&csv, 100);
-    std::fs::write(conf.path().join("a_good.toml"), &good).unwrap();
     let broken = good
         .replace("kind = \"csv\"", "kind = \"cvs\"")
         .replace("csv_source", "other_source");
@@ -252,4 +251,83 @@ fn daemon_with_a_broken_pipeline_names_it_and_creates_no_database() {
         .map(|e| e.unwrap().file_name())
         .collect();
     assert!(left.is_empty(), "the store was created: {left:?}");
+}
+
+/// A broken pipeline file beside good ones is skipped and reported; the
+/// good ones run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn daemon_skips_a_broken_pipeline_and_runs_the_rest() {
+    let data = tempfile::tempdir().unwrap();
+    let csv = data.path().join("contacts.csv");
+    synchub_testkit::data::write_contacts_csv(&csv, 10, 7).unwrap();
+    let conf = tempfile::tempdir().unwrap();
+    let good = synchub_testkit::data::csv_pipeline(&csv, 100);
+    std::fs::write(conf.path().join("a_good.toml"), &good).unwrap();
+    let broken = good
+        .replace("kind = \"csv\"", "kind = \"cvs\"")
+        .replace("csv_source", "other_source")
+        .replace("name = \"", "name = \"broken-");
+    std::fs::write(conf.path().join("b_broken.toml"), broken).unwrap();
+    let db = TestDb::sqlite();
+    let daemon = start_daemon(&db.url, conf.path());
+    let http = reqwest::Client::new();
+    let base = daemon.base.clone();
+    wait_until("the good pipeline's first run", || async {
+        let h = health(&http, &base).await;
+        h["pipelines"]
+            .as_object()
+            .is_some_and(|p| p.values().any(|st| st["runs"].as_u64().unwrap_or(0) >= 1))
+    })
+    .await;
+    let h = health(&http, &base).await;
+    assert_eq!(h["status"], "degraded", "{h}");
+    let invalid = h["invalid_files"].as_object().expect("invalid_files");
+    assert_eq!(invalid.len(), 1, "{h}");
+    let (file, why) = invalid.iter().next().unwrap();
+    assert!(file.ends_with("b_broken.toml"), "{h}");
+    assert!(
+        why.as_str()
+            .unwrap_or_default()
+            .contains("did you mean `csv`"),
+        "{h}"
+    );
+    assert_eq!(h["pipelines"].as_object().map(|p| p.len()), Some(1), "{h}");
+    assert!(h["failing"].is_null(), "{h}");
+}
+
+/// A pipeline whose runs fail (its token was revoked) turns `/health` to
+/// `degraded` naming it and why, while the healthy one goes on running.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_is_degraded_naming_the_failing_pipeline() {
+    let shop = sandbox::spawn(SandboxOptions::default()).await.unwrap();
+    let cfg = shop.config();
+    let dir = tempfile::tempdir().unwrap();
+    let good = synchub_testkit::data::shopify_pull_pipeline(
+        &cfg.shop,
+        &shop.base_url,
+        SANDBOX_TOKEN,
+        SANDBOX_WEBHOOK_SECRET,
+    );
+    let bad = good
+        .replace("name = \"shop-tw\"", "name = \"shop-revoked\"")
+        .replace("name = \"shop_tw\"", "name = \"shop_revoked\"")
+        .replace(SANDBOX_TOKEN, "shpat_revoked");
+    std::fs::write(dir.path().join("good.toml"), good).unwrap();
+    std::fs::write(dir.path().join("revoked.toml"), bad).unwrap();
+    let db = TestDb::sqlite();
+    let daemon = start_daemon(&db.url, dir.path());
+    let http = reqwest::Client::new();
+    let base = daemon.base.clone();
+    wait_until("both first runs", || async {
+        let h = health(&http, &base).await;
+        h["pipelines"]["shop-tw"]["runs"].as_u64().unwrap_or(0) >= 1
+            && h["pipelines"]["shop-revoked"]["runs"].as_u64().unwrap_or(0) >= 1
+    })
+    .await;
+    let h = health(&http, &base).await;
+    assert_eq!(h["status"], "degraded", "{h}");
+    let why = h["failing"]["shop-revoked"].as_str().unwrap_or_default();
+    assert!(why.to_lowercase().contains("auth"), "{h}");
+    assert!(h["failing"].get("shop-tw").is_none(), "{h}");
+    assert_eq!(h["pipelines"]["shop-tw"]["last_error"], Value::Null, "{h}");
 }

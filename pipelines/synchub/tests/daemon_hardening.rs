@@ -405,7 +405,7 @@ async fn a_captured_body_resent_with_a_new_webhook_id_triggers_no_run() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_delete_that_failed_to_apply_is_taken_again_on_redelivery() {
+async fn a_delete_that_failed_to_apply_is_kept_and_retried_not_dropped() {
     // GIVEN a daemon whose pipeline pulls contacts only, so an order delete
     // cannot be applied
     let shop = sandbox::spawn(SandboxOptions::default()).await.unwrap();
@@ -425,20 +425,25 @@ async fn a_delete_that_failed_to_apply_is_taken_again_on_redelivery() {
             .send()
     };
 
-    // WHEN the delete fails and Shopify redelivers it (same id, same body)
-    assert_eq!(deliver().await.unwrap().status(), 500);
-    let again = deliver().await.unwrap();
+    // WHEN the delete fails
+    let first = deliver().await.unwrap();
 
-    // THEN the redelivery is carried out again, not dropped as a duplicate
-    assert_eq!(again.status(), 500, "{}", again.text().await.unwrap());
+    // THEN it is accepted into the store's queue and retried from there
+    // (issue 18: retried, not dropped), so Shopify's redelivery (same id,
+    // same body) is a repeat
+    assert_eq!(first.status(), 202);
+    assert!(first.text().await.unwrap().contains("retried"));
+    wait_until("a retry from the queue", || async {
+        metric(&http, &daemon.base, "synchub_webhook_delete_failures_total").await >= 2
+    })
+    .await;
+    let again = deliver().await.unwrap();
+    assert_eq!(again.status(), 200);
+    assert_eq!(again.text().await.unwrap().trim(), "duplicate");
     let prefix = "synchub_webhooks_total{connection=\"shop_tw\",result=";
     assert_eq!(
         metric(&http, &daemon.base, &format!("{prefix}\"failed\"}}")).await,
-        2
-    );
-    assert_eq!(
-        metric(&http, &daemon.base, &format!("{prefix}\"duplicate\"}}")).await,
-        0
+        1
     );
 }
 

@@ -96,3 +96,63 @@ async fn demo_runs_both_shops_two_way_sqlite() {
 async fn demo_runs_both_shops_two_way_postgres() {
     demo_runs_both_shops_two_way("postgres").await;
 }
+
+/// Without a chosen database the demo uses a fresh store of its own beside
+/// its files: run twice in one folder, it tells the same story both times,
+/// and the files its dead letters name exist after it ends.
+#[test]
+fn demo_without_a_database_uses_a_fresh_store_of_its_own_each_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = || {
+        let out = Command::new(env!("CARGO_BIN_EXE_synchub"))
+            .arg("demo")
+            .current_dir(dir.path())
+            .env_remove("SYNCHUB_DATABASE_URL")
+            .output()
+            .expect("run synchub demo");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).to_string()
+    };
+    let first = run();
+    let second = run();
+    let shape = |s: &str| -> Vec<String> {
+        s.lines()
+            .map(|l| {
+                l.split_whitespace()
+                    .filter(|w| w.parse::<f64>().is_err())
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            })
+            .collect()
+    };
+    assert_eq!(
+        shape(&first),
+        shape(&second),
+        "the second demo told another story"
+    );
+    assert!(!first.contains("already holds an earlier demo"), "{first}");
+    assert!(dir.path().join("synchub-demo/crm.db").exists());
+    assert!(
+        first.contains("synchub --database-url sqlite://synchub-demo/crm.db status"),
+        "{first}"
+    );
+    // Every file a dead letter names is still there.
+    for line in first.lines().filter(|l| l.contains("synchub-demo/")) {
+        for word in line
+            .split_whitespace()
+            .filter(|w| w.contains("synchub-demo/") && !w.contains("sqlite:"))
+        {
+            let path = word
+                .trim_matches(|c: char| c == '(' || c == ')' || c == ',' || c == ':' || c == '`');
+            let path = path.split(':').next().unwrap_or(path);
+            assert!(
+                dir.path().join(path).exists() || std::path::Path::new(path).exists(),
+                "{path} named in: {line}"
+            );
+        }
+    }
+}

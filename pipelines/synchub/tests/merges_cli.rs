@@ -87,6 +87,15 @@ async fn merge_listed_and_undone_through_the_cli() {
         text.contains(&before[1].id) && text.contains("0.91"),
         "{text}"
     );
+    // and as JSON for programs
+    let json = synchub(&db.url, &["merges", "list", "--format", "json"]);
+    let v: serde_json::Value = serde_json::from_slice(&json.stdout).expect("merges list json");
+    assert_eq!(
+        v["merges"][0]["loser"],
+        serde_json::json!(before[1].id),
+        "{v}"
+    );
+    assert_eq!(v["merges"][0]["id"], serde_json::json!(out.merge_id), "{v}");
     let show = synchub(&db.url, &["merges", "show", &out.merge_id.to_string()]);
     assert!(String::from_utf8_lossy(&show.stdout).contains("loser_before"));
 

@@ -153,6 +153,10 @@ async fn scenario(backend: &str) {
         listed.contains(&format!("#{id}")) && listed.contains("Mei-Ling Tsai"),
         "{listed}"
     );
+    let json = synchub(&db.url, &["review", "list", "--format", "json"]);
+    let v: serde_json::Value = serde_json::from_slice(&json.stdout).expect("review list json");
+    assert_eq!(v["reviews"][0]["id"].to_string(), id, "{v}");
+    assert!(v["reviews"][0]["probability"].as_f64().is_some(), "{v}");
     let shown =
         String::from_utf8_lossy(&synchub(&db.url, &["review", "show", &id]).stdout).to_string();
     assert!(

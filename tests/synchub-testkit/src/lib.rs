@@ -4,10 +4,12 @@
 
 #![allow(clippy::unwrap_used)]
 
+pub mod conformance;
 pub mod data;
 pub mod db;
 pub mod memory;
 pub mod process;
+pub mod proxy;
 
 pub use db::{TestDb, POSTGRES_ADMIN_URL};
 pub use memory::{MemoryConnector, MemorySystem};

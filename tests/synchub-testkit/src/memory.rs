@@ -13,7 +13,7 @@ use serde_json::json;
 use synchub_core::connector::{ObjectSpec, Written};
 use synchub_core::{
     Change, ChangeOp, Connector, ConnectorError, Cursor, ObjectKind, Page, PushOutcome, Record,
-    RemoteRecord,
+    Refusal, RemoteRecord,
 };
 
 /// One record in the fake system.
@@ -382,7 +382,7 @@ impl Connector for MemoryConnector {
                 // Like a real API: no update of what is gone.
                 out.push(PushOutcome {
                     crm_id: change.crm_id.clone(),
-                    result: Err(format!("404 not found: {id}")),
+                    result: Err(Refusal::rejected(format!("404 not found: {id}"))),
                 });
                 continue;
             }

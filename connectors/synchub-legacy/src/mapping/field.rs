@@ -78,6 +78,23 @@ impl Field {
                 return Ok(Field::Address(slot, part));
             }
         }
+        // The csv map's spellings (deprecated aliases of the canonical
+        // names, see docs/config.md "One mapping vocabulary").
+        let flat = match name {
+            "address_line1" => Some(AddrPart::Line1),
+            "address_line2" => Some(AddrPart::Line2),
+            "city" => Some(AddrPart::City),
+            "region" => Some(AddrPart::Region),
+            "postal_code" => Some(AddrPart::PostalCode),
+            "country" => Some(AddrPart::Country),
+            _ => None,
+        };
+        if let (Some(part), true) = (flat, kind != Or) {
+            return Ok(Field::Address(0, part));
+        }
+        if name == "name" && kind == Ct {
+            return Ok(Field::FullName);
+        }
         let (field, kinds): (Field, &[ObjectKind]) = match name {
             "given_name" | "first_name" => (Field::GivenName, &[Ct]),
             "family_name" | "last_name" => (Field::FamilyName, &[Ct]),

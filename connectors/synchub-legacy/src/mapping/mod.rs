@@ -34,7 +34,11 @@
 //! `number status financial_status fulfillment_status currency total
 //! subtotal placed_at customer.external_id customer.name customer.email
 //! owner`; all — `address.{line1,line2,city,region,postal_code,country}`,
-//! `address2.*` (a second address) and `custom.<key>`.
+//! `address2.*` (a second address) and `custom.<key>`. The csv map's older
+//! spellings are deprecated aliases here too (`first_name`, `email`,
+//! `phone`, `city`, `region`, `postal_code`, `country`, `address_line1`,
+//! `address_line2`, and `name` for a contact's full name): one vocabulary,
+//! docs/config.md "One mapping vocabulary".
 
 mod apply;
 mod field;

@@ -35,6 +35,28 @@ pub async fn graphql(
         Ok(guard) => guard,
         Err(poisoned) => poisoned.into_inner(),
     };
+    // Shopify serves a version it no longer supports as its oldest one.
+    let version = match &shop.oldest_version {
+        Some(oldest) if version != "unstable" && version.as_str() < oldest.as_str() => {
+            oldest.clone()
+        }
+        _ => version,
+    };
+    if let Some(secs) = shop.faults.throttle_next.take() {
+        let body = json!({"errors": "Exceeded 2 calls per second for api client. Reduce request rates to resume uninterrupted service."});
+        let mut response = (StatusCode::TOO_MANY_REQUESTS, Json(body)).into_response();
+        if let Ok(v) = secs.to_string().parse() {
+            response.headers_mut().insert("retry-after", v);
+        }
+        return response;
+    }
+    if shop.faults.down {
+        let body = json!({"errors": "Service Unavailable"});
+        return (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response();
+    }
+    if let Some(response) = throttle_write(&mut shop, &body) {
+        return response;
+    }
     let token = headers
         .get("x-shopify-access-token")
         .and_then(|v| v.to_str().ok());
@@ -58,6 +80,11 @@ pub async fn graphql(
         .unwrap_or_default();
     shop.requests += 1;
     let root = gql::root_field(&query).unwrap_or_default();
+    if let Some(scope) = super::admin::scope_of_root(&root) {
+        if !shop.scopes.iter().any(|s| s == scope) {
+            return Json(super::admin::access_denied(&root, scope)).into_response();
+        }
+    }
     let priced = match cost::price(&query, &vars) {
         Ok(p) => p,
         Err(e) => return (StatusCode::OK, Json(parse_error(&e.to_string()))).into_response(),
@@ -69,6 +96,12 @@ pub async fn graphql(
         throttled
     } else {
         let mut out = execute(&root, &query, &vars, &mut shop);
+        if matches!(root.as_str(), "customerCreate" | "customerUpdate")
+            && std::mem::take(&mut shop.faults.lose_next_write)
+        {
+            let body = json!({"errors": "Bad Gateway"});
+            return (StatusCode::BAD_GATEWAY, Json(body)).into_response();
+        }
         let actual = if out.get("errors").is_some() {
             1
         } else {
@@ -82,6 +115,29 @@ pub async fn graphql(
         response.headers_mut().insert("x-shopify-api-version", v);
     }
     response
+}
+
+/// [`Faults::throttle_writes`](super::state::Faults): a mutation past the
+/// writes let through answers 429 with `Retry-After`; reads still pass.
+fn throttle_write(shop: &mut ShopState, body: &[u8]) -> Option<Response> {
+    let secs = shop.faults.throttle_writes?;
+    let is_write = serde_json::from_slice::<Value>(body)
+        .ok()
+        .and_then(|r| r.get("query").and_then(Value::as_str).map(str::to_string))
+        .is_some_and(|q| q.trim_start().starts_with("mutation"));
+    if !is_write {
+        return None;
+    }
+    if shop.faults.writes_before_throttle > 0 {
+        shop.faults.writes_before_throttle -= 1;
+        return None;
+    }
+    let body = json!({"errors": "Exceeded 2 calls per second for api client. Reduce request rates to resume uninterrupted service."});
+    let mut response = (StatusCode::TOO_MANY_REQUESTS, Json(body)).into_response();
+    if let Ok(v) = secs.to_string().parse() {
+        response.headers_mut().insert("retry-after", v);
+    }
+    Some(response)
 }
 
 fn parse_error(message: &str) -> Value {
@@ -144,6 +200,15 @@ fn execute(root: &str, query: &str, vars: &Map<String, Value>, shop: &mut ShopSt
             Ok(data) => json!({"data": {root: data}}),
             Err(message) => graphql_error(&message, root),
         },
+        "customer" => {
+            let row = gql::field_args(query, root, vars)
+                .get("id")
+                .and_then(Value::as_str)
+                .and_then(mutate::parse_gid)
+                .and_then(|id| shop.customers.get(id));
+            let node = row.map(|c| render::customer_node(&c, 0, Default::default()));
+            json!({"data": {"customer": node}})
+        }
         "customersCount" | "ordersCount" => {
             let total = if root == "customersCount" {
                 shop.customers.len()
@@ -207,9 +272,12 @@ fn connection(
             .unwrap_or_default(),
     );
     let (nodes, more, last) = if root == "customers" {
-        let (rows, more) = shop
-            .customers
-            .list(after, filter.since, filter.until, limit);
+        let (rows, more) = match &filter.tag {
+            Some(tag) => tagged(shop, tag, after, limit),
+            None => shop
+                .customers
+                .list(after, filter.since, filter.until, limit),
+        };
         let last = rows.last().map(|r: &CustomerRow| (r.updated_at, r.id));
         let nodes: Vec<Value> = rows
             .iter()
@@ -238,19 +306,51 @@ fn connection(
     }))
 }
 
-/// The `updated_at` bounds of a search query.
+/// Customers carrying `tag`, in `(updatedAt, id)` order after `after`.
+fn tagged(
+    shop: &ShopState,
+    tag: &str,
+    after: Option<Position>,
+    limit: usize,
+) -> (Vec<CustomerRow>, bool) {
+    let mut found = Vec::new();
+    let mut pos = after;
+    loop {
+        let (rows, more) = shop.customers.list(pos, None, None, 250);
+        pos = rows.last().map(|r| (r.updated_at, r.id)).or(pos);
+        found.extend(rows.into_iter().filter(|r| r.tags.iter().any(|t| t == tag)));
+        if !more || found.len() > limit {
+            break;
+        }
+    }
+    let more = found.len() > limit;
+    found.truncate(limit);
+    (found, more)
+}
+
+/// The `updated_at` bounds (and `tag`) of a search query.
 #[derive(Debug, Default, PartialEq)]
 pub struct SearchFilter {
     /// Lower bound and whether it is inclusive.
     pub since: Option<(DateTime<Utc>, bool)>,
     /// Exclusive upper bound.
     pub until: Option<DateTime<Utc>>,
+    /// `tag:'…'`: only rows carrying this tag.
+    pub tag: Option<String>,
 }
 
 /// Parses `updated_at:>'…' AND updated_at:<'…'`; other terms are ignored.
 pub fn parse_search(q: &str) -> SearchFilter {
     let mut f = SearchFilter::default();
     for term in q.split(" AND ").flat_map(|t| t.split(" and ")) {
+        if let Some(tag) = term.trim().strip_prefix("tag:") {
+            f.tag = Some(
+                tag.trim()
+                    .trim_matches(|c| c == '\'' || c == '"')
+                    .to_string(),
+            );
+            continue;
+        }
         let Some(rest) = term.trim().strip_prefix("updated_at:") else {
             continue;
         };

@@ -127,7 +127,16 @@ pub async fn download(State(shared): State<Shared>, Path(file): Path<String>) ->
             if done {
                 return None;
             }
-            let (chunk, last, more) = chunk(&shared, &root, after, &SearchFilter { since, until });
+            let (chunk, last, more) = chunk(
+                &shared,
+                &root,
+                after,
+                &SearchFilter {
+                    since,
+                    until,
+                    tag: None,
+                },
+            );
             Some((
                 Ok::<Bytes, std::io::Error>(Bytes::from(chunk)),
                 (shared, last, !more),

@@ -7,7 +7,11 @@
 //! `customerUpdate` with `userErrors`, the cost bucket with THROTTLED and
 //! MAX_COST_EXCEEDED answers (off by default), 401 on a bad token, bulk
 //! operations with a streamed JSONL result, and signed webhooks for every
-//! write. Every query is priced by Shopify's documented cost rules from the
+//! write, the token's access scopes (`GET /admin/oauth/access_scopes.json`;
+//! a field needing a scope the token lacks answers ACCESS_DENIED) and
+//! webhook subscriptions (`GET`/`POST /admin/api/{version}/webhooks.json`,
+//! a second subscription of a topic to the same address refused with 422
+//! as Shopify does). Every query is priced by Shopify's documented cost rules from the
 //! text received ([`cost`]: requested before execution, actual from the
 //! answer), THROTTLED answers carry the bucket's real throttleStatus, and a
 //! requested cost over 1,000 is refused with MAX_COST_EXCEEDED. Known
@@ -25,6 +29,7 @@
 //! # }
 //! ```
 
+mod admin;
 mod api;
 pub mod bulk;
 pub mod cost;
@@ -43,8 +48,9 @@ use axum::Router;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
+pub use admin::DEFAULT_SCOPES;
 pub use data::{CustomerRow, OrderRow, FIRST_CUSTOMER_ID, FIRST_ORDER_ID};
-pub use state::{Bucket, ShopState, WebhookDelivery};
+pub use state::{Bucket, Faults, ShopState, WebhookDelivery};
 
 use crate::config::ShopifyConfig;
 
@@ -97,6 +103,11 @@ pub fn router(state: Arc<Mutex<ShopState>>) -> Router {
     Router::new()
         .route("/admin/api/:version/graphql.json", post(api::graphql))
         .route("/bulk/:file", get(bulk::download))
+        .route("/admin/oauth/access_scopes.json", get(admin::access_scopes))
+        .route(
+            "/admin/api/:version/webhooks.json",
+            get(admin::list_webhooks).post(admin::create_webhook),
+        )
         .fallback(api::not_found)
         .with_state(state)
 }
@@ -194,6 +205,30 @@ impl SandboxHandle {
         row.note = Some("created by the loyalty app".into());
         shop.save_customer(row, "customers/create");
         id
+    }
+
+    /// Grants the token exactly these access scopes (the default grants
+    /// [`admin::DEFAULT_SCOPES`], everything the connector uses).
+    pub fn set_scopes(&self, scopes: &[&str]) {
+        self.shop().scopes = scopes.iter().map(|s| s.to_string()).collect();
+    }
+
+    /// Serves `version` for every request naming an older one (Shopify's
+    /// fall-forward past a version's end of support).
+    pub fn set_oldest_version(&self, version: &str) {
+        self.shop().oldest_version = Some(version.to_string());
+    }
+
+    /// The webhook subscriptions made so far, as `(topic, address)`.
+    pub fn subscriptions(&self) -> Vec<(String, String)> {
+        self.shop()
+            .subscriptions
+            .iter()
+            .map(|w| {
+                let field = |k: &str| w[k].as_str().unwrap_or_default().to_string();
+                (field("topic"), field("address"))
+            })
+            .collect()
     }
 
     /// Takes the webhooks queued since the last call.

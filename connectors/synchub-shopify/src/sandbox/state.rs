@@ -55,6 +55,25 @@ pub struct WebhookDelivery {
     pub body: Vec<u8>,
 }
 
+/// Faults a test injects, answered before anything else, as Shopify's edge
+/// answers them: a 429 with `Retry-After` (the REST-style limit the edge
+/// applies to any app), a 503 while the shop is down, and a write carried
+/// out whose answer never arrives (the connection drops: 502 from the edge).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Faults {
+    /// The next request answers 429 with `Retry-After: n` seconds.
+    pub throttle_next: Option<u64>,
+    /// Every request answers 503.
+    pub down: bool,
+    /// The next mutation is executed, then answered 502 instead of its payload.
+    pub lose_next_write: bool,
+    /// Mutations answer 429 with `Retry-After: n` seconds (reads pass),
+    /// once [`writes_before_throttle`](Self::writes_before_throttle) passed.
+    pub throttle_writes: Option<u64>,
+    /// Mutations served normally before `throttle_writes` applies.
+    pub writes_before_throttle: u64,
+}
+
 /// Everything the sandbox shop holds.
 pub struct ShopState {
     /// Customers.
@@ -84,6 +103,19 @@ pub struct ShopState {
     pub bulk: Option<super::bulk::BulkOp>,
     /// Where the sandbox listens (for bulk result URLs).
     pub base_url: String,
+    /// Faults a test asked for (off by default).
+    pub faults: Faults,
+    /// The access scopes granted to the token
+    /// (`GET /admin/oauth/access_scopes.json`); GraphQL fields needing
+    /// another scope answer ACCESS_DENIED.
+    pub scopes: Vec<String>,
+    /// Webhook subscriptions (`/admin/api/{version}/webhooks.json`), in
+    /// the REST shape, oldest first.
+    pub subscriptions: Vec<Value>,
+    /// The oldest API version still served: a request for an older one is
+    /// answered as this one (`X-Shopify-API-Version` says which), as
+    /// Shopify falls forward. `None`: every version is served.
+    pub oldest_version: Option<String>,
     clock: DateTime<Utc>,
     seed_customers: u64,
     webhook_seq: u64,
@@ -117,6 +149,13 @@ impl ShopState {
             outbox: Vec::new(),
             bulk: None,
             base_url: String::new(),
+            faults: Faults::default(),
+            scopes: super::admin::DEFAULT_SCOPES
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
+            subscriptions: Vec::new(),
+            oldest_version: None,
             clock,
             seed_customers: customers,
             webhook_seq: 0,

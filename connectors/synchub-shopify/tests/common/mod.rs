@@ -70,6 +70,7 @@ pub fn change(op: ChangeOp, external_id: Option<String>, contact: Contact) -> Ch
         base_version: None,
         record: Record::Contact(contact),
         idempotency_key: "k".into(),
+        base: None,
     }
 }
 

@@ -98,7 +98,6 @@ async fn learns_the_cost_the_shop_charges_for_a_query_shape() {
 
 #[tokio::test]
 async fn bulk_backfill_leaves_the_watermark_a_paged_backfill_leaves() {
-    use synchub_shopify::cursor::StreamCursor;
     // GIVEN a quiet shop, read once page by page and once by a bulk export
     let shop = sandbox::spawn(SandboxOptions {
         customers: 2_600,
@@ -117,8 +116,8 @@ async fn bulk_backfill_leaves_the_watermark_a_paged_backfill_leaves() {
         let (by_bulk, bulk_cursor, _) = pull_all(&bulk, object, None).await;
         assert_eq!(by_pages.len(), by_bulk.len());
         // THEN the bulk path leaves the same incremental cursor
-        let p = StreamCursor::from_cursor(Some(&paged_cursor)).expect("paged cursor");
-        let b = StreamCursor::from_cursor(Some(&bulk_cursor)).expect("bulk cursor");
+        let p = synchub_shopify::stored::watermark(Some(&paged_cursor)).expect("paged cursor");
+        let b = synchub_shopify::stored::watermark(Some(&bulk_cursor)).expect("bulk cursor");
         assert!(p.watermark.is_some());
         assert_eq!(b, p, "{object}");
         // AND the first incremental run after the bulk backfill reads nothing, in one request

@@ -68,7 +68,7 @@ async fn recorded_customers_page_maps_and_keeps_the_pass_open() {
     assert!(!page.done, "hasNextPage was true");
     let next = page.next.expect("cursor");
     assert_eq!(
-        next.0["pass"]["after"],
+        next.0["pass"]["page"],
         fixture("graphql_customers_page.json")["data"]["customers"]["pageInfo"]["endCursor"]
     );
     assert_eq!(next.0["watermark"], "2024-01-02T15:01:55Z");
@@ -156,7 +156,9 @@ async fn recorded_user_error_and_success_of_customer_update() {
         .expect("push");
     assert_eq!(
         outcomes[0].result,
-        Err("phone: Phone has already been taken".into())
+        Err(synchub_core::Refusal::rejected(
+            "phone: Phone has already been taken"
+        ))
     );
     let written = outcomes[1].result.clone().expect("ok");
     assert_eq!(written.version.as_deref(), Some("2024-01-03T02:00:00Z"));

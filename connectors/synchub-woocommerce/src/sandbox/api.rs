@@ -20,7 +20,12 @@ use crate::map::parse_gmt;
 type Shared = Arc<Mutex<StoreState>>;
 type Params = Query<HashMap<String, String>>;
 
-fn error(status: StatusCode, code: &str, message: &str, extra: Option<Value>) -> Response {
+pub(super) fn error(
+    status: StatusCode,
+    code: &str,
+    message: &str,
+    extra: Option<Value>,
+) -> Response {
     let mut data = json!({"status": status.as_u16()});
     if let Some(extra) = extra {
         data["params"] = extra;
@@ -33,7 +38,7 @@ fn error(status: StatusCode, code: &str, message: &str, extra: Option<Value>) ->
 }
 
 /// Locks the store after checking Basic or query-string credentials.
-fn authorized<'a>(
+pub(super) fn authorized<'a>(
     shared: &'a Shared,
     headers: &HeaderMap,
     q: &HashMap<String, String>,
@@ -43,6 +48,27 @@ fn authorized<'a>(
         Ok(g) => g,
         Err(p) => p.into_inner(),
     };
+    let mut store = store;
+    if let Some(secs) = store.faults.throttle_next.take() {
+        let mut r = error(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too_many_requests",
+            "Too many requests. Please wait and try again.",
+            None,
+        );
+        if let Ok(v) = secs.to_string().parse() {
+            r.headers_mut().insert("retry-after", v);
+        }
+        return Err(r);
+    }
+    if store.faults.down {
+        return Err(error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "service_unavailable",
+            "Service Unavailable",
+            None,
+        ));
+    }
     let basic = headers
         .get("authorization")
         .and_then(|v| v.to_str().ok())
@@ -63,10 +89,54 @@ fn authorized<'a>(
             None,
         ));
     }
+    // A key is made read, write or read_write; WooCommerce refuses a
+    // request its permission does not cover before routing it
+    // (`WC_REST_Authentication::check_permissions`).
+    let write = matches!(
+        what,
+        "create resources" | "edit this resource" | "batch manipulate this resource"
+    );
+    let allowed = match store.key_permissions.as_str() {
+        "read" => !write,
+        "write" => write,
+        _ => true,
+    };
+    if !allowed {
+        let message = format!(
+            "The API key provided does not have {} permissions.",
+            if write { "write" } else { "read" }
+        );
+        return Err(error(
+            StatusCode::UNAUTHORIZED,
+            "woocommerce_rest_authentication_error",
+            &message,
+            None,
+        ));
+    }
     Ok(store)
 }
 
-fn page_params(q: &HashMap<String, String>) -> Result<(usize, usize, bool), Response> {
+/// `Faults::throttle_writes`: a write past the ones let through answers
+/// 429 with `Retry-After`, as a host's rate limiter would.
+fn throttled_write(store: &mut StoreState) -> Option<Response> {
+    let secs = store.faults.throttle_writes?;
+    if store.faults.writes_before_throttle > 0 {
+        store.faults.writes_before_throttle -= 1;
+        return None;
+    }
+    let mut r = error(
+        StatusCode::TOO_MANY_REQUESTS,
+        "too_many_requests",
+        "Too many requests. Please wait and try again.",
+        None,
+    );
+    if let Ok(v) = secs.to_string().parse() {
+        r.headers_mut().insert("retry-after", v);
+    }
+    Some(r)
+}
+
+pub(super) fn page_params(q: &HashMap<String, String>) -> Result<(usize, usize, bool), Response> {
     let per_page = q.get("per_page").map_or(Ok(10), |v| v.parse::<usize>());
     let per_page = match per_page {
         Ok(n) if (1..=100).contains(&n) => n,
@@ -96,7 +166,7 @@ fn page_params(q: &HashMap<String, String>) -> Result<(usize, usize, bool), Resp
 }
 
 /// A list page with the pagination headers.
-fn list_response(
+pub(super) fn list_response(
     base: &str,
     resource: &str,
     items: Vec<&Value>,
@@ -156,13 +226,20 @@ pub async fn list_customers(
         Err(r) => return r,
     };
     let email = q.get("email").map(|e| e.to_ascii_lowercase());
+    let include: Option<Vec<u64>> = q.get("include").map(|ids| {
+        ids.split(',')
+            .filter_map(|id| id.trim().parse().ok())
+            .collect()
+    });
     let items: Vec<&Value> = store
         .customers
         .values()
         .filter(|c| {
             email.as_ref().is_none_or(|e| {
                 c["email"].as_str().map(str::to_ascii_lowercase).as_ref() == Some(e)
-            })
+            }) && include
+                .as_ref()
+                .is_none_or(|ids| c["id"].as_u64().is_some_and(|id| ids.contains(&id)))
         })
         .collect();
     list_response(&store.base_url, "customers", items, per_page, page, desc)
@@ -324,6 +401,22 @@ fn apply(
             row[key] = v.clone();
         }
     }
+    if let Some(meta) = body.get("meta_data").and_then(Value::as_array) {
+        // WooCommerce updates meta by key and gives each entry an id.
+        for (i, m) in meta.iter().enumerate() {
+            let Some(key) = m.get("key").and_then(Value::as_str) else {
+                continue;
+            };
+            let entry = json!({"id": row["id"].as_u64().unwrap_or(0) * 100 + i as u64, "key": key, "value": m.get("value").cloned().unwrap_or(Value::Null)});
+            match row["meta_data"].as_array_mut() {
+                Some(list) => {
+                    list.retain(|e| e["key"].as_str() != Some(key));
+                    list.push(entry);
+                }
+                None => row["meta_data"] = json!([entry]),
+            }
+        }
+    }
     for part in ["billing", "shipping"] {
         if let Some(fields) = body.get(part).and_then(Value::as_object) {
             for (k, v) in fields {
@@ -357,7 +450,13 @@ pub async fn create_customer(
         }
         Err(r) => return r,
     };
+    if let Some(r) = throttled_write(&mut store) {
+        return r;
+    }
     match apply(&mut store, None, &body) {
+        Ok(_) if std::mem::take(&mut store.faults.lose_next_write) => {
+            error(StatusCode::BAD_GATEWAY, "bad_gateway", "Bad Gateway", None)
+        }
         Ok(row) => (StatusCode::CREATED, Json(row)).into_response(),
         Err(e) => refusal(e),
     }
@@ -378,6 +477,9 @@ pub async fn update_customer(
         }
         Err(r) => return r,
     };
+    if let Some(r) = throttled_write(&mut store) {
+        return r;
+    }
     match apply(&mut store, Some(id), &body) {
         Ok(row) => Json(row).into_response(),
         Err(e) => refusal(e),
@@ -398,6 +500,9 @@ pub async fn batch_customers(
         }
         Err(r) => return r,
     };
+    if let Some(r) = throttled_write(&mut store) {
+        return r;
+    }
     let list = |k: &str| {
         body.get(k)
             .and_then(Value::as_array)
@@ -447,6 +552,9 @@ pub async fn batch_customers(
             },
         )
         .collect();
+    if !create.is_empty() && std::mem::take(&mut store.faults.lose_next_write) {
+        return error(StatusCode::BAD_GATEWAY, "bad_gateway", "Bad Gateway", None);
+    }
     Json(json!({"create": created, "update": updated, "delete": deleted})).into_response()
 }
 

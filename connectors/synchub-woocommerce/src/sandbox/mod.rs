@@ -9,6 +9,7 @@
 
 mod api;
 pub mod data;
+mod hooks;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -43,8 +44,30 @@ pub struct WebhookDelivery {
     pub body: Vec<u8>,
 }
 
+/// Faults a test injects, answered before anything else: a 429 with
+/// `Retry-After` (a host's rate limiter in front of WordPress), a 503 while
+/// the store is down, and a create carried out whose answer never arrives
+/// (502 from the proxy).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Faults {
+    /// The next request answers 429 with `Retry-After: n` seconds.
+    pub throttle_next: Option<u64>,
+    /// Every request answers 503.
+    pub down: bool,
+    /// The next create (single or in a batch) is carried out, then
+    /// answered 502.
+    pub lose_next_write: bool,
+    /// Writes answer 429 with `Retry-After: n` seconds (reads pass), once
+    /// [`writes_before_throttle`](Self::writes_before_throttle) passed.
+    pub throttle_writes: Option<u64>,
+    /// Writes served normally before `throttle_writes` applies.
+    pub writes_before_throttle: u64,
+}
+
 /// Everything the sandbox store holds.
 pub struct StoreState {
+    /// Faults a test asked for (off by default).
+    pub faults: Faults,
     /// Customers by id, as REST JSON.
     pub customers: BTreeMap<u64, Value>,
     /// Orders by id, as REST JSON.
@@ -64,6 +87,11 @@ pub struct StoreState {
     pub writes: u64,
     /// Webhooks queued by writes.
     pub outbox: Vec<WebhookDelivery>,
+    /// The permission of the consumer key: `read`, `write` or `read_write`
+    /// (the default). A request the key may not make answers 401.
+    pub key_permissions: String,
+    /// The store's webhooks (`/webhooks`), REST JSON, oldest first.
+    pub webhooks: Vec<Value>,
     clock: DateTime<Utc>,
     next_id: u64,
     seq: u64,
@@ -186,6 +214,10 @@ pub fn router(state: Arc<Mutex<StoreState>>) -> Router {
         )
         .route("/wp-json/wc/v3/orders", get(api::list_orders))
         .route("/wp-json/wc/v3/orders/:id", get(api::get_order))
+        .route(
+            "/wp-json/wc/v3/webhooks",
+            get(hooks::list_webhooks).post(hooks::create_webhook),
+        )
         .fallback(api::no_route)
         .with_state(state)
 }
@@ -211,6 +243,7 @@ pub async fn spawn(options: SandboxOptions) -> std::io::Result<SandboxHandle> {
         })
         .collect();
     let store = StoreState {
+        faults: Faults::default(),
         customers,
         orders,
         consumer_key: SANDBOX_KEY.into(),
@@ -220,6 +253,8 @@ pub async fn spawn(options: SandboxOptions) -> std::io::Result<SandboxHandle> {
         requests: 0,
         writes: 0,
         outbox: Vec::new(),
+        key_permissions: "read_write".into(),
+        webhooks: Vec::new(),
         clock: data::seed_time(options.customers.max(options.orders)) + Duration::days(1),
         next_id: data::FIRST_CUSTOMER_ID + options.customers + 1_000,
         seq: 0,
@@ -300,6 +335,23 @@ impl SandboxHandle {
         store.orders.insert(id, order.clone());
         store.queue_webhook("order.created", &order);
         id
+    }
+
+    /// Sets the consumer key's permission: `read`, `write` or `read_write`.
+    pub fn set_key_permissions(&self, permissions: &str) {
+        self.store().key_permissions = permissions.to_string();
+    }
+
+    /// The store's webhooks, as `(topic, delivery_url)`.
+    pub fn webhooks(&self) -> Vec<(String, String)> {
+        self.store()
+            .webhooks
+            .iter()
+            .map(|w| {
+                let field = |k: &str| w[k].as_str().unwrap_or_default().to_string();
+                (field("topic"), field("delivery_url"))
+            })
+            .collect()
     }
 
     /// Takes the queued webhooks.

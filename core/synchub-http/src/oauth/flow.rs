@@ -54,7 +54,7 @@ pub struct AuthPrompt {
 /// The result of a completed flow.
 #[derive(Debug, Clone)]
 pub struct AuthOutcome {
-    /// The tokens; callback extras (e.g. QuickBooks `realmId`) are in `tokens.extra`.
+    /// The tokens; callback extras (e.g. a company id like `realmId`) are in `tokens.extra`.
     pub tokens: TokenSet,
 }
 

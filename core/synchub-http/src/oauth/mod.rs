@@ -1,10 +1,12 @@
-//! OAuth2: provider settings, the token set, token endpoint calls through
+//! OAuth2: provider settings (the one typed `oauth` table of a
+//! connection, [`settings`]), the token set, token endpoint calls through
 //! the `oauth2` crate (over our reqwest client), the single-flight
 //! [`TokenManager`], encrypted persistence ([`vault`]) and the
 //! authorization-code + PKCE loopback flow ([`flow`]).
 
 pub mod flow;
 pub mod manager;
+pub mod settings;
 pub mod vault;
 
 use std::collections::BTreeMap;
@@ -22,6 +24,7 @@ use crate::error::HttpError;
 use crate::secret::{redact, register, ExposeSecret, SecretString};
 
 pub use manager::{AccessToken, TokenManager};
+pub use settings::{OAuthProvider, OAuthSettings, SignIn};
 
 /// A source of wall-clock time (token expiry is wall-clock).
 pub trait WallClock: Send + Sync + fmt::Debug {
@@ -62,48 +65,6 @@ pub struct OAuthConfig {
 }
 
 impl OAuthConfig {
-    /// Xero (<https://developer.xero.com/documentation/guides/oauth2/overview>).
-    pub fn xero(
-        client_id: String,
-        client_secret: Option<SecretString>,
-        scopes: Vec<String>,
-    ) -> Self {
-        Self::new(
-            client_id,
-            client_secret,
-            "https://login.xero.com/identity/connect/authorize",
-            "https://identity.xero.com/connect/token",
-            scopes,
-        )
-    }
-
-    /// QuickBooks Online (Intuit).
-    pub fn quickbooks(client_id: String, client_secret: Option<SecretString>) -> Self {
-        Self::new(
-            client_id,
-            client_secret,
-            "https://appcenter.intuit.com/connect/oauth2",
-            "https://oauth.platform.intuit.com/oauth2/v1/tokens/bearer",
-            vec!["com.intuit.quickbooks.accounting".into()],
-        )
-    }
-
-    /// Microsoft identity platform for Graph; `tenant` is `common`, `organizations` or an id.
-    pub fn msgraph(
-        tenant: &str,
-        client_id: String,
-        client_secret: Option<SecretString>,
-        scopes: Vec<String>,
-    ) -> Self {
-        Self::new(
-            client_id,
-            client_secret,
-            &format!("https://login.microsoftonline.com/{tenant}/oauth2/v2.0/authorize"),
-            &format!("https://login.microsoftonline.com/{tenant}/oauth2/v2.0/token"),
-            scopes,
-        )
-    }
-
     /// Any provider.
     pub fn new(
         client_id: String,
@@ -169,7 +130,7 @@ pub struct TokenSet {
     pub expires_at: Option<DateTime<Utc>>,
     /// Granted scopes.
     pub scopes: Vec<String>,
-    /// Provider extras kept with the tokens (e.g. QuickBooks `realmId`).
+    /// Provider extras kept with the tokens (e.g. a company id like `realmId`).
     pub extra: BTreeMap<String, String>,
 }
 

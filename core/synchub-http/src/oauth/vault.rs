@@ -372,10 +372,10 @@ mod tests {
     #[test]
     fn seal_open_round_trip_bound_to_instance() {
         let c = cipher();
-        let sealed = c.seal("xero-main", b"hello").unwrap();
+        let sealed = c.seal("books-main", b"hello").unwrap();
         assert!(!sealed.contains("hello"));
-        assert_eq!(c.open("xero-main", &sealed).unwrap(), b"hello");
-        assert!(c.open("xero-other", &sealed).is_err());
+        assert_eq!(c.open("books-main", &sealed).unwrap(), b"hello");
+        assert!(c.open("books-other", &sealed).is_err());
     }
 
     #[tokio::test]

@@ -8,7 +8,7 @@ use synchub_http::{HttpClient, QuotaConfig, QuotaRegistry};
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer};
 
-use crate::sandbox::{graphql_bucket, rest_bucket, Counters};
+use crate::sandbox::{graphql_bucket, rest_bucket, Counters, SandboxPolicy};
 
 #[tokio::test]
 async fn rest_bucket_running_dry_waits_instead_of_429_across_two_pipelines() {
@@ -24,7 +24,8 @@ async fn rest_bucket_running_dry_waits_instead_of_429_across_two_pipelines() {
     let registry = QuotaRegistry::new();
     let make = || {
         HttpClient::builder(server.uri())
-            .credential("shopify:shared-shop")
+            .credential("shop:shared")
+            .policy(Arc::new(SandboxPolicy))
             .quota(QuotaConfig::per_second(10, 10))
             .retry(crate::fast_retry(1))
             .build_in(&registry)
@@ -63,7 +64,8 @@ async fn graphql_cost_bucket_waits_for_points_instead_of_throttled() {
         .await;
     let registry = QuotaRegistry::new();
     let client = HttpClient::builder(server.uri())
-        .credential("shopify:gql")
+        .credential("shop:gql")
+        .policy(Arc::new(SandboxPolicy))
         .quota(QuotaConfig::per_second(1000, 1000).with_max_concurrency(4))
         .retry(crate::fast_retry(1))
         .build_in(&registry)
@@ -114,7 +116,8 @@ async fn throttled_answer_is_waited_out_by_its_throttle_status() {
         .await;
     let registry = QuotaRegistry::new();
     let client = HttpClient::builder(server.uri())
-        .credential("shopify:throttled")
+        .credential("shop:throttled")
+        .policy(Arc::new(SandboxPolicy))
         .quota(QuotaConfig::per_second(1000, 1000))
         .build_in(&registry)
         .unwrap();
@@ -137,6 +140,48 @@ async fn throttled_answer_is_waited_out_by_its_throttle_status() {
 }
 
 #[tokio::test]
+async fn without_a_policy_reading_them_budget_headers_and_cost_blocks_are_ignored() {
+    // GIVEN a server whose first answer is a THROTTLED body and whose
+    // budget header says the bucket is full
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(
+            wiremock::ResponseTemplate::new(200)
+                .insert_header("X-Shopify-Shop-Api-Call-Limit", "40/40")
+                .set_body_json(serde_json::json!({
+                    "errors": [{"message": "Throttled", "extensions": {"code": "THROTTLED"}}],
+                    "extensions": {"cost": {"requestedQueryCost": 300, "actualQueryCost": null,
+                        "throttleStatus": {"maximumAvailable": 1000.0, "currentlyAvailable": 0, "restoreRate": 1.0}}}})),
+        )
+        .mount(&server)
+        .await;
+    // AND a client with no policy (the runtime knows no provider's conventions)
+    let client = HttpClient::builder(server.uri())
+        .credential("generic:no-policy")
+        .quota(QuotaConfig::per_second(1000, 1000))
+        .build_in(&QuotaRegistry::new())
+        .unwrap();
+    // WHEN two requests are sent
+    let start = Instant::now();
+    for _ in 0..2 {
+        let r = client
+            .post("/graphql.json")
+            .idempotent()
+            .send()
+            .await
+            .unwrap();
+        // THEN each answer is handed over as it is, once, without waiting
+        assert_eq!((r.status().as_u16(), r.attempts()), (200, 1));
+    }
+    assert!(
+        start.elapsed() < Duration::from_millis(500),
+        "{:?}",
+        start.elapsed()
+    );
+    assert_eq!(server.received_requests().await.unwrap().len(), 2);
+}
+
+#[tokio::test]
 async fn request_costing_more_than_the_whole_bucket_is_never_sent() {
     // GIVEN a server whose answers report a 500-point bucket
     let server = MockServer::start().await;
@@ -148,7 +193,8 @@ async fn request_costing_more_than_the_whole_bucket_is_never_sent() {
         .mount(&server)
         .await;
     let client = HttpClient::builder(server.uri())
-        .credential("shopify:small-bucket")
+        .credential("shop:small-bucket")
+        .policy(Arc::new(SandboxPolicy))
         .build_in(&QuotaRegistry::new())
         .unwrap();
     let body = serde_json::json!({"query": "{ shop { name } }"});

@@ -97,7 +97,7 @@ async fn non_idempotent_write_is_not_retried_after_503() {
 #[tokio::test]
 async fn write_with_idempotency_key_is_retried_with_the_same_key() {
     let server = MockServer::start().await;
-    // Xero: header; QuickBooks: requestid query parameter.
+    // As a header (an accounting API's Idempotency-Key) and as a query parameter (another's requestid).
     Mock::given(method("POST"))
         .and(path("/Contacts"))
         .and(header("Idempotency-Key", "outbox-42"))
@@ -135,7 +135,7 @@ async fn write_with_idempotency_key_is_retried_with_the_same_key() {
     let xero = c
         .post("/Contacts")
         .json(&serde_json::json!({}))
-        .idempotency_key(IdempotencyKey::xero("outbox-42"))
+        .idempotency_key(IdempotencyKey::header("Idempotency-Key", "outbox-42", Some(128)).unwrap())
         .send()
         .await
         .unwrap();
@@ -143,7 +143,7 @@ async fn write_with_idempotency_key_is_retried_with_the_same_key() {
     let qbo = c
         .post("/v3/company/1/customer")
         .json(&serde_json::json!({}))
-        .idempotency_key(IdempotencyKey::quickbooks("outbox-43"))
+        .idempotency_key(IdempotencyKey::query("requestid", "outbox-43"))
         .send()
         .await
         .unwrap();
@@ -197,4 +197,24 @@ async fn refused_connection_names_the_host() {
         "{err}"
     );
     assert!(err.to_string().contains(&addr.to_string()), "{err}");
+}
+
+#[tokio::test]
+async fn a_host_that_does_not_exist_fails_at_once_as_configuration() {
+    // GIVEN a misspelled host (`.invalid` never resolves)
+    let registry = QuotaRegistry::new();
+    let client = HttpClient::builder("http://no-such-shop.invalid")
+        .quota(QuotaConfig::per_second(100, 100))
+        .retry(crate::fast_retry(6))
+        .build_in(&registry)
+        .unwrap();
+    // WHEN we GET
+    let err = client.get("/admin").send().await.unwrap_err();
+    // THEN no retries: one configuration error naming the host
+    assert_eq!(err.class(), ErrorClass::Config, "{err}");
+    let text = err.to_string();
+    assert!(
+        text.contains("no-such-shop.invalid") && text.contains("does not exist"),
+        "{text}"
+    );
 }

@@ -105,3 +105,61 @@ pub fn graphql_bucket(
                 "throttleStatus": status(s.0)}}}))
     }
 }
+
+/// How the sandboxes answer, read the way a connector's policy would: the
+/// REST bucket's `used/size` header and the GraphQL cost block and
+/// THROTTLED error. (The real connector's policy lives in its crate; the
+/// runtime is tested here with its own.)
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SandboxPolicy;
+
+/// The REST sandbox's budget header.
+pub const CALL_LIMIT: synchub_http::BudgetHeader =
+    synchub_http::BudgetHeader::UsedOfSize("x-shopify-shop-api-call-limit");
+
+impl synchub_http::ResponsePolicy for SandboxPolicy {
+    fn assess(
+        &self,
+        status: u16,
+        _headers: &reqwest::header::HeaderMap,
+        body: &[u8],
+    ) -> synchub_http::Assessment {
+        use synchub_http::{CostReport, Verdict};
+        let json: Option<serde_json::Value> = serde_json::from_slice(body).ok();
+        let cost = json.as_ref().and_then(|b| {
+            let c = b.get("extensions")?.get("cost")?;
+            let t = c.get("throttleStatus")?;
+            Some(CostReport {
+                requested: c.get("requestedQueryCost")?.as_f64()?,
+                actual: c.get("actualQueryCost").and_then(serde_json::Value::as_f64),
+                maximum: t.get("maximumAvailable")?.as_f64()?,
+                currently_available: t.get("currentlyAvailable")?.as_f64()?,
+                restore_rate: t.get("restoreRate")?.as_f64()?,
+            })
+        });
+        let throttled = json.as_ref().is_some_and(|b| {
+            b["errors"].as_array().is_some_and(|errors| {
+                errors
+                    .iter()
+                    .any(|e| e["extensions"]["code"].as_str() == Some("THROTTLED"))
+            })
+        });
+        let verdict = match status {
+            200 if throttled => Verdict::Throttled {
+                wait: cost.as_ref().map(CostReport::wait_for_requested),
+            },
+            429 => Verdict::Throttled { wait: None },
+            502..=504 => Verdict::Transient,
+            _ => Verdict::Ok,
+        };
+        synchub_http::Assessment { verdict, cost }
+    }
+
+    fn budget(
+        &self,
+        _status: u16,
+        headers: &reqwest::header::HeaderMap,
+    ) -> Vec<synchub_http::Budget> {
+        CALL_LIMIT.read(headers).into_iter().collect()
+    }
+}

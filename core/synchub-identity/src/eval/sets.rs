@@ -48,6 +48,8 @@ pub struct SetReport {
     pub review_pairs: usize,
     /// Wall seconds of the resolve step.
     pub seconds: f64,
+    /// Wall seconds per phase (`prepare`, then the matcher's own).
+    pub phases: Vec<(&'static str, f64)>,
 }
 
 impl LabelledSet {
@@ -96,11 +98,13 @@ impl LabelledSet {
             .into_par_iter()
             .map(|c| Prepared::new(&c, region.as_deref()))
             .collect();
+        let prepare = start.elapsed().as_secs_f64();
         let resolution = resolve_prepared(&prepared, &cfg);
         let rows = prepared.len();
         drop(prepared);
         let mut report = self.report(&resolution, start.elapsed().as_secs_f64());
         report.rows = rows;
+        report.phases.insert(0, ("prepare", prepare));
         report
     }
 
@@ -117,6 +121,7 @@ impl LabelledSet {
             candidate_pairs: resolution.candidate_pairs,
             review_pairs,
             seconds,
+            phases: resolution.phases.clone(),
         }
     }
 }

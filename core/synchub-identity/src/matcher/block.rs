@@ -93,6 +93,26 @@ pub fn block_keys(p: &Prepared) -> Vec<u64> {
         }
     }
     keys.extend(p.phones.iter().map(|x| key(12, x)));
+    push_identity_keys(p, &mut keys);
+    keys.sort_unstable();
+    keys.dedup();
+    keys
+}
+
+/// The keys of [`block_keys`] made without the email and phone values
+/// (name, birth date, address): what a record shares with a duplicate whose
+/// email and phone differ. A sync pull finds email and phone candidates
+/// through the exact keys it stores anyway, and these through
+/// [`super::single::fuzzy_keys`].
+pub fn identity_keys(p: &Prepared) -> Vec<u64> {
+    let mut keys = Vec::with_capacity(16);
+    push_identity_keys(p, &mut keys);
+    keys.sort_unstable();
+    keys.dedup();
+    keys
+}
+
+fn push_identity_keys(p: &Prepared, keys: &mut Vec<u64>) {
     match (&p.name.given.syllables, &p.name.family.syllables) {
         (Some(g), Some(f)) => {
             // Family-then-given and given-then-family readings of the whole
@@ -135,9 +155,6 @@ pub fn block_keys(p: &Prepared) -> Vec<u64> {
             }
         }
     }
-    keys.sort_unstable();
-    keys.dedup();
-    keys
 }
 
 /// Candidate pairs `(a, b)` with `a < b`, packed as `a << 32 | b`, sorted and unique.
@@ -174,8 +191,13 @@ pub fn candidate_pairs(records: &[Prepared], max_block: usize, window: usize) ->
             block_pairs(records, members, limit, window, name_only)
         })
         .collect();
+    // The key entries are not needed any more: free them before the sort
+    // (at a million rows they are a quarter of a gigabyte).
+    drop(groups);
+    drop(entries);
     pairs.par_sort_unstable();
     pairs.dedup();
+    pairs.shrink_to_fit();
     pairs
 }
 

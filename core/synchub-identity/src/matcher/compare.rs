@@ -237,7 +237,7 @@ fn compare_address(a: &Prepared, b: &Prepared) -> u8 {
 /// alone rule it out. With the standard prefix weight (0.1, at most four
 /// characters) `jw <= 0.6 * jaro + 0.4`, and `jaro <= (2 + short/long) / 3`,
 /// so `jw >= t` needs `short/long >= 5 (t - 0.4) - 2`.
-fn jaro_winkler_at_least(x: &str, y: &str, t: f64) -> bool {
+pub(crate) fn jaro_winkler_at_least(x: &str, y: &str, t: f64) -> bool {
     if x == y {
         return true;
     }

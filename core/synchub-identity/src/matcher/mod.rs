@@ -87,6 +87,9 @@ pub struct Resolution {
     pub candidate_pairs: usize,
     /// Thresholds used (probabilities).
     pub thresholds: (f64, f64),
+    /// Wall seconds per phase (blocking, comparing, fitting, scoring,
+    /// clustering), for the bench line.
+    pub phases: Vec<(&'static str, f64)>,
 }
 
 impl Resolution {
@@ -132,7 +135,14 @@ pub fn resolve(contacts: &[Contact], cfg: &MatchConfig) -> Resolution {
 
 /// [`resolve`] on records already prepared.
 pub fn resolve_prepared(records: &[Prepared], cfg: &MatchConfig) -> Resolution {
+    let mut phases = Vec::new();
+    let mut clock = std::time::Instant::now();
+    let mut lap = |name: &'static str| {
+        phases.push((name, clock.elapsed().as_secs_f64()));
+        clock = std::time::Instant::now();
+    };
     let pairs = candidate_pairs(records, cfg.max_block, cfg.window);
+    lap("block");
     let comparisons: Vec<Comparison> = pairs
         .par_iter()
         .map(|p| {
@@ -140,6 +150,7 @@ pub fn resolve_prepared(records: &[Prepared], cfg: &MatchConfig) -> Resolution {
             compare(&records[a as usize], &records[b as usize])
         })
         .collect();
+    lap("compare");
     let patterns: FxHashMap<u32, u64> = comparisons
         .par_iter()
         .fold(FxHashMap::default, |mut acc: FxHashMap<u32, u64>, c| {
@@ -160,6 +171,7 @@ pub fn resolve_prepared(records: &[Prepared], cfg: &MatchConfig) -> Resolution {
         FsModel::fit(u, &patterns, cfg.em_iterations, n * (n - 1.0) / 2.0)
     };
     let tf = NameFrequencies::new(records);
+    lap("fit");
     let auto_score = odds(cfg.auto_merge);
     let review_score = odds(cfg.review);
     // Scores are computed where they are used, so no per-candidate score
@@ -187,6 +199,7 @@ pub fn resolve_prepared(records: &[Prepared], cfg: &MatchConfig) -> Resolution {
             (score_pair(&model, c, tf.of(a)) < review_score).then_some((a, b))
         })
         .collect();
+    lap("score");
     let candidate_pairs = pairs.len();
     drop(pairs);
     drop(comparisons);
@@ -209,12 +222,15 @@ pub fn resolve_prepared(records: &[Prepared], cfg: &MatchConfig) -> Resolution {
             is_conflict(&c) && score_pair(&model, &c, tf.of(x)) < review_score
         });
     }
+    let labels = clusters.labels();
+    lap("cluster");
     Resolution {
-        labels: clusters.labels(),
+        labels,
         pairs: kept,
         model,
         candidate_pairs,
         thresholds: (cfg.auto_merge, cfg.review),
+        phases,
     }
 }
 
@@ -327,24 +343,44 @@ pub(crate) fn score_pair(model: &FsModel, c: &Comparison, freq: Option<(f64, f64
 }
 
 fn random_pair_counts(records: &[Prepared], samples: usize, seed: u64) -> Vec<Vec<u64>> {
-    let mut counts: Vec<Vec<u64>> = FIELDS.iter().map(|f| vec![0; f.levels()]).collect();
+    let empty = || -> Vec<Vec<u64>> { FIELDS.iter().map(|f| vec![0; f.levels()]).collect() };
     let n = records.len() as u64;
     if n < 2 {
-        return counts;
+        return empty();
     }
-    let mut rng = crate::synth::rng::Rng::new(seed);
-    for _ in 0..samples {
-        let a = rng.below(n);
-        let b = rng.below(n);
-        if a == b {
-            continue;
-        }
-        let c = compare(&records[a as usize], &records[b as usize]);
-        for (f, l) in c.levels.iter().enumerate() {
-            counts[f][usize::from(*l)] += 1;
-        }
-    }
-    counts
+    // Drawn in fixed chunks, each from its own seed, so the sample (and the
+    // fitted u) does not depend on how many threads share the work.
+    const CHUNK: usize = 10_000;
+    let chunks = samples.div_ceil(CHUNK);
+    (0..chunks)
+        .into_par_iter()
+        .map(|chunk| {
+            let mut counts = empty();
+            let mut rng = crate::synth::rng::Rng::new(
+                seed ^ (chunk as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15),
+            );
+            let draws = CHUNK.min(samples - chunk * CHUNK);
+            for _ in 0..draws {
+                let a = rng.below(n);
+                let b = rng.below(n);
+                if a == b {
+                    continue;
+                }
+                let c = compare(&records[a as usize], &records[b as usize]);
+                for (f, l) in c.levels.iter().enumerate() {
+                    counts[f][usize::from(*l)] += 1;
+                }
+            }
+            counts
+        })
+        .reduce(empty, |mut acc, part| {
+            for (a, p) in acc.iter_mut().zip(part) {
+                for (x, y) in a.iter_mut().zip(p) {
+                    *x += y;
+                }
+            }
+            acc
+        })
 }
 
 #[cfg(test)]

@@ -12,20 +12,35 @@
 use serde::Serialize;
 use synchub_core::model::Contact;
 
-use super::block::block_keys;
+use super::block::identity_keys;
 use super::compare::compare;
 use super::model::{probability, FsModel};
 use super::prepare::Prepared;
 use super::{is_conflict, score_pair, Decision, MatchConfig, MatchEvidence, ScoredPair};
 
-/// Keys under which a contact can meet its fuzzy duplicates (the blocking
-/// keys of the batch matcher, as text). Stable for one version of this crate;
-/// recompute stored keys when it changes.
+/// Keys under which a contact can meet its fuzzy duplicates: the batch
+/// matcher's blocking keys made from the name, the birth date and the
+/// address ([`identity_keys`]), as text (`fuzzy:` and 16 hex digits). Email
+/// and phone candidates come through the exact keys a store keeps anyway.
+/// Stable for one version of this crate; recompute stored keys when it changes.
 pub fn fuzzy_keys(contact: &Contact, default_region: Option<&str>) -> Vec<String> {
-    block_keys(&Prepared::new(contact, default_region))
+    identity_keys(&Prepared::new(contact, default_region))
         .into_iter()
-        .map(|k| format!("{k:016x}"))
+        .map(|k| format!("{FUZZY_KEY_PREFIX}{k:016x}"))
         .collect()
+}
+
+/// Prefix of the keys [`fuzzy_keys`] returns.
+pub const FUZZY_KEY_PREFIX: &str = "fuzzy:";
+
+/// The model a sync pull scores with when no batch run has fitted one: the
+/// textbook m and u of [`FsModel::defaults`] and the prior that an incoming
+/// record is a given one of `existing` contacts (one in `existing`; at
+/// least one in a thousand, so a small store does not merge on a name).
+pub fn pull_model(existing: u64) -> FsModel {
+    let mut model = FsModel::defaults(&rustc_hash::FxHashMap::default(), 1.0);
+    model.prior = -(existing.max(1000) as f64).log2();
+    model
 }
 
 /// The decision for one candidate.

@@ -464,7 +464,14 @@ pub fn compare_parts(a: &NamePart, b: &NamePart) -> NameLevel {
             return NameLevel::Equivalent;
         }
     }
-    let (ca, cb) = (a.compact.chars().count(), b.compact.chars().count());
+    let chars = |s: &str| {
+        if s.is_ascii() {
+            s.len()
+        } else {
+            s.chars().count()
+        }
+    };
+    let (ca, cb) = (chars(&a.compact), chars(&b.compact));
     if ca == 1 || cb == 1 {
         return if a.initial() == b.initial() {
             NameLevel::Initial
@@ -472,7 +479,9 @@ pub fn compare_parts(a: &NamePart, b: &NamePart) -> NameLevel {
             NameLevel::Different
         };
     }
-    if ca.min(cb) >= 3 && strsim::jaro_winkler(&a.compact, &b.compact) >= 0.9 {
+    if ca.min(cb) >= 3
+        && crate::matcher::compare::jaro_winkler_at_least(&a.compact, &b.compact, 0.9)
+    {
         return NameLevel::Close;
     }
     if typo_of_a_reading(a, b) || typo_of_a_reading(b, a) {

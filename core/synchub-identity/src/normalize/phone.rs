@@ -13,6 +13,7 @@ use super::clean_text;
 /// ISO 3166-1 alpha-2 code used for numbers written without a country code.
 /// `None` when the text is not a valid number.
 pub fn normalize_phone(raw: &str, default_region: Option<&str>) -> Option<String> {
+    widen_regex_cache();
     let cleaned = clean_text(raw);
     // Cut extensions: "x123", "ext. 12", "#12", "轉12".
     let main = cut_extension(&cleaned);
@@ -49,6 +50,24 @@ pub fn normalize_phone(raw: &str, default_region: Option<&str>) -> Option<String
     // one would turn `(490) 299-2014` in Singapore into a German number.
     None
 }
+
+/// The `phonenumber` crate compiles its metadata's patterns on use into one
+/// process-wide cache of 100 regular expressions behind a mutex. A batch
+/// mixing a few regions needs more than that, so every lookup recompiled a
+/// pattern while holding the mutex: at a million rows that was most of the
+/// matcher's CPU time and kept the phone work on one core. Room for every
+/// pattern of the regions in use makes each a single compile.
+fn widen_regex_cache() {
+    static WIDEN: std::sync::Once = std::sync::Once::new();
+    WIDEN.call_once(|| {
+        if let Ok(mut cache) = phonenumber::metadata::DATABASE.cache().lock() {
+            cache.set_capacity(REGEX_CACHE);
+        }
+    });
+}
+
+/// Compiled patterns kept (the metadata of all regions has a few thousand).
+const REGEX_CACHE: usize = 8192;
 
 /// True when the first group of digits as written (`86-138…`, `(852) 9123…`,
 /// `886 912…`) is exactly the country code of `e164`.

@@ -65,6 +65,18 @@ impl World {
     pub async fn restart(&self) {
         let old = self.store();
         old.close().await;
+        // The killed run's stream leases and outbox claims run out (their
+        // TTL passes) before the next process starts.
+        let fresh = self.db.store().await;
+        sqlx::query("UPDATE stream_lease SET expires_at = ''")
+            .execute(fresh.pool())
+            .await
+            .unwrap();
+        sqlx::query("UPDATE outbox SET claimed_by = NULL, claim_until = NULL")
+            .execute(fresh.pool())
+            .await
+            .unwrap();
+        fresh.close().await;
         let fresh = self.db.store().await;
         *self.store.lock().unwrap() = fresh;
     }

@@ -6,5 +6,6 @@
 mod convergence;
 mod harness;
 mod input;
+mod leases;
 mod merges;
 mod rules;

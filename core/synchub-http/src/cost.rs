@@ -1,16 +1,14 @@
-//! Shopify GraphQL cost throttling: the `extensions.cost` report, the
-//! `THROTTLED` reply (HTTP 200 with an error body), and a local mirror of
-//! the shop's cost bucket so that a query waits until its requested cost is
-//! available instead of being refused.
-//!
-//! <https://shopify.dev/docs/apps/build/apis/graphql-admin/rate-limits>
+//! Cost-bucket throttling, for APIs that price each request in points
+//! drawn from a bucket that refills at a steady rate (GraphQL APIs often
+//! do): the [`CostReport`] a connector's [`ResponsePolicy`](crate::ResponsePolicy)
+//! reads from an answer, and a local mirror of the bucket so that a request
+//! waits until its requested cost is available instead of being refused.
 
 use std::time::Duration;
 
-use serde_json::Value;
 use tokio::time::Instant;
 
-/// The cost block Shopify appends to every GraphQL reply.
+/// What one answer says about the cost bucket.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CostReport {
     /// Worst-case cost checked before execution.
@@ -26,20 +24,8 @@ pub struct CostReport {
 }
 
 impl CostReport {
-    /// Reads `extensions.cost` from a reply body (numbers may be floats like `2000.0`).
-    pub fn from_body(body: &Value) -> Option<Self> {
-        let cost = body.get("extensions")?.get("cost")?;
-        let status = cost.get("throttleStatus")?;
-        Some(Self {
-            requested: cost.get("requestedQueryCost")?.as_f64()?,
-            actual: cost.get("actualQueryCost").and_then(Value::as_f64),
-            maximum: status.get("maximumAvailable")?.as_f64()?,
-            currently_available: status.get("currentlyAvailable")?.as_f64()?,
-            restore_rate: status.get("restoreRate")?.as_f64()?,
-        })
-    }
-
-    /// How long until the requested cost is available again.
+    /// How long until the requested cost is available again:
+    /// `(requested − available) / restore_rate`.
     pub fn wait_for_requested(&self) -> Duration {
         if self.restore_rate <= 0.0 {
             return Duration::from_secs(1);
@@ -47,20 +33,6 @@ impl CostReport {
         let missing = (self.requested.min(self.maximum) - self.currently_available).max(0.0);
         Duration::try_from_secs_f64(missing / self.restore_rate).unwrap_or(Duration::from_secs(1))
     }
-}
-
-/// True when the body is Shopify's `THROTTLED` reply.
-pub fn is_throttled(body: &Value) -> bool {
-    error_codes(body).any(|c| c == "THROTTLED")
-}
-
-/// The `errors[].extensions.code` values of a GraphQL reply.
-pub fn error_codes(body: &Value) -> impl Iterator<Item = &str> {
-    body.get("errors")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .filter_map(|e| e.get("extensions")?.get("code")?.as_str())
 }
 
 /// A local mirror of the server's cost bucket.
@@ -153,29 +125,22 @@ impl CostBucket {
 mod tests {
     use super::*;
 
-    fn fixture(name: &str) -> Value {
-        let path = format!(
-            "{}/../../../shared/api-notes/fixtures/shopify/{name}",
-            env!("CARGO_MANIFEST_DIR")
-        );
-        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
-    }
-
     #[test]
-    fn reads_cost_and_throttled_fixtures() {
-        let page = fixture("graphql_customers_page.json");
-        let cost = CostReport::from_body(&page).unwrap();
-        assert_eq!(cost.requested, 502.0);
-        assert_eq!(cost.actual, Some(7.0));
-        assert_eq!(cost.maximum, 2000.0);
-        assert!(!is_throttled(&page));
-
-        let throttled = fixture("graphql_throttled.json");
-        assert!(is_throttled(&throttled));
-        let cost = CostReport::from_body(&throttled).unwrap();
-        assert_eq!(cost.actual, None);
+    fn wait_for_requested_is_the_missing_points_over_the_restore_rate() {
+        let report = CostReport {
+            requested: 502.0,
+            actual: None,
+            maximum: 2000.0,
+            currently_available: 143.0,
+            restore_rate: 100.0,
+        };
         // (502 - 143) / 100 = 3.59 s
-        assert_eq!(cost.wait_for_requested(), Duration::from_millis(3590));
+        assert_eq!(report.wait_for_requested(), Duration::from_millis(3590));
+        let full = CostReport {
+            currently_available: 600.0,
+            ..report
+        };
+        assert_eq!(full.wait_for_requested(), Duration::ZERO);
     }
 
     #[tokio::test(start_paused = true)]
