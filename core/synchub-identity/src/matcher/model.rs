@@ -218,13 +218,24 @@ impl FsModel {
         }
     }
 
-    /// Log2 Bayes factor of one field level (0 for "missing").
+    /// Log2 Bayes factor of one field level (0 for "missing"). A partial
+    /// agreement never weighs less than outright disagreement: a level the
+    /// matches of this data never showed (FEBRL has no initials, so EM puts
+    /// m of "initial" near zero) would otherwise count an initial that
+    /// agrees as stronger evidence against than a different name.
     pub fn weight(&self, field: usize, level: u8) -> f64 {
         let l = usize::from(level);
-        if l + 1 == self.m[field].len() {
+        let levels = self.m[field].len();
+        if l + 1 == levels {
             return 0.0;
         }
-        (self.m[field][l] / self.u[field][l].max(FLOOR)).log2()
+        let raw = |l: usize| (self.m[field][l] / self.u[field][l].max(FLOOR)).log2();
+        let different = levels - 2;
+        if l < different {
+            raw(l).max(raw(different))
+        } else {
+            raw(l)
+        }
     }
 
     /// Log2 prior odds that a random pair is a match.
@@ -292,6 +303,10 @@ mod tests {
         assert!(model.weight(2, 0) > 5.0);
         assert!(model.weight(0, 4) < -2.0);
         assert_eq!(model.weight(2, 3), 0.0, "missing is neutral");
+        assert!(
+            model.weight(0, 3) >= model.weight(0, 4),
+            "an initial that agrees never weighs less than a different name"
+        );
         assert!(probability(model.score_levels(&[0, 0, 0, 0, 0, 0, 0])) > 0.99);
         assert!(probability(model.score_levels(&[4, 4, 2, 1, 2, 3, 2])) < 0.01);
     }
