@@ -56,14 +56,54 @@ const GIVEN_CHARS: &[&str] = &[
     "安", "平", "德", "成", "山", "海", "雲", "麗",
 ];
 const LATIN_GIVEN: &[&str] = &[
-    "James", "Mary", "John", "Patricia", "Robert", "Jennifer", "Michael", "Linda", "William",
-    "Elizabeth", "David", "Susan", "Richard", "Jessica", "Joseph", "Sarah", "Thomas", "Karen",
-    "Wing", "Ka Ming", "Siu Fung", "Mei Ling",
+    "James",
+    "Mary",
+    "John",
+    "Patricia",
+    "Robert",
+    "Jennifer",
+    "Michael",
+    "Linda",
+    "William",
+    "Elizabeth",
+    "David",
+    "Susan",
+    "Richard",
+    "Jessica",
+    "Joseph",
+    "Sarah",
+    "Thomas",
+    "Karen",
+    "Wing",
+    "Ka Ming",
+    "Siu Fung",
+    "Mei Ling",
 ];
 const LATIN_FAMILY: &[&str] = &[
-    "Smith", "Johnson", "Williams", "Brown", "Jones", "Garcia", "Miller", "Davis", "Rodriguez",
-    "Martinez", "Wilson", "Anderson", "Taylor", "Moore", "Jackson", "Lee", "Wong", "Chan",
-    "Cheung", "Lau", "Ng", "Ho", "Tsang", "Leung",
+    "Smith",
+    "Johnson",
+    "Williams",
+    "Brown",
+    "Jones",
+    "Garcia",
+    "Miller",
+    "Davis",
+    "Rodriguez",
+    "Martinez",
+    "Wilson",
+    "Anderson",
+    "Taylor",
+    "Moore",
+    "Jackson",
+    "Lee",
+    "Wong",
+    "Chan",
+    "Cheung",
+    "Lau",
+    "Ng",
+    "Ho",
+    "Tsang",
+    "Leung",
 ];
 
 fn pick<'a>(rng: &mut Lcg, from: &[&'a str]) -> &'a str {
@@ -179,7 +219,10 @@ async fn load_crowd(url: &str, n: usize) -> anyhow::Result<(f64, f64)> {
     )
     .fetch_all(&mut db)
     .await?;
-    ensure!(defs.len() == 2, "migration 0010's two search indexes: {defs:?}");
+    ensure!(
+        defs.len() == 2,
+        "migration 0010's two search indexes: {defs:?}"
+    );
     for (name, _) in &defs {
         sqlx::query(&format!("DROP INDEX {name}"))
             .execute(&mut db)
@@ -251,7 +294,11 @@ async fn load_crowd(url: &str, n: usize) -> anyhow::Result<(f64, f64)> {
 }
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
-    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss, clippy::cast_precision_loss)]
+    #[allow(
+        clippy::cast_possible_truncation,
+        clippy::cast_sign_loss,
+        clippy::cast_precision_loss
+    )]
     let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
     sorted[i.min(sorted.len() - 1)]
 }
@@ -282,27 +329,65 @@ async fn main() -> anyhow::Result<()> {
         .cookie_store(true)
         .redirect(reqwest::redirect::Policy::none())
         .build()?;
-    let form = http.get(format!("{base}/login")).send().await?.text().await?;
+    let form = http
+        .get(format!("{base}/login"))
+        .send()
+        .await?
+        .text()
+        .await?;
     let marker = r#"name="csrf" value=""#;
     let start = form.find(marker).context("login form")? + marker.len();
     let csrf = &form[start..start + form[start..].find('"').context("csrf")?];
     let login = http
         .post(format!("{base}/login"))
-        .form(&[("name", "ops"), ("password", PASSWORD), ("csrf", csrf), ("next", "/")])
+        .form(&[
+            ("name", "ops"),
+            ("password", PASSWORD),
+            ("csrf", csrf),
+            ("next", "/"),
+        ])
         .send()
         .await?;
     ensure!(login.status().is_redirection(), "login: {}", login.status());
 
     let pages: Vec<(&str, String, &str)> = vec![
         ("dashboard", "/".into(), "dead letters"),
-        ("search_name_cjk", "/customers?q=陳大文".into(), "tai.man@example.hk"),
-        ("search_name_cjk_spaced", "/customers?q=陳+大文".into(), "tai.man@example.hk"),
-        ("search_name_cjk_part", "/customers?q=大文".into(), "found for"),
-        ("search_surname_one_char", "/customers?q=陳".into(), "found for"),
+        (
+            "search_name_cjk",
+            "/customers?q=陳大文".into(),
+            "tai.man@example.hk",
+        ),
+        (
+            "search_name_cjk_spaced",
+            "/customers?q=陳+大文".into(),
+            "tai.man@example.hk",
+        ),
+        (
+            "search_name_cjk_part",
+            "/customers?q=大文".into(),
+            "found for",
+        ),
+        (
+            "search_surname_one_char",
+            "/customers?q=陳".into(),
+            "found for",
+        ),
         ("search_name_latin", "/customers?q=garcia".into(), "Garcia"),
-        ("search_phone", "/customers?q=0932-111-222".into(), "tai.man@example.hk"),
-        ("search_phone_e164", "/customers?q=%2B886+932+111+222".into(), "tai.man@example.hk"),
-        ("search_email", "/customers?q=Tai.Man@example.hk".into(), "tai.man@example.hk"),
+        (
+            "search_phone",
+            "/customers?q=0932-111-222".into(),
+            "tai.man@example.hk",
+        ),
+        (
+            "search_phone_e164",
+            "/customers?q=%2B886+932+111+222".into(),
+            "tai.man@example.hk",
+        ),
+        (
+            "search_email",
+            "/customers?q=Tai.Man@example.hk".into(),
+            "tai.man@example.hk",
+        ),
         ("customer_360", format!("/customers/{tai_man}"), "#B-2001"),
         ("pipelines", "/pipelines".into(), "Pipelines"),
     ];

@@ -76,9 +76,16 @@ pub async fn find_contacts(
         return Ok(Vec::new());
     }
     let region = region.map(str::trim).filter(|r| !r.is_empty());
-    let exact = store
-        .find_contacts(&exact_search(text, region), limit)
-        .await?;
+    // The keys are turned into ids first: a search by ids alone is an
+    // index lookup, where ids OR keys in one statement reads every contact.
+    let exact = exact_search(text, region);
+    let mut ids = exact.ids;
+    ids.extend(keyed_ids(store, &exact.keys).await?);
+    let by_ids = ContactSearch {
+        ids,
+        ..ContactSearch::default()
+    };
+    let exact = store.find_contacts(&by_ids, limit).await?;
     if !exact.is_empty() {
         return Ok(exact);
     }
@@ -102,6 +109,34 @@ pub async fn find_contacts(
         ..ContactSearch::default()
     };
     store.find_contacts(&search, limit).await
+}
+
+/// Ids of the contacts holding any of the exact-match `keys` (only the
+/// live ones among them are then read by id).
+async fn keyed_ids(store: &Store, keys: &[String]) -> Result<Vec<String>, StoreError> {
+    if keys.is_empty() {
+        return Ok(Vec::new());
+    }
+    let params: Vec<String> = (1..=keys.len()).map(|n| format!("${n}")).collect();
+    let sql = format!(
+        "SELECT DISTINCT crm_id FROM match_key WHERE kind = 'contact' AND key IN ({})",
+        params.join(", ")
+    );
+    let mut query = sqlx::query(&sql);
+    for k in keys {
+        query = query.bind(k.as_str());
+    }
+    let rows = query.fetch_all(store.pool()).await.map_err(query_error)?;
+    rows.iter()
+        .map(|r| r.try_get::<String, _>("crm_id").map_err(query_error))
+        .collect()
+}
+
+fn query_error(e: sqlx::Error) -> StoreError {
+    StoreError::Query {
+        context: "searching contacts",
+        source: e,
+    }
 }
 
 /// The forms of a pattern looked for in the searched text: lower case as
@@ -131,7 +166,10 @@ fn grams(form: &str) -> Vec<String> {
             continue;
         }
         let next = chars.get(i + 1).filter(|n| !n.is_ascii());
-        let prev = i.checked_sub(1).and_then(|p| chars.get(p)).filter(|p| !p.is_ascii());
+        let prev = i
+            .checked_sub(1)
+            .and_then(|p| chars.get(p))
+            .filter(|p| !p.is_ascii());
         let gram = match (next, prev) {
             (Some(n), _) => format!("{c}{n}"),
             (None, Some(_)) => continue,
@@ -204,20 +242,9 @@ async fn indexed_name_search(
     for b in binds {
         query = query.bind(b);
     }
-    let rows = query
-        .fetch_all(store.pool())
-        .await
-        .map_err(|e| StoreError::Query {
-            context: "searching contact names",
-            source: e,
-        })?;
+    let rows = query.fetch_all(store.pool()).await.map_err(query_error)?;
     rows.iter()
-        .map(|r| {
-            r.try_get::<String, _>("id").map_err(|e| StoreError::Query {
-                context: "searching contact names",
-                source: e,
-            })
-        })
+        .map(|r| r.try_get::<String, _>("id").map_err(query_error))
         .collect()
 }
 
@@ -237,7 +264,10 @@ mod tests {
 
     #[test]
     fn a_cjk_name_is_looked_up_by_its_bigrams_a_lone_character_by_itself() {
-        assert_eq!(grams("陳大文"), vec!["陳大".to_string(), "大文".to_string()]);
+        assert_eq!(
+            grams("陳大文"),
+            vec!["陳大".to_string(), "大文".to_string()]
+        );
         assert_eq!(grams("陳"), vec!["陳".to_string()]);
         assert_eq!(grams("陳 文"), vec!["陳".to_string(), "文".to_string()]);
         assert!(grams("tai man").is_empty());

@@ -7,19 +7,16 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::BTreeMap;
-use std::path::Path;
 use std::sync::Arc;
-use std::time::Duration;
 
 use reqwest::header::{LOCATION, SET_COOKIE};
 use reqwest::StatusCode;
-use serde_json::{json, Value};
+use serde_json::json;
 use sqlx::Connection as _;
-use synchub_console::{Console, ConsoleConfig, PipelineHandle};
-use synchub_core::merge::{FieldPolicy, MergePolicy};
-use synchub_core::{ObjectKind, Record};
-use synchub_engine::{Connection, Direction, Engine, RunOptions};
-use synchub_store::reviews::NewReview;
+use synchub_console::{Console, ConsoleConfig};
+use synchub_core::merge::MergePolicy;
+use synchub_core::ObjectKind;
+use synchub_engine::{Direction, Engine, RunOptions};
 use synchub_store::users::Role;
 use synchub_store::Store;
 use synchub_testkit::{MemorySystem, TestDb};
@@ -609,7 +606,12 @@ async fn people(store: &Store) {
     let engine = Engine::new(
         store.clone(),
         "people",
-        vec![memory_conn("people", &shop, Direction::Pull, &[ObjectKind::Contact])],
+        vec![memory_conn(
+            "people",
+            &shop,
+            Direction::Pull,
+            &[ObjectKind::Contact],
+        )],
         MergePolicy::default(),
         BTreeMap::new(),
     );
@@ -659,14 +661,22 @@ async fn name_search_through_the_postgres_indexes_finds_what_the_sqlite_scan_fin
         // THEN both find the same people
         let on_pg = names_found(&pg, q).await;
         assert_eq!(on_pg, expected, "postgres, {q}");
-        assert_eq!(names_found(&lite, q).await, on_pg, "sqlite vs postgres, {q}");
+        assert_eq!(
+            names_found(&lite, q).await,
+            on_pg,
+            "sqlite vs postgres, {q}"
+        );
     }
     // AND the indexes exist where the search looks
     let row: (i64,) = sqlx::query_as(
         "SELECT count(*) FROM pg_indexes WHERE indexname IN \
          ('crm_contact_search_trgm', 'crm_contact_search_grams')",
     )
-    .fetch_one(&mut sqlx::postgres::PgConnection::connect(&pg_db.url).await.unwrap())
+    .fetch_one(
+        &mut sqlx::postgres::PgConnection::connect(&pg_db.url)
+            .await
+            .unwrap(),
+    )
     .await
     .unwrap();
     assert_eq!(row.0, 2);
@@ -674,7 +684,9 @@ async fn name_search_through_the_postgres_indexes_finds_what_the_sqlite_scan_fin
 
 /// The number in the first `td.left` cell after `key`.
 fn allowance_left(body: &str, key: &str) -> f64 {
-    let at = body.find(key).unwrap_or_else(|| panic!("{key} not shown:\n{body}"));
+    let at = body
+        .find(key)
+        .unwrap_or_else(|| panic!("{key} not shown:\n{body}"));
     let marker = "class=\"num left\">";
     let start = body[at..].find(marker).unwrap() + at + marker.len();
     let end = body[start..].find('<').unwrap() + start;
@@ -688,7 +700,9 @@ async fn the_pipelines_page_shows_each_credentials_allowance_and_token_expiry_ne
     let store = db.store().await;
     // GIVEN a shared bucket of 1000 points refilling 50 a second that held
     // 200 points 2 s ago (by the database's clock), one not learned yet …
-    let mut pg = sqlx::postgres::PgConnection::connect(&db.url).await.unwrap();
+    let mut pg = sqlx::postgres::PgConnection::connect(&db.url)
+        .await
+        .unwrap();
     sqlx::query(
         "INSERT INTO rate_budget (key, capacity, refill_per_sec, level, at_epoch) VALUES \
          ('shopify:acme#cost', 1000, 50, 200, EXTRACT(EPOCH FROM clock_timestamp()) - 2), \
@@ -725,7 +739,11 @@ async fn the_pipelines_page_shows_each_credentials_allowance_and_token_expiry_ne
     vault
         .save(
             "outlook_old",
-            &token(&access, None, chrono::Utc::now() - chrono::Duration::hours(2)),
+            &token(
+                &access,
+                None,
+                chrono::Utc::now() - chrono::Duration::hours(2),
+            ),
         )
         .await
         .unwrap();
@@ -750,7 +768,10 @@ async fn the_pipelines_page_shows_each_credentials_allowance_and_token_expiry_ne
     assert!(body.contains("not learned yet"), "{body}");
     // AND each token's validity and expiry, and whether it can be refreshed
     let gmail = &body[body.find("gmail_ops").unwrap()..body.find("outlook_old").unwrap()];
-    assert!(gmail.contains("valid") && !gmail.contains("expired"), "{gmail}");
+    assert!(
+        gmail.contains("valid") && !gmail.contains("expired"),
+        "{gmail}"
+    );
     assert!(
         gmail.contains(&in_an_hour.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
         "{gmail}"
