@@ -74,7 +74,24 @@ async fn start_driver() -> Driver {
     panic!("chromedriver did not answer on {} within 20 s", driver.url);
 }
 
+/// A font covering Traditional and Simplified Chinese: without one the
+/// names render as empty boxes (fontconfig's own answer).
+fn assert_cjk_fonts() {
+    for lang in ["zh-tw", "zh-cn"] {
+        let out = Command::new("fc-list")
+            .arg(format!(":lang={lang}"))
+            .arg("family")
+            .output()
+            .expect("fc-list (fontconfig, installed with chromium)");
+        assert!(
+            !String::from_utf8_lossy(&out.stdout).trim().is_empty(),
+            "no font for {lang}: Chinese would render as empty boxes; run deploy/peers/chromium.sh"
+        );
+    }
+}
+
 async fn browser(driver: &Driver) -> Client {
+    assert_cjk_fonts();
     let chromium = which("chromium").unwrap_or_else(|| {
         panic!("chromium is needed for the browser suite: run deploy/peers/chromium.sh")
     });
