@@ -14,6 +14,7 @@
 //! stylesheet served here and inline SVG charts.
 
 mod auth;
+mod credentials;
 mod customers;
 mod layout;
 mod pipelines;
@@ -83,6 +84,9 @@ pub struct Console {
     /// A hash checked when the login name is unknown, so a wrong name
     /// takes as long as a wrong password.
     decoy_hash: String,
+    /// Opens the stored OAuth tokens to show when they expire (never the
+    /// tokens themselves).
+    vault: synchub_http::TokenVault,
 }
 
 impl Console {
@@ -93,12 +97,24 @@ impl Console {
         config: ConsoleConfig,
     ) -> Result<Console, ConsoleError> {
         let decoy_hash = hash_password("synchub decoy password, never a real one")?;
+        // The key of the process (`SYNCHUB_SECRET_KEY`), as its connectors use.
+        let vault = synchub_http::TokenVault::from_env(Arc::new(
+            synchub_store::tokens::SqlTokenStore::new(store.clone()),
+        ));
         Ok(Console {
             store,
             pipelines,
             config,
             decoy_hash,
+            vault,
         })
+    }
+
+    /// Reads token expiry through `vault` instead of one keyed from the
+    /// environment.
+    pub fn with_token_vault(mut self, vault: synchub_http::TokenVault) -> Console {
+        self.vault = vault;
+        self
     }
 }
 

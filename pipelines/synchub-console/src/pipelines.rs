@@ -113,6 +113,8 @@ pub(crate) async fn pipelines_page(State(c): State<Shared>, user: SessionUser) -
     let reports: Vec<Value> = runs.iter().map(|r| json_value(&r.3)).collect();
     let cursors = c.store.cursors().await?;
     let leases = c.store.leases().await?;
+    let allowances = crate::credentials::allowances(&c.store).await?;
+    let tokens = crate::credentials::tokens(&c.store, &c.vault).await?;
     let now = chrono::Utc::now();
 
     let mut names: BTreeSet<String> = c.pipelines.iter().map(|p| p.name.clone()).collect();
@@ -170,7 +172,7 @@ pub(crate) async fn pipelines_page(State(c): State<Shared>, user: SessionUser) -
         } }
 
         h2 { "Streams" }
-        p.muted { "Lag: time since the stream last committed a page. Rate-limit allowance and token expiry are held by the running process, not the store, and are not shown here." }
+        p.muted { "Lag: time since the stream last committed a page." }
         @if cursors.is_empty() { p { "No stream has been read yet." } }
         @else { div.scroll { table {
             thead { tr { th { "Stream" } th.num { "Pages" } th { "Last page" } th { "Lag" } th { "Lease" } th { "Last run of it" } } }
@@ -191,6 +193,8 @@ pub(crate) async fn pipelines_page(State(c): State<Shared>, user: SessionUser) -
                 }
             } }
         } } }
+
+        (crate::credentials::section(&allowances, &tokens, c.store.backend(), now))
 
         h2 { "Records by outcome, latest " (chart_runs.len()) " runs" }
         @if chart_runs.is_empty() { p { "No runs yet." } } @else { (chart(&chart_runs)) }

@@ -2,9 +2,16 @@
 //! email, by a phone written any way (normalized to E.164 with
 //! synchub-identity, the normalizer the sync engine keys contacts by), or
 //! by a name in any script, whole or in part.
+//!
+//! On PostgreSQL a name search goes through the indexes of migration 0010
+//! (pg_trgm over the contacts' name forms, and the unigrams and bigrams of
+//! their characters outside ASCII for Chinese, Japanese or Korean names), so
+//! it answers in milliseconds on a million contacts; on SQLite it reads the
+//! live contacts (`Store::find_contacts`).
 
+use sqlx::Row;
 use synchub_store::relations::{ContactSearch, ContactSummary};
-use synchub_store::{Store, StoreError};
+use synchub_store::{Backend, Store, StoreError};
 
 /// Regions the customers behind synchub mostly write national numbers in.
 const USUAL_REGIONS: &[&str] = &["TW", "HK", "CN"];
@@ -69,9 +76,16 @@ pub async fn find_contacts(
         return Ok(Vec::new());
     }
     let region = region.map(str::trim).filter(|r| !r.is_empty());
-    let exact = store
-        .find_contacts(&exact_search(text, region), limit)
-        .await?;
+    // The keys are turned into ids first: a search by ids alone is an
+    // index lookup, where ids OR keys in one statement reads every contact.
+    let exact = exact_search(text, region);
+    let mut ids = exact.ids;
+    ids.extend(keyed_ids(store, &exact.keys).await?);
+    let by_ids = ContactSearch {
+        ids,
+        ..ContactSearch::default()
+    };
+    let exact = store.find_contacts(&by_ids, limit).await?;
     if !exact.is_empty() {
         return Ok(exact);
     }
@@ -82,7 +96,156 @@ pub async fn find_contacts(
         };
         return store.find_contacts(&search, limit).await;
     }
-    store.find_contacts(&pattern_search(text), limit).await
+    let patterns = pattern_search(text);
+    if store.backend() != Backend::Postgres {
+        return store.find_contacts(&patterns, limit).await;
+    }
+    let ids = indexed_name_search(store, &patterns.patterns, limit).await?;
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let search = ContactSearch {
+        ids,
+        ..ContactSearch::default()
+    };
+    store.find_contacts(&search, limit).await
+}
+
+/// Ids of the contacts holding any of the exact-match `keys` (only the
+/// live ones among them are then read by id).
+async fn keyed_ids(store: &Store, keys: &[String]) -> Result<Vec<String>, StoreError> {
+    if keys.is_empty() {
+        return Ok(Vec::new());
+    }
+    let params: Vec<String> = (1..=keys.len()).map(|n| format!("${n}")).collect();
+    let sql = format!(
+        "SELECT DISTINCT crm_id FROM match_key WHERE kind = 'contact' AND key IN ({})",
+        params.join(", ")
+    );
+    let mut query = sqlx::query(&sql);
+    for k in keys {
+        query = query.bind(k.as_str());
+    }
+    let rows = query.fetch_all(store.pool()).await.map_err(query_error)?;
+    rows.iter()
+        .map(|r| r.try_get::<String, _>("crm_id").map_err(query_error))
+        .collect()
+}
+
+fn query_error(e: sqlx::Error) -> StoreError {
+    StoreError::Query {
+        context: "searching contacts",
+        source: e,
+    }
+}
+
+/// The forms of a pattern looked for in the searched text: lower case as
+/// typed, and without its spaces (`陳 大文` finds `陳大文`).
+fn pattern_forms(patterns: &[String]) -> Vec<String> {
+    let mut forms: Vec<String> = Vec::new();
+    for p in patterns {
+        let lower = p.trim().to_lowercase();
+        let squeezed: String = lower.chars().filter(|c| !c.is_whitespace()).collect();
+        for f in [lower, squeezed] {
+            if !f.is_empty() && !forms.contains(&f) {
+                forms.push(f);
+            }
+        }
+    }
+    forms
+}
+
+/// The grams of `form` the index of migration 0010 holds for every text
+/// containing it: each pair of non-ASCII characters side by side, and each
+/// non-ASCII character with no such neighbour.
+fn grams(form: &str) -> Vec<String> {
+    let chars: Vec<char> = form.chars().collect();
+    let mut out: Vec<String> = Vec::new();
+    for (i, c) in chars.iter().enumerate() {
+        if c.is_ascii() {
+            continue;
+        }
+        let next = chars.get(i + 1).filter(|n| !n.is_ascii());
+        let prev = i
+            .checked_sub(1)
+            .and_then(|p| chars.get(p))
+            .filter(|p| !p.is_ascii());
+        let gram = match (next, prev) {
+            (Some(n), _) => format!("{c}{n}"),
+            (None, Some(_)) => continue,
+            (None, None) => c.to_string(),
+        };
+        if !out.contains(&gram) {
+            out.push(gram);
+        }
+    }
+    out
+}
+
+/// `%text%` for LIKE, its wildcards escaped with `\`.
+fn like_pattern(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 2);
+    out.push('%');
+    for c in text.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out.push('%');
+    out
+}
+
+/// Ids of up to `limit` live contacts whose name forms or primary email
+/// contain one of `patterns`, through the indexes of migration 0010: the
+/// CJK grams narrow to candidates (`@>`), pg_trgm serves the rest, LIKE
+/// checks every candidate. PostgreSQL only.
+async fn indexed_name_search(
+    store: &Store,
+    patterns: &[String],
+    limit: i64,
+) -> Result<Vec<String>, StoreError> {
+    let forms = pattern_forms(patterns);
+    if forms.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut sql = String::from(
+        "SELECT id FROM crm_record WHERE kind = 'contact' AND deleted = 0 \
+         AND merged_into IS NULL AND (",
+    );
+    let mut binds: Vec<String> = Vec::new();
+    for (n, form) in forms.iter().enumerate() {
+        if n > 0 {
+            sql.push_str(" OR ");
+        }
+        sql.push('(');
+        let grams = grams(form);
+        if !grams.is_empty() {
+            sql.push_str("synchub_search_grams(synchub_contact_search_text(data)) @> ARRAY[");
+            for (i, g) in grams.into_iter().enumerate() {
+                if i > 0 {
+                    sql.push_str(", ");
+                }
+                binds.push(g);
+                sql.push_str(&format!("${}", binds.len()));
+            }
+            sql.push_str("]::text[] AND ");
+        }
+        binds.push(like_pattern(form));
+        sql.push_str(&format!(
+            "synchub_contact_search_text(data) LIKE ${} ESCAPE '\\')",
+            binds.len()
+        ));
+    }
+    sql.push_str(&format!(") LIMIT {}", limit.max(0)));
+    let mut query = sqlx::query(&sql);
+    for b in binds {
+        query = query.bind(b);
+    }
+    let rows = query.fetch_all(store.pool()).await.map_err(query_error)?;
+    rows.iter()
+        .map(|r| r.try_get::<String, _>("id").map_err(query_error))
+        .collect()
 }
 
 #[cfg(test)]
@@ -97,5 +260,21 @@ mod tests {
         assert!(s.keys.is_empty(), "{s:?}");
         let s = exact_search("Tai.Man@Example.HK", None);
         assert_eq!(s.keys, vec!["email:tai.man@example.hk".to_string()]);
+    }
+
+    #[test]
+    fn a_cjk_name_is_looked_up_by_its_bigrams_a_lone_character_by_itself() {
+        assert_eq!(
+            grams("陳大文"),
+            vec!["陳大".to_string(), "大文".to_string()]
+        );
+        assert_eq!(grams("陳"), vec!["陳".to_string()]);
+        assert_eq!(grams("陳 文"), vec!["陳".to_string(), "文".to_string()]);
+        assert!(grams("tai man").is_empty());
+        assert_eq!(
+            pattern_forms(&["陳 大文".to_string()]),
+            vec!["陳 大文".to_string(), "陳大文".to_string()]
+        );
+        assert_eq!(like_pattern("50%_a"), "%50\\%\\_a%");
     }
 }

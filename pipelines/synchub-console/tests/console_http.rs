@@ -7,283 +7,23 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::BTreeMap;
-use std::path::Path;
 use std::sync::Arc;
-use std::time::Duration;
 
 use reqwest::header::{LOCATION, SET_COOKIE};
 use reqwest::StatusCode;
-use serde_json::{json, Value};
-use synchub_console::{Console, ConsoleConfig, PipelineHandle};
-use synchub_core::merge::{FieldPolicy, MergePolicy};
-use synchub_core::{ObjectKind, Record};
-use synchub_engine::{Connection, Direction, Engine, RunOptions};
-use synchub_store::reviews::NewReview;
+use serde_json::json;
+use sqlx::Connection as _;
+use synchub_console::{Console, ConsoleConfig};
+use synchub_core::merge::MergePolicy;
+use synchub_core::ObjectKind;
+use synchub_engine::{Direction, Engine, RunOptions};
 use synchub_store::users::Role;
 use synchub_store::Store;
 use synchub_testkit::{MemorySystem, TestDb};
 
-const OPS_PASSWORD: &str = "correct horse battery";
-const VIEWER_PASSWORD: &str = "viewer password 123";
+mod common;
 
-fn record(kind: ObjectKind, fields: Value) -> Record {
-    let Value::Object(map) = fields else {
-        panic!("fields must be an object")
-    };
-    Record::from_fields(kind, map).unwrap()
-}
-
-fn memory_conn(
-    name: &str,
-    system: &MemorySystem,
-    direction: Direction,
-    objects: &[ObjectKind],
-) -> Connection {
-    Connection {
-        name: name.into(),
-        connector: Arc::new(system.connector(50)),
-        direction,
-        objects: objects.to_vec(),
-        region: Some("TW".into()),
-    }
-}
-
-fn csv_conn(path: &Path, mobile_to: &str) -> Connection {
-    let cfg = synchub_csv::CsvConfig {
-        path: path.to_path_buf(),
-        id_column: Some("id".into()),
-        map: BTreeMap::from([
-            ("name".to_string(), "full_name".to_string()),
-            ("mobile".to_string(), mobile_to.to_string()),
-        ]),
-        delimiter: None,
-        page_size: None,
-        date_region: None,
-        encoding: None,
-    };
-    Connection {
-        name: "people_csv".into(),
-        connector: Arc::new(synchub_csv::CsvSource::build(cfg, None).unwrap()),
-        direction: Direction::Pull,
-        objects: vec![ObjectKind::Contact],
-        region: Some("TW".into()),
-    }
-}
-
-/// A store with something in every queue, and the console's pipelines.
-struct World {
-    store: Store,
-    shops: Arc<Engine>,
-    ledger: MemorySystem,
-    /// 陳大文's CRM id.
-    tai_man: String,
-    /// The open conflict on his company.
-    conflict: i64,
-    /// The review pair (two 陳小明).
-    review: i64,
-    /// A dead letter of the CSV (林美玲, mapped wrongly).
-    dead_letter: i64,
-    pipelines: Vec<PipelineHandle>,
-    _dir: tempfile::TempDir,
-}
-
-async fn world(db: &TestDb) -> World {
-    let store = db.store().await;
-    // GIVEN two shops that both know 陳大文 (one with his phone written
-    // nationally), each with an order of his, and two people named 陳小明
-    let shopa = MemorySystem::new("shopa");
-    let shopb = MemorySystem::new("shopb");
-    let ledger = MemorySystem::new("ledger");
-    shopa.put(
-        "a1",
-        record(
-            ObjectKind::Contact,
-            json!({"full_name": "陳大文", "given_name": "大文", "family_name": "陳",
-                   "emails": ["tai.man@example.hk"], "phones": ["0912-345-678"]}),
-        ),
-    );
-    shopb.put(
-        "b1",
-        record(
-            ObjectKind::Contact,
-            json!({"full_name": "陳大文", "emails": ["Tai.Man@example.hk"]}),
-        ),
-    );
-    shopa.put(
-        "a2",
-        record(
-            ObjectKind::Contact,
-            json!({"full_name": "陳小明", "emails": ["siu.ming@example.hk"]}),
-        ),
-    );
-    shopb.put(
-        "b2",
-        record(
-            ObjectKind::Contact,
-            json!({"full_name": "陳小明", "emails": ["ming@work.example.hk"]}),
-        ),
-    );
-    shopa.put(
-        "oa1",
-        record(
-            ObjectKind::Order,
-            json!({"number": "#A-1001", "currency": "TWD", "total": "1280.50",
-                   "placed_at": "2024-03-01T08:00:00Z", "customer": {"external_id": "a1"}}),
-        ),
-    );
-    shopb.put(
-        "ob1",
-        record(
-            ObjectKind::Order,
-            json!({"number": "#B-2001", "currency": "TWD", "total": "99.00",
-                   "placed_at": "2024-04-01T08:00:00Z", "customer": {"external_id": "b1"}}),
-        ),
-    );
-    let both = [ObjectKind::Contact, ObjectKind::Order];
-    let policy = MergePolicy {
-        fields: BTreeMap::from([("company".to_string(), FieldPolicy::Manual)]),
-        ..MergePolicy::default()
-    };
-    let shops = Arc::new(Engine::new(
-        store.clone(),
-        "shops",
-        vec![
-            memory_conn("shopa", &shopa, Direction::Pull, &both),
-            memory_conn("shopb", &shopb, Direction::Pull, &both),
-            memory_conn("ledger", &ledger, Direction::Push, &[ObjectKind::Contact]),
-        ],
-        policy,
-        BTreeMap::new(),
-    ));
-    shops.run(&RunOptions::default()).await.unwrap();
-    // AND both shops change his company, differently: a conflict
-    shopa.edit(ObjectKind::Contact, "a1", |r| {
-        if let Record::Contact(c) = r {
-            c.company = Some("Acme Taiwan".into());
-        }
-    });
-    shops.run(&RunOptions::default()).await.unwrap();
-    shopb.edit(ObjectKind::Contact, "b1", |r| {
-        if let Record::Contact(c) = r {
-            c.company = Some("Acme HK".into());
-        }
-    });
-    shops.run(&RunOptions::default()).await.unwrap();
-    let open = store.conflicts(false).await.unwrap();
-    assert_eq!(open.len(), 1, "one conflict on the company: {open:#?}");
-    let conflict = open[0].id;
-    let tai_man = open[0].detail.crm_id.clone();
-
-    // AND the two 陳小明 wait in the review queue
-    let ming: Vec<String> = store
-        .find_contacts(
-            &synchub_store::relations::ContactSearch {
-                patterns: vec!["陳小明".into()],
-                ..Default::default()
-            },
-            10,
-        )
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|c| c.id)
-        .collect();
-    assert_eq!(ming.len(), 2, "{ming:?}");
-    let (left, right) = if ming[0] < ming[1] {
-        (ming[0].clone(), ming[1].clone())
-    } else {
-        (ming[1].clone(), ming[0].clone())
-    };
-    store
-        .queue_reviews(&[NewReview {
-            left_id: left,
-            right_id: right,
-            score: 3.2,
-            probability: 0.81,
-            evidence: json!([{"field": "full_name", "level": "exact", "weight": 4.1},
-                             {"field": "email", "level": "different", "weight": -0.9}])
-            .to_string(),
-        }])
-        .await
-        .unwrap();
-    let review = store.reviews(false).await.unwrap()[0].id;
-
-    // AND a CSV whose mobile column was mapped to the birth date: dead letters
-    let dir = tempfile::tempdir().unwrap();
-    let csv = dir.path().join("people.csv");
-    std::fs::write(
-        &csv,
-        "id,name,mobile\nP1,林美玲,0922-000-111\nP2,王小華,0933-222-333\n",
-    )
-    .unwrap();
-    let broken = Engine::new(
-        store.clone(),
-        "people",
-        vec![csv_conn(&csv, "birth_date")],
-        MergePolicy::default(),
-        BTreeMap::new(),
-    );
-    broken.run(&RunOptions::default()).await.unwrap();
-    let dead = store.dead_letter_rows(false, 10).await.unwrap();
-    assert_eq!(dead.len(), 2, "{dead:#?}");
-    let dead_letter = dead
-        .iter()
-        .find(|d| d.letter.external_id.as_deref() == Some("P1"))
-        .unwrap()
-        .id;
-    // … and the mapping fixed: the console replays through the fixed pipeline
-    let fixed = Arc::new(Engine::new(
-        store.clone(),
-        "people",
-        vec![csv_conn(&csv, "phone")],
-        MergePolicy::default(),
-        BTreeMap::new(),
-    ));
-
-    for (name, role, password) in [
-        ("ops", Role::Operator, OPS_PASSWORD),
-        ("viewer", Role::Viewer, VIEWER_PASSWORD),
-        ("boss", Role::Admin, OPS_PASSWORD),
-    ] {
-        let hash = synchub_console::hash_password(password).unwrap();
-        store.put_user(name, role, &hash).await.unwrap();
-    }
-    World {
-        store,
-        pipelines: vec![
-            PipelineHandle {
-                name: "shops".into(),
-                engine: shops.clone(),
-                every: Some(Duration::from_secs(300)),
-            },
-            PipelineHandle {
-                name: "people".into(),
-                engine: fixed,
-                every: None,
-            },
-        ],
-        shops,
-        ledger,
-        tai_man,
-        conflict,
-        review,
-        dead_letter,
-        _dir: dir,
-    }
-}
-
-/// Serves the console on a free loopback port; returns its base URL.
-async fn serve(store: Store, pipelines: Vec<PipelineHandle>, config: ConsoleConfig) -> String {
-    let console = Console::new(store, pipelines, config).unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        axum::serve(listener, synchub_console::router(console))
-            .await
-            .unwrap();
-    });
-    format!("http://{addr}")
-}
+use common::*;
 
 /// A browser: keeps cookies, does not follow redirects (they are checked).
 struct Browser {
@@ -443,7 +183,7 @@ async fn console_end_to_end(backend: &str) {
         "{}",
         page.body
     );
-    let page = ops.get("/customers?q=0912+345+678&region=TW").await;
+    let page = ops.get("/customers?q=0932+111+222&region=TW").await;
     assert!(page.body.contains("陳大文"), "{}", page.body);
     assert!(!page.body.contains("陳小明"), "{}", page.body);
     assert!(
@@ -459,7 +199,7 @@ async fn console_end_to_end(backend: &str) {
     assert_eq!(page.status, StatusCode::OK);
     for text in [
         "陳大文",
-        "+886912345678",
+        "+886932111222",
         "shopa",
         "shopb",
         "#A-1001",
@@ -843,4 +583,218 @@ async fn the_login_form_is_refused_without_its_csrf_token() {
         "{csp}"
     );
     assert_eq!(r.headers()["cache-control"], "no-store");
+}
+
+/// Names in several scripts and spellings, from one shop.
+async fn people(store: &Store) {
+    let shop = MemorySystem::new("people");
+    let people = [
+        json!({"full_name": "陳大文", "given_name": "大文", "family_name": "陳", "emails": ["dm@example.hk"]}),
+        json!({"full_name": "陈大文", "emails": ["dm@example.cn"]}),
+        json!({"full_name": "陳 大文", "emails": ["spaced@example.hk"]}),
+        json!({"given_name": "大文", "family_name": "黃", "emails": ["wong@example.hk"]}),
+        json!({"full_name": "林美玲", "emails": ["mei@example.tw"]}),
+        json!({"full_name": "Tai Man Chan", "emails": ["tmc@example.com"]}),
+        json!({"given_name": "Siu Ming", "family_name": "Wong", "emails": ["smw@example.com"]}),
+        json!({"full_name": "José García", "emails": ["jose@example.es"]}),
+        json!({"full_name": "田中太郎", "emails": ["taro@example.jp"]}),
+        json!({"emails": ["nameless_50%@example.org"]}),
+    ];
+    for (i, p) in people.into_iter().enumerate() {
+        shop.put(&format!("p{i}"), record(ObjectKind::Contact, p));
+    }
+    let engine = Engine::new(
+        store.clone(),
+        "people",
+        vec![memory_conn(
+            "people",
+            &shop,
+            Direction::Pull,
+            &[ObjectKind::Contact],
+        )],
+        MergePolicy::default(),
+        BTreeMap::new(),
+    );
+    engine.run(&RunOptions::default()).await.unwrap();
+}
+
+async fn names_found(store: &Store, q: &str) -> Vec<String> {
+    let mut names: Vec<String> = synchub_console::find_contacts(store, q, None, 50)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|c| c.name.unwrap_or_default())
+        .collect();
+    names.sort();
+    names
+}
+
+#[tokio::test]
+async fn name_search_through_the_postgres_indexes_finds_what_the_sqlite_scan_finds() {
+    // GIVEN the same people in a PostgreSQL store (searched through the
+    // trigram and CJK-gram indexes of migration 0010) and in a SQLite one
+    // (searched by reading every contact)
+    let pg_db = TestDb::postgres().await;
+    let pg = pg_db.store().await;
+    let lite_db = TestDb::sqlite();
+    let lite = lite_db.store().await;
+    people(&pg).await;
+    people(&lite).await;
+    // WHEN each is searched by a name in any script, whole or in part
+    for (q, expected) in [
+        ("陳", vec!["陳 大文", "陳大文"]),
+        ("大文", vec!["大文 黃", "陈大文", "陳 大文", "陳大文"]),
+        ("陳大文", vec!["陳 大文", "陳大文"]),
+        ("陳 大文", vec!["陳 大文", "陳大文"]),
+        ("黃大文", vec!["大文 黃"]),
+        ("陈", vec!["陈大文"]),
+        ("美", vec!["林美玲"]),
+        ("太郎", vec!["田中太郎"]),
+        ("chan", vec!["Tai Man Chan"]),
+        ("TAI MAN", vec!["Tai Man Chan"]),
+        ("wong", vec!["Siu Ming Wong", "大文 黃"]),
+        ("garcía", vec!["José García"]),
+        ("50%", vec!["nameless_50%@example.org"]),
+        ("example.tw", vec!["林美玲"]),
+        ("nobody", vec![]),
+    ] {
+        // THEN both find the same people
+        let on_pg = names_found(&pg, q).await;
+        assert_eq!(on_pg, expected, "postgres, {q}");
+        assert_eq!(
+            names_found(&lite, q).await,
+            on_pg,
+            "sqlite vs postgres, {q}"
+        );
+    }
+    // AND the indexes exist where the search looks
+    let row: (i64,) = sqlx::query_as(
+        "SELECT count(*) FROM pg_indexes WHERE indexname IN \
+         ('crm_contact_search_trgm', 'crm_contact_search_grams')",
+    )
+    .fetch_one(
+        &mut sqlx::postgres::PgConnection::connect(&pg_db.url)
+            .await
+            .unwrap(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(row.0, 2);
+}
+
+/// The number in the first `td.left` cell after `key`.
+fn allowance_left(body: &str, key: &str) -> f64 {
+    let at = body
+        .find(key)
+        .unwrap_or_else(|| panic!("{key} not shown:\n{body}"));
+    let marker = "class=\"num left\">";
+    let start = body[at..].find(marker).unwrap() + at + marker.len();
+    let end = body[start..].find('<').unwrap() + start;
+    body[start..end].parse().unwrap()
+}
+
+#[tokio::test]
+async fn the_pipelines_page_shows_each_credentials_allowance_and_token_expiry_never_the_token() {
+    use synchub_http::{SecretString, TokenCipher, TokenSet, TokenVault};
+    let db = TestDb::postgres().await;
+    let store = db.store().await;
+    // GIVEN a shared bucket of 1000 points refilling 50 a second that held
+    // 200 points 2 s ago (by the database's clock), one not learned yet …
+    let mut pg = sqlx::postgres::PgConnection::connect(&db.url)
+        .await
+        .unwrap();
+    sqlx::query(
+        "INSERT INTO rate_budget (key, capacity, refill_per_sec, level, at_epoch) VALUES \
+         ('shopify:acme#cost', 1000, 50, 200, EXTRACT(EPOCH FROM clock_timestamp()) - 2), \
+         ('xero:books#requests', NULL, NULL, 0, EXTRACT(EPOCH FROM clock_timestamp()))",
+    )
+    .execute(&mut pg)
+    .await
+    .unwrap();
+    // … and two OAuth connections in the vault: one valid for an hour with
+    // a refresh token, one expired two hours ago without
+    let key = SecretString::from(
+        (0..32)
+            .map(|_| format!("{:02x}", rand::random::<u8>()))
+            .collect::<String>(),
+    );
+    let vault = TokenVault::new(
+        Arc::new(synchub_store::tokens::SqlTokenStore::new(store.clone())),
+        TokenCipher::from_key_material(&key).unwrap(),
+    );
+    let access = format!("ya29.access-{}", rand::random::<u64>());
+    let refresh = format!("1//refresh-{}", rand::random::<u64>());
+    let in_an_hour = chrono::Utc::now() + chrono::Duration::hours(1);
+    let token = |access: &str, refresh: Option<&str>, expires| TokenSet {
+        access_token: SecretString::from(access.to_string()),
+        refresh_token: refresh.map(|r| SecretString::from(r.to_string())),
+        expires_at: Some(expires),
+        scopes: vec!["mail.read".into()],
+        extra: BTreeMap::new(),
+    };
+    vault
+        .save("gmail_ops", &token(&access, Some(&refresh), in_an_hour))
+        .await
+        .unwrap();
+    vault
+        .save(
+            "outlook_old",
+            &token(
+                &access,
+                None,
+                chrono::Utc::now() - chrono::Duration::hours(2),
+            ),
+        )
+        .await
+        .unwrap();
+    let hash = synchub_console::hash_password(VIEWER_PASSWORD).unwrap();
+    store.put_user("viewer", Role::Viewer, &hash).await.unwrap();
+    let console = Console::new(store.clone(), Vec::new(), ConsoleConfig::default())
+        .unwrap()
+        .with_token_vault(vault);
+    let base = serve_console(console).await;
+    let viewer = Browser::new(&base);
+    viewer.sign_in("viewer", VIEWER_PASSWORD).await;
+
+    // WHEN a viewer opens the pipelines page
+    let page = viewer.get("/pipelines").await;
+    assert_eq!(page.status, StatusCode::OK);
+    let body = page.body;
+    // THEN the bucket shows what is left now: 200 + 50/s since, at most 1000
+    let left = allowance_left(&body, "shopify:acme#cost");
+    assert!((300.0..=1000.0).contains(&left), "{left}");
+    assert!(body.contains("50 per second"), "{body}");
+    assert!(body.contains("xero:books#requests"), "{body}");
+    assert!(body.contains("not learned yet"), "{body}");
+    // AND each token's validity and expiry, and whether it can be refreshed
+    let gmail = &body[body.find("gmail_ops").unwrap()..body.find("outlook_old").unwrap()];
+    assert!(
+        gmail.contains("valid") && !gmail.contains("expired"),
+        "{gmail}"
+    );
+    assert!(
+        gmail.contains(&in_an_hour.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
+        "{gmail}"
+    );
+    assert!(gmail.contains(">held<"), "{gmail}");
+    let outlook = &body[body.find("outlook_old").unwrap()..];
+    assert!(outlook.contains("expired"), "{outlook}");
+    assert!(outlook.contains("sign in again"), "{outlook}");
+    // AND never the tokens themselves
+    assert!(!body.contains(&access) && !body.contains(&refresh));
+
+    // A console holding another key says it cannot open them, and no more
+    let other = SecretString::from("ab".repeat(32));
+    let console = Console::new(store.clone(), Vec::new(), ConsoleConfig::default())
+        .unwrap()
+        .with_token_vault(TokenVault::new(
+            Arc::new(synchub_store::tokens::SqlTokenStore::new(store.clone())),
+            TokenCipher::from_key_material(&other).unwrap(),
+        ));
+    let base = serve_console(console).await;
+    let viewer = Browser::new(&base);
+    viewer.sign_in("viewer", VIEWER_PASSWORD).await;
+    let body = viewer.get("/pipelines").await.body;
+    assert!(body.contains("cannot be opened here"), "{body}");
+    assert!(!body.contains(&access) && !body.contains(&refresh));
 }
