@@ -94,6 +94,42 @@ pub async fn pull_all<C: Connector + ?Sized>(
     (records, cursor, pages)
 }
 
+/// The pages of one read, each with the cursor it was read from.
+pub type Pages = Vec<(Option<Cursor>, Vec<RemoteRecord>)>;
+
+/// Reads `object` from `from` to the end (at most 10,000 pages): every
+/// page's records with the cursor it was read from, and the last cursor.
+/// Every page must store a cursor; a rejected item fails the test.
+pub async fn drain<C: Connector + ?Sized>(
+    conn: &C,
+    object: ObjectKind,
+    from: Option<Cursor>,
+) -> (Pages, Cursor) {
+    let mut cursor = from;
+    let mut pages = Vec::new();
+    for _ in 0..10_000 {
+        let page = conn
+            .pull(object, cursor.as_ref())
+            .await
+            .unwrap_or_else(|e| panic!("page {}: {e}", pages.len() + 1));
+        assert!(page.rejected.is_empty(), "{:?}", page.rejected);
+        let next = page.next.clone().expect("every page stores a cursor");
+        pages.push((cursor.take(), page.records));
+        cursor = Some(next);
+        if page.done {
+            return (pages, cursor.expect("cursor"));
+        }
+    }
+    panic!("no end after 10,000 pages");
+}
+
+/// A name no earlier run used: `tag`, the process id and the time in
+/// nanoseconds (for records made on a shared real server).
+pub fn unique(tag: &str) -> String {
+    let nanos = chrono::Utc::now().timestamp_nanos_opt().unwrap_or_default();
+    format!("{tag}-{}-{nanos}", std::process::id())
+}
+
 /// A read resumed from a stored cursor after a first page: together they
 /// hold `total` records, none read twice and none skipped.
 pub fn assert_resumed_exactly(first: &[RemoteRecord], resumed: &[RemoteRecord], total: usize) {
