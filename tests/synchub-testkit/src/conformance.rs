@@ -43,7 +43,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use base64::Engine as _;
 use http::HeaderMap;
 use synchub_core::{
     Change, ChangeOp, Connector, ConnectorError, Cursor, ErrorClass, ObjectKind, Page, Record,
