@@ -288,6 +288,10 @@ async fn outlook_mail_passes_the_conformance_suite() {
     h.shutdown();
     harness::assert_conformant(
         &report,
-        &[Check::IdempotentPush, Check::EchoSuppression, Check::Refusals],
+        &[
+            Check::IdempotentPush,
+            Check::EchoSuppression,
+            Check::Refusals,
+        ],
     );
 }

@@ -9,11 +9,9 @@ use std::collections::HashSet;
 use serde_json::{json, Value};
 use synchub_core::model::Contact;
 use synchub_core::WebhookAction;
-use synchub_core::{
-    Change, ChangeOp, Connector, Cursor, ErrorClass, ObjectKind, Record, RemoteRecord,
-};
-use synchub_woocommerce::sandbox::{self, SandboxHandle, SandboxOptions};
+use synchub_core::{Change, ChangeOp, Connector, ErrorClass, ObjectKind, Record};
 use synchub_testkit::harness::pull_all;
+use synchub_woocommerce::sandbox::{self, SandboxHandle, SandboxOptions};
 use synchub_woocommerce::{WooConfig, WooConnector};
 use wiremock::matchers::{method, path, query_param};
 use wiremock::{Mock, MockServer, ResponseTemplate};

@@ -311,10 +311,7 @@ fn stop_on_signal(stop: CancellationToken) -> Arc<std::sync::OnceLock<StopSignal
 /// SIGTERM and SIGINT, listened for from the moment they are installed.
 struct StopSignals {
     #[cfg(unix)]
-    streams: Option<(
-        tokio::signal::unix::Signal,
-        tokio::signal::unix::Signal,
-    )>,
+    streams: Option<(tokio::signal::unix::Signal, tokio::signal::unix::Signal)>,
 }
 
 impl StopSignals {
@@ -389,6 +386,9 @@ async fn print_stopped(engine: &Engine, report: &RunReport, signal: StopSignal) 
             signal.name()
         );
     } else {
-        eprintln!("stopped by {}: nothing was pushed in this run", signal.name());
+        eprintln!(
+            "stopped by {}: nothing was pushed in this run",
+            signal.name()
+        );
     }
 }

@@ -135,7 +135,11 @@ async fn sigterm_stops_synchub_run_after_the_page_in_flight() {
     let out = output_within(run(&db.url, &file), Duration::from_secs(60)).await;
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
-    assert_eq!(read_in(&out), CUSTOMERS - last as u64 * PER_PAGE, "{stderr}");
+    assert_eq!(
+        read_in(&out),
+        CUSTOMERS - last as u64 * PER_PAGE,
+        "{stderr}"
+    );
     let linked: HashSet<String> = store
         .live_external_ids(STREAM.0, STREAM.1)
         .await

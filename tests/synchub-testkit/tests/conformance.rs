@@ -264,7 +264,8 @@ impl Connector for Toy {
 
 struct ToyHooks;
 
-const TOY_SIGNATURE: HmacSignature = HmacSignature::base64("x-toy-signature", Some("x-toy-delivery"));
+const TOY_SIGNATURE: HmacSignature =
+    HmacSignature::base64("x-toy-signature", Some("x-toy-delivery"));
 
 #[async_trait]
 impl WebhookSource for ToyHooks {

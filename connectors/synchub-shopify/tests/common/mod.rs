@@ -4,7 +4,7 @@ use std::collections::HashSet;
 
 use serde_json::Value;
 use synchub_core::model::Contact;
-use synchub_core::{Change, ChangeOp, Connector, Cursor, ObjectKind, Record, RemoteRecord};
+use synchub_core::{Change, ChangeOp, Record, RemoteRecord};
 use synchub_shopify::sandbox::{SandboxHandle, FIRST_CUSTOMER_ID};
 use synchub_shopify::ShopifyConnector;
 

@@ -19,6 +19,8 @@ use crate::map::parse_gmt;
 
 type Shared = Arc<Mutex<StoreState>>;
 type Params = Query<HashMap<String, String>>;
+/// A list request's `per_page`, `page` and whether `order=desc`.
+pub(super) type PageAsked = (usize, usize, bool);
 
 pub(super) fn error(
     status: StatusCode,
@@ -136,7 +138,7 @@ fn throttled_write(store: &mut StoreState) -> Option<Response> {
     Some(r)
 }
 
-pub(super) fn page_params(q: &HashMap<String, String>) -> Result<(usize, usize, bool), Response> {
+pub(super) fn page_params(q: &HashMap<String, String>) -> Result<PageAsked, Response> {
     let per_page = q.get("per_page").map_or(Ok(10), |v| v.parse::<usize>());
     let per_page = match per_page {
         Ok(n) if (1..=100).contains(&n) => n,
@@ -216,7 +218,7 @@ pub(super) fn list_request<'a>(
     shared: &'a Shared,
     headers: &HeaderMap,
     q: &HashMap<String, String>,
-) -> Result<(MutexGuard<'a, StoreState>, (usize, usize, bool)), Response> {
+) -> Result<(MutexGuard<'a, StoreState>, PageAsked), Response> {
     let mut store = authorized(shared, headers, q, "list resources")?;
     store.requests += 1;
     let page = page_params(q)?;

@@ -5,9 +5,9 @@
 
 use serde_json::json;
 use synchub_core::{Connector, Cursor, ObjectKind};
+use synchub_testkit::harness::{assert_resumed_exactly, pull_all};
 use synchub_woocommerce::sandbox::{self, SandboxOptions};
 use synchub_woocommerce::WooConnector;
-use synchub_testkit::harness::{assert_resumed_exactly, pull_all};
 
 #[tokio::test]
 async fn a_pass_stored_by_the_previous_release_resumes_without_gaps_or_repeats() {
