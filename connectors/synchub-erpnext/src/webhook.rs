@@ -9,11 +9,18 @@
 use reqwest::header::HeaderMap;
 use serde_json::Value;
 use synchub_core::{ObjectKind, WebhookAction};
-use synchub_http::webhook::{PendingDelivery, ReplayGuard, VerifiedDelivery, WebhookError};
+use synchub_http::webhook::{HmacSignature, ReplayGuard, VerifiedDelivery, WebhookError};
 use synchub_http::{BodyCheck, SecretString, WebhookSource};
 
-/// The signature header.
-pub const SIGNATURE_HEADER: &str = "x-frappe-webhook-signature";
+/// How Frappe signs: `base64(HMAC-SHA256(secret, raw body))` in
+/// `X-Frappe-Webhook-Signature`; no delivery id header exists, so a
+/// delivery is known by its body's hash.
+pub const SIGNATURE: HmacSignature = HmacSignature::base64("x-frappe-webhook-signature", None);
+
+/// Signs a body as Frappe does (sandbox and tests).
+pub fn sign(secret: &str, body: &[u8]) -> String {
+    SIGNATURE.sign(secret.as_bytes(), body)
+}
 
 /// The webhook side of one site.
 #[derive(Debug)]
@@ -31,17 +38,9 @@ impl ErpWebhooks {
 #[async_trait::async_trait]
 impl WebhookSource for ErpWebhooks {
     fn begin(&self, headers: &HeaderMap) -> Result<BodyCheck, WebhookError> {
-        let sig = headers
-            .get(SIGNATURE_HEADER)
-            .and_then(|v| v.to_str().ok())
-            .ok_or(WebhookError::MissingHeader(SIGNATURE_HEADER))?;
-        // No delivery id header exists: the id is the body's hash.
-        Ok(BodyCheck::Signed(PendingDelivery::new(
-            headers,
-            sig,
-            "x-frappe-delivery-id",
-            std::slice::from_ref(&self.secret),
-        )))
+        SIGNATURE
+            .begin(headers, std::slice::from_ref(&self.secret))
+            .map(BodyCheck::Signed)
     }
 
     async fn classify(

@@ -17,6 +17,7 @@ use synchub_core::model::{LineItem, Order, PartyRef};
 use synchub_core::{Company, Connector, ConnectorError, Contact, Record, Watermark};
 use synchub_http::Deps;
 use synchub_odoo::{OdooConfig, OdooConnector, OdooCursor};
+use synchub_testkit::harness::{drain, unique};
 
 const URL: &str = "http://127.0.0.1:18069";
 const DB: &str = "odoo";
@@ -96,11 +97,6 @@ impl Admin {
     }
 }
 
-fn unique(tag: &str) -> String {
-    let nanos = Utc::now().timestamp_nanos_opt().unwrap_or_default();
-    format!("{tag}-{}-{nanos}", std::process::id())
-}
-
 fn connector_with(page_size: u32, overlap: u32, password: &str) -> OdooConnector {
     let cfg: OdooConfig = serde_json::from_value(json!({
         "url": URL, "database": DB, "login": "admin", "password": password,
@@ -120,31 +116,6 @@ fn since(start: chrono::DateTime<Utc>) -> Cursor {
         known: None,
     };
     Cursor(serde_json::to_value(c).unwrap())
-}
-
-/// Reads to the end from `from`; returns every page's records (external id,
-/// deleted, record) with the cursor each page was read from.
-async fn drain(
-    c: &OdooConnector,
-    object: ObjectKind,
-    from: Option<Cursor>,
-) -> (
-    Vec<(Option<Cursor>, Vec<synchub_core::RemoteRecord>)>,
-    Cursor,
-) {
-    let mut cursor = from;
-    let mut pages = Vec::new();
-    for _ in 0..10_000 {
-        let page = c.pull(object, cursor.as_ref()).await.expect("page");
-        assert!(page.rejected.is_empty(), "{:?}", page.rejected);
-        let next = page.next.clone().expect("every page stores a cursor");
-        pages.push((cursor.clone(), page.records));
-        cursor = Some(next);
-        if page.done {
-            return (pages, cursor.expect("cursor"));
-        }
-    }
-    panic!("no end after 10000 pages");
 }
 
 fn name_of(r: &synchub_core::RemoteRecord) -> String {

@@ -4,17 +4,16 @@
 //! are hints: a verified delivery asks for an incremental (CDC) run.
 //! <https://developer.intuit.com/app/developer/qbo/docs/develop/webhooks>
 
-use base64::Engine as _;
-use hmac::{Hmac, Mac};
 use reqwest::header::HeaderMap;
 use serde_json::Value;
-use sha2::Sha256;
 use synchub_core::{ObjectKind, WebhookAction};
-use synchub_http::webhook::{PendingDelivery, ReplayGuard, VerifiedDelivery, WebhookError};
+use synchub_http::webhook::{HmacSignature, ReplayGuard, VerifiedDelivery, WebhookError};
 use synchub_http::{BodyCheck, SecretString, WebhookSource};
 
-/// The signature header.
-pub const SIGNATURE_HEADER: &str = "intuit-signature";
+/// How Intuit signs: `base64(HMAC-SHA256(verifier token, raw body))` in
+/// `intuit-signature`. Intuit sends no delivery id: a delivery is known by
+/// its body's hash.
+pub const SIGNATURE: HmacSignature = HmacSignature::base64("intuit-signature", None);
 
 /// The webhook side of one QuickBooks connection.
 #[derive(Debug)]
@@ -25,12 +24,7 @@ pub struct QuickBooksWebhooks {
 
 /// Signs `body` as Intuit does (for the sandbox and tests).
 pub fn sign(verifier_token: &str, body: &[u8]) -> String {
-    let mut mac = match Hmac::<Sha256>::new_from_slice(verifier_token.as_bytes()) {
-        Ok(m) => m,
-        Err(_) => return String::new(),
-    };
-    mac.update(body);
-    base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
+    SIGNATURE.sign(verifier_token.as_bytes(), body)
 }
 
 /// The entities a payload names for `realm`, as (entity, operation).
@@ -92,17 +86,9 @@ impl QuickBooksWebhooks {
 #[async_trait::async_trait]
 impl WebhookSource for QuickBooksWebhooks {
     fn begin(&self, headers: &HeaderMap) -> Result<BodyCheck, WebhookError> {
-        let sig = headers
-            .get(SIGNATURE_HEADER)
-            .and_then(|v| v.to_str().ok())
-            .ok_or(WebhookError::MissingHeader(SIGNATURE_HEADER))?;
-        // Intuit sends no delivery id: the body hash identifies a delivery.
-        Ok(BodyCheck::Signed(PendingDelivery::new(
-            headers,
-            sig,
-            "intuit-delivery-id",
-            std::slice::from_ref(&self.verifier),
-        )))
+        SIGNATURE
+            .begin(headers, std::slice::from_ref(&self.verifier))
+            .map(BodyCheck::Signed)
     }
 
     async fn classify(

@@ -1,7 +1,8 @@
 //! Shopify webhooks, on the shared pieces: the signature
 //! (`X-Shopify-Hmac-Sha256`, HMAC-SHA256 of the raw body under the app's
-//! client secret, any of several during a rotation) is checked as the body
-//! streams by the runtime's [`PendingDelivery`], in constant time, before
+//! client secret, any of several during a rotation) is the declared
+//! [`SIGNATURE`], checked as the body streams by the runtime's
+//! [`PendingDelivery`], in constant time, before
 //! anything is parsed; repeats are dropped by `X-Shopify-Webhook-Id`
 //! (Shopify retries with the same id) through the shared [`ReplayGuard`];
 //! the topic becomes the shared [`WebhookAction`]. Delete topics carry only
@@ -12,16 +13,19 @@
 use secrecy::SecretString;
 use serde_json::Value;
 use synchub_core::{ObjectKind, RemoteRecord, WebhookAction};
-use synchub_http::webhook::{Delivery, PendingDelivery, ReplayGuard, WebhookError};
+use synchub_http::webhook::{Delivery, HmacSignature, PendingDelivery, ReplayGuard, WebhookError};
 
-/// `base64(HMAC-SHA256(secret, body))`, as Shopify signs (the sandbox and
-/// tests sign with it).
-pub use synchub_core::signature::hmac_sha256_base64 as sign;
+/// How Shopify signs: `base64(HMAC-SHA256(secret, raw body))` in
+/// `X-Shopify-Hmac-Sha256`; the delivery id, the same on every retry of one
+/// delivery, in `X-Shopify-Webhook-Id`.
+pub const SIGNATURE: HmacSignature =
+    HmacSignature::base64("x-shopify-hmac-sha256", Some("x-shopify-webhook-id"));
 
-/// The signature header.
-pub const SIGNATURE_HEADER: &str = "x-shopify-hmac-sha256";
-/// The delivery id header, the same on every retry of one delivery.
-pub const ID_HEADER: &str = "x-shopify-webhook-id";
+/// Signs `body` as Shopify does (the sandbox and tests sign with it).
+pub fn sign(secret: &[u8], body: &[u8]) -> String {
+    SIGNATURE.sign(secret, body)
+}
+
 /// The topic header, e.g. `customers/update`.
 pub const TOPIC_HEADER: &str = "x-shopify-topic";
 
@@ -38,11 +42,7 @@ pub fn begin(
     if secrets.is_empty() {
         return Err(WebhookError::Malformed(NO_SECRET.into()));
     }
-    let signature = headers
-        .get(SIGNATURE_HEADER)
-        .and_then(|v| v.to_str().ok())
-        .ok_or(WebhookError::MissingHeader(SIGNATURE_HEADER))?;
-    Ok(PendingDelivery::new(headers, signature, ID_HEADER, secrets))
+    SIGNATURE.begin(headers, secrets)
 }
 
 /// Verifies, de-duplicates and classifies a delivery whose body is at hand

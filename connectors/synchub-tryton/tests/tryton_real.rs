@@ -17,6 +17,7 @@ use synchub_core::connector::{Change, ChangeOp, Cursor, ObjectKind, Refusal, Rem
 use synchub_core::model::{LineItem, Order, PartyRef};
 use synchub_core::{Connector, ConnectorError, Contact, Record, Watermark};
 use synchub_http::Deps;
+use synchub_testkit::harness::{drain, unique};
 use synchub_tryton::{TrytonConfig, TrytonConnector, TrytonCursor};
 
 const URL: &str = "http://127.0.0.1:18000";
@@ -69,14 +70,6 @@ impl Admin {
     }
 }
 
-fn unique(tag: &str) -> String {
-    format!(
-        "{tag}-{}-{}",
-        std::process::id(),
-        Utc::now().timestamp_nanos_opt().unwrap_or_default()
-    )
-}
-
 fn connector(page_size: u32, overlap: u32, password: &str, login: &str) -> TrytonConnector {
     let cfg: TrytonConfig = serde_json::from_value(json!({
         "url": URL, "database": "synchub", "login": login, "password": password,
@@ -95,25 +88,6 @@ fn since(start: chrono::DateTime<Utc>) -> Cursor {
         known: None,
     };
     Cursor(serde_json::to_value(c).unwrap())
-}
-
-async fn drain(
-    c: &TrytonConnector,
-    object: ObjectKind,
-    from: Option<Cursor>,
-) -> (Vec<(Option<Cursor>, Vec<RemoteRecord>)>, Cursor) {
-    let mut cursor = from;
-    let mut pages = Vec::new();
-    for _ in 0..10_000 {
-        let page = c.pull(object, cursor.as_ref()).await.expect("page");
-        let next = page.next.clone().expect("cursor");
-        pages.push((cursor.clone(), page.records));
-        cursor = Some(next);
-        if page.done {
-            return (pages, cursor.expect("cursor"));
-        }
-    }
-    panic!("no end");
 }
 
 fn all(pages: &[(Option<Cursor>, Vec<RemoteRecord>)]) -> Vec<&RemoteRecord> {

@@ -1,7 +1,7 @@
 //! WooCommerce webhooks, on the shared pieces: the signature
 //! (`X-WC-Webhook-Signature`, HMAC-SHA256 of the raw body, PHP-escaped JSON:
-//! never re-serialise) is checked as the body streams by the runtime's
-//! [`PendingDelivery`], in constant time; the unsigned activation ping
+//! never re-serialise) is the declared [`SIGNATURE`], checked as the body
+//! streams by the runtime's [`PendingDelivery`], in constant time; the unsigned activation ping
 //! (`webhook_id=N`) is read only as far as it can be long; repeats are
 //! dropped by `X-WC-Webhook-Delivery-ID` through the shared
 //! [`ReplayGuard`]; the topic becomes the shared [`WebhookAction`].
@@ -11,16 +11,20 @@
 use secrecy::SecretString;
 use serde_json::Value;
 use synchub_core::{ObjectKind, RemoteRecord, WebhookAction};
-use synchub_http::webhook::{Delivery, PendingDelivery, ReplayGuard, WebhookError};
+use synchub_http::webhook::{Delivery, HmacSignature, PendingDelivery, ReplayGuard, WebhookError};
 
-/// `base64(HMAC-SHA256(secret, body))`, as WooCommerce signs (the sandbox
-/// and tests sign with it).
-pub use synchub_core::signature::hmac_sha256_base64 as sign;
+/// How WooCommerce signs: `base64(HMAC-SHA256(secret, raw body))` in
+/// `X-WC-Webhook-Signature`; the delivery id in `X-WC-Webhook-Delivery-ID`.
+pub const SIGNATURE: HmacSignature =
+    HmacSignature::base64("x-wc-webhook-signature", Some("x-wc-webhook-delivery-id"));
 
 /// The signature header.
-pub const SIGNATURE_HEADER: &str = "x-wc-webhook-signature";
-/// The delivery id header.
-pub const ID_HEADER: &str = "x-wc-webhook-delivery-id";
+pub const SIGNATURE_HEADER: &str = SIGNATURE.header;
+
+/// Signs `body` as WooCommerce does (the sandbox and tests sign with it).
+pub fn sign(secret: &[u8], body: &[u8]) -> String {
+    SIGNATURE.sign(secret, body)
+}
 /// The topic header, e.g. `customer.updated`.
 pub const TOPIC_HEADER: &str = "x-wc-webhook-topic";
 /// The longest activation ping: `webhook_id=` and a u64.
@@ -55,22 +59,20 @@ pub fn begin(
     headers: &http::HeaderMap,
 ) -> Result<Begun, WebhookError> {
     let secret = secret.ok_or_else(|| WebhookError::Malformed(NO_SECRET.into()))?;
-    let Some(signature) = headers.get(SIGNATURE_HEADER).and_then(|v| v.to_str().ok()) else {
-        let declared = headers
-            .get(http::header::CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse::<usize>().ok());
-        return match declared {
-            Some(n) if n <= PING_MAX => Ok(Begun::MaybePing),
-            _ => Err(WebhookError::MissingHeader(SIGNATURE_HEADER)),
-        };
-    };
-    Ok(Begun::Signed(PendingDelivery::new(
-        headers,
-        signature,
-        ID_HEADER,
-        std::slice::from_ref(secret),
-    )))
+    match SIGNATURE.begin(headers, std::slice::from_ref(secret)) {
+        Ok(pending) => Ok(Begun::Signed(pending)),
+        Err(WebhookError::MissingHeader(h)) => {
+            let declared = headers
+                .get(http::header::CONTENT_LENGTH)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.trim().parse::<usize>().ok());
+            match declared {
+                Some(n) if n <= PING_MAX => Ok(Begun::MaybePing),
+                _ => Err(WebhookError::MissingHeader(h)),
+            }
+        }
+        Err(e) => Err(e),
+    }
 }
 
 /// Verifies, de-duplicates and classifies a delivery whose body is at hand

@@ -9,9 +9,8 @@ use std::collections::HashSet;
 use serde_json::{json, Value};
 use synchub_core::model::Contact;
 use synchub_core::WebhookAction;
-use synchub_core::{
-    Change, ChangeOp, Connector, Cursor, ErrorClass, ObjectKind, Record, RemoteRecord,
-};
+use synchub_core::{Change, ChangeOp, Connector, ErrorClass, ObjectKind, Record};
+use synchub_testkit::harness::pull_all;
 use synchub_woocommerce::sandbox::{self, SandboxHandle, SandboxOptions};
 use synchub_woocommerce::{WooConfig, WooConnector};
 use wiremock::matchers::{method, path, query_param};
@@ -21,25 +20,6 @@ fn connector(store: &SandboxHandle) -> WooConnector {
     let mut cfg = store.config();
     cfg.quota = Some(synchub_http::QuotaConfig::per_second(10_000, 10_000));
     WooConnector::new(cfg).expect("config")
-}
-
-async fn pull_all(
-    conn: &WooConnector,
-    object: ObjectKind,
-    from: Option<&Cursor>,
-) -> (Vec<RemoteRecord>, Cursor) {
-    let mut cursor = from.cloned();
-    let mut out = Vec::new();
-    for _ in 0..1_000 {
-        let page = conn.pull(object, cursor.as_ref()).await.expect("page");
-        assert!(page.rejected.is_empty(), "{:?}", page.rejected);
-        out.extend(page.records);
-        cursor = page.next.or(cursor);
-        if page.done {
-            break;
-        }
-    }
-    (out, cursor.expect("cursor"))
 }
 
 fn change(op: ChangeOp, id: Option<&str>, c: Contact) -> Change {
@@ -99,7 +79,7 @@ async fn paginates_resumes_and_maps_the_story_people() {
     let first = conn.pull(ObjectKind::Contact, None).await.expect("page 1");
     assert_eq!(first.records.len(), 100);
     // resume in a new instance from the stored cursor
-    let (rest, _) = pull_all(&connector(&store), ObjectKind::Contact, first.next.as_ref()).await;
+    let (rest, _, _) = pull_all(&connector(&store), ObjectKind::Contact, first.next.as_ref()).await;
     let all: Vec<_> = first.records.iter().chain(&rest).collect();
     assert_eq!(all.len(), 250);
     assert_eq!(
@@ -114,7 +94,7 @@ async fn paginates_resumes_and_maps_the_story_people() {
     };
     assert_eq!(chan.full_name.as_deref(), Some("Tai Man Chan"));
     assert_eq!(chan.phones, vec!["0932111222"]);
-    let (orders, _) = pull_all(&conn, ObjectKind::Order, None).await;
+    let (orders, _, _) = pull_all(&conn, ObjectKind::Order, None).await;
     assert_eq!(orders.len(), 120);
     let zero = orders
         .iter()
@@ -136,15 +116,15 @@ async fn incremental_orders_and_customers_return_only_changes() {
     .await
     .expect("spawn");
     let conn = connector(&store);
-    let (_, oc) = pull_all(&conn, ObjectKind::Order, None).await;
-    let (_, cc) = pull_all(&conn, ObjectKind::Contact, None).await;
-    let (none, oc) = pull_all(&conn, ObjectKind::Order, Some(&oc)).await;
+    let (_, oc, _) = pull_all(&conn, ObjectKind::Order, None).await;
+    let (_, cc, _) = pull_all(&conn, ObjectKind::Contact, None).await;
+    let (none, oc, _) = pull_all(&conn, ObjectKind::Order, Some(&oc)).await;
     assert!(none.is_empty());
-    let (none, cc) = pull_all(&conn, ObjectKind::Contact, Some(&cc)).await;
+    let (none, cc, _) = pull_all(&conn, ObjectKind::Contact, Some(&cc)).await;
     assert!(none.is_empty(), "full scan emits nothing unchanged");
     store.edit_order(730, |o| o["status"] = json!("completed"));
     store.edit_customer(30, |c| c["billing"]["phone"] = json!("0933-000-111"));
-    let (changed, _) = pull_all(&conn, ObjectKind::Order, Some(&oc)).await;
+    let (changed, _, _) = pull_all(&conn, ObjectKind::Order, Some(&oc)).await;
     assert_eq!(
         changed
             .iter()
@@ -152,7 +132,7 @@ async fn incremental_orders_and_customers_return_only_changes() {
             .collect::<Vec<_>>(),
         vec!["730"]
     );
-    let (changed, _) = pull_all(&conn, ObjectKind::Contact, Some(&cc)).await;
+    let (changed, _, _) = pull_all(&conn, ObjectKind::Contact, Some(&cc)).await;
     assert_eq!(
         changed
             .iter()
@@ -172,7 +152,7 @@ async fn write_back_single_and_batch_with_per_item_errors_and_echo() {
     .await
     .expect("spawn");
     let conn = connector(&store);
-    let (_, cursor) = pull_all(&conn, ObjectKind::Contact, None).await;
+    let (_, cursor, _) = pull_all(&conn, ObjectKind::Contact, None).await;
     let phone = Contact {
         phones: vec!["+886 912 345 678".into()],
         ..Default::default()
@@ -185,7 +165,7 @@ async fn write_back_single_and_batch_with_per_item_errors_and_echo() {
         .await
         .expect("push");
     let written = single[0].result.clone().expect("written");
-    let (echo, _) = pull_all(&conn, ObjectKind::Contact, Some(&cursor)).await;
+    let (echo, _, _) = pull_all(&conn, ObjectKind::Contact, Some(&cursor)).await;
     assert_eq!(echo.len(), 1);
     assert_eq!(echo[0].version, written.version);
     let taken = Contact {

@@ -6,27 +6,20 @@
 //! subscription. Events are hints: they ask for an incremental run.
 //! <https://developer.xero.com/documentation/guides/webhooks/overview>
 
-use base64::Engine as _;
-use hmac::{Hmac, Mac};
 use reqwest::header::HeaderMap;
 use serde_json::Value;
-use sha2::Sha256;
 use synchub_core::{ObjectKind, WebhookAction};
-use synchub_http::webhook::{PendingDelivery, ReplayGuard, VerifiedDelivery, WebhookError};
+use synchub_http::webhook::{HmacSignature, ReplayGuard, VerifiedDelivery, WebhookError};
 use synchub_http::{BodyCheck, SecretString, WebhookSource};
 
-/// The signature header.
-pub const SIGNATURE_HEADER: &str = "x-xero-signature";
+/// How Xero signs: `base64(HMAC-SHA256(webhook key, raw body))` in
+/// `x-xero-signature`. Xero sends no delivery id: a delivery is known by
+/// its body's hash.
+pub const SIGNATURE: HmacSignature = HmacSignature::base64("x-xero-signature", None);
 
 /// Signs a body as Xero does (sandbox and tests).
 pub fn sign(key: &str, body: &[u8]) -> String {
-    match Hmac::<Sha256>::new_from_slice(key.as_bytes()) {
-        Ok(mut mac) => {
-            mac.update(body);
-            base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
-        }
-        Err(_) => String::new(),
-    }
+    SIGNATURE.sign(key.as_bytes(), body)
 }
 
 /// The webhook side of one Xero tenant.
@@ -46,16 +39,9 @@ impl XeroWebhooks {
 #[async_trait::async_trait]
 impl WebhookSource for XeroWebhooks {
     fn begin(&self, headers: &HeaderMap) -> Result<BodyCheck, WebhookError> {
-        let sig = headers
-            .get(SIGNATURE_HEADER)
-            .and_then(|v| v.to_str().ok())
-            .ok_or(WebhookError::MissingHeader(SIGNATURE_HEADER))?;
-        Ok(BodyCheck::Signed(PendingDelivery::new(
-            headers,
-            sig,
-            "x-xero-delivery-id",
-            std::slice::from_ref(&self.key),
-        )))
+        SIGNATURE
+            .begin(headers, std::slice::from_ref(&self.key))
+            .map(BodyCheck::Signed)
     }
 
     async fn classify(

@@ -123,6 +123,21 @@ impl HmacSignature {
         }
     }
 
+    /// Signs `body` under `key` as the provider does, written in this
+    /// scheme's encoding: the sending side, for sandboxes and tests.
+    pub fn sign(&self, key: &[u8], body: &[u8]) -> String {
+        // HMAC takes keys of any length: `new_from_slice` cannot fail.
+        let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(key) else {
+            return String::new();
+        };
+        mac.update(body);
+        let raw = mac.finalize().into_bytes();
+        match self.encoding {
+            SignatureEncoding::Base64 => B64.encode(raw),
+            SignatureEncoding::Hex => hex(&raw),
+        }
+    }
+
     /// The signature header's value, or the error naming it.
     pub fn signature<'a>(&self, headers: &'a HeaderMap) -> Result<&'a str, WebhookError> {
         header(headers, self.header)
@@ -270,23 +285,6 @@ pub struct VerifiedDelivery {
 }
 
 impl PendingDelivery {
-    /// A delivery signed by `signature` (the header's value, base64), whose
-    /// id is in the `id_header` header (the body's hash when absent),
-    /// checked against every candidate secret.
-    pub fn new(
-        headers: &HeaderMap,
-        signature: &str,
-        id_header: &'static str,
-        secrets: &[SecretString],
-    ) -> Self {
-        PendingDelivery {
-            signature: signature.to_string(),
-            encoding: SignatureEncoding::Base64,
-            delivery_id: header(headers, id_header).ok().map(str::to_string),
-            verifier: StreamingVerifier::new(secrets),
-        }
-    }
-
     /// Feeds the next chunk of the body.
     pub fn update(&mut self, chunk: &[u8]) {
         self.verifier.update(chunk);

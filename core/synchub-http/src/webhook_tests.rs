@@ -163,3 +163,26 @@ fn echoed_secrets_compare_exactly() {
     assert!(!secret_matches("", &s));
     assert!(!secret_matches(&format!("{}x", s.expose_secret()), &s));
 }
+
+#[test]
+fn sign_writes_the_rfc_4231_vector_in_the_scheme_encoding() {
+    // RFC 4231 test case 2: key "Jefe", "what do ya want for nothing?"
+    let body = b"what do ya want for nothing?";
+    let expected = "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843";
+    let [b64, hexed] = SCHEMES;
+    assert_eq!(hexed.sign(b"Jefe", body), expected);
+    assert_eq!(hex(&B64.decode(b64.sign(b"Jefe", body)).unwrap()), expected);
+    // What `sign` writes, `verify` accepts under the same key only.
+    let key = secret("sign");
+    for scheme in SCHEMES {
+        let mut h = HeaderMap::new();
+        let sig = scheme.sign(key.expose_secret().as_bytes(), body);
+        assert_eq!(sig, sign(&scheme, &key, body));
+        h.insert(scheme.header, HeaderValue::from_str(&sig).unwrap());
+        assert!(scheme.verify(&h, body, std::slice::from_ref(&key)).is_ok());
+        assert_eq!(
+            scheme.verify(&h, body, &[secret("other")]),
+            Err(WebhookError::BadSignature)
+        );
+    }
+}

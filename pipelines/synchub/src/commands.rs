@@ -6,8 +6,9 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-use synchub_engine::{Connection, Engine, RunOptions, RunReport};
+use synchub_engine::{Connection, Engine, RunOptions, RunReport, STOPPED};
 use synchub_store::Store;
+use tokio_util::sync::CancellationToken;
 
 use crate::cli::{Cli, Command, ReportFormat};
 use crate::{demo, pipeline};
@@ -164,6 +165,17 @@ pub async fn run_engine(
     full_refresh: bool,
     dry_run: bool,
 ) -> anyhow::Result<RunReport> {
+    run_engine_until(engine, full_refresh, dry_run, CancellationToken::new()).await
+}
+
+/// [`run_engine`] that stops between pages once `stop` is cancelled (the
+/// page in flight commits; nothing is pushed).
+async fn run_engine_until(
+    engine: &Engine,
+    full_refresh: bool,
+    dry_run: bool,
+    stop: CancellationToken,
+) -> anyhow::Result<RunReport> {
     let bar = progress_bar();
     let opts = RunOptions {
         full_refresh,
@@ -171,6 +183,7 @@ pub async fn run_engine(
         progress: bar.as_ref().map(|(_, cb)| cb.clone()),
         // A complete read also finds records deleted at the source.
         reconcile_deletes: full_refresh,
+        cancel: stop,
         ..RunOptions::default()
     };
     let report = engine.run(&opts).await;
@@ -202,8 +215,10 @@ async fn run(
         .as_ref()
         .map(|s| Duration::from_secs(s.every_seconds));
     let mut full_refresh = full_refresh;
+    let stop = CancellationToken::new();
+    let signal = stop_on_signal(stop.clone());
     loop {
-        let report = run_engine(&engine, full_refresh, dry_run).await?;
+        let report = run_engine_until(&engine, full_refresh, dry_run, stop.clone()).await?;
         match format {
             Some(ReportFormat::Json) => println!("{}", serde_json::to_string(&report)?),
             None => print!("{}", report.to_table()),
@@ -211,18 +226,24 @@ async fn run(
         let failed = !report.errors.is_empty();
         // A failed stream (a missing or unreadable file, a refused login)
         // ends as one plain `error:` line per stream, whatever the format.
-        for (stream, e) in &report.errors {
+        for (stream, e) in report.errors.iter().filter(|(k, _)| *k != STOPPED) {
             eprintln!(
                 "error: {stream}: {}",
                 synchub_http::secret::redact(&e.replace('\n', " "))
             );
+        }
+        if report.errors.contains_key(STOPPED) {
+            let name = signal.get().copied().unwrap_or(StopSignal::Interrupt);
+            print_stopped(&engine, &report, name).await;
+            return Ok(ExitCode::from(name.exit_code()));
         }
         match every {
             Some(every) if !once && !dry_run => {
                 full_refresh = false;
                 tokio::select! {
                     _ = tokio::time::sleep(every) => {}
-                    _ = tokio::signal::ctrl_c() => return Ok(ExitCode::SUCCESS),
+                    // Between runs nothing is in flight: a clean stop.
+                    _ = stop.cancelled() => return Ok(ExitCode::SUCCESS),
                 }
             }
             _ => {
@@ -233,5 +254,141 @@ async fn run(
                 })
             }
         }
+    }
+}
+
+/// A signal that stops `synchub run`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum StopSignal {
+    Interrupt,
+    Terminate,
+}
+
+impl StopSignal {
+    fn name(self) -> &'static str {
+        match self {
+            StopSignal::Interrupt => "SIGINT",
+            StopSignal::Terminate => "SIGTERM",
+        }
+    }
+
+    /// 128 + the signal's number, as a shell reports a process it stopped.
+    fn exit_code(self) -> u8 {
+        match self {
+            StopSignal::Interrupt => 130,
+            StopSignal::Terminate => 143,
+        }
+    }
+}
+
+/// Cancels `stop` at the first SIGTERM or SIGINT, so that the run ends
+/// between pages with the page in flight committed; a second signal ends
+/// the process at once (the page being applied commits whole or not at
+/// all). The handlers are installed before this returns. The signal that
+/// arrived is in the returned cell.
+fn stop_on_signal(stop: CancellationToken) -> Arc<std::sync::OnceLock<StopSignal>> {
+    let got = Arc::new(std::sync::OnceLock::new());
+    let mut signals = StopSignals::install();
+    let cell = got.clone();
+    tokio::spawn(async move {
+        let Some(first) = signals.next().await else {
+            return;
+        };
+        let _ = cell.set(first);
+        eprintln!(
+            "{}: stopping after the page in flight commits (send it again to stop at once)",
+            first.name()
+        );
+        stop.cancel();
+        if let Some(again) = signals.next().await {
+            eprintln!("{}: stopping now", again.name());
+            std::process::exit(i32::from(again.exit_code()));
+        }
+    });
+    got
+}
+
+/// SIGTERM and SIGINT, listened for from the moment they are installed.
+struct StopSignals {
+    #[cfg(unix)]
+    streams: Option<(tokio::signal::unix::Signal, tokio::signal::unix::Signal)>,
+}
+
+impl StopSignals {
+    fn install() -> StopSignals {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{signal, SignalKind};
+            let streams = match (
+                signal(SignalKind::terminate()),
+                signal(SignalKind::interrupt()),
+            ) {
+                (Ok(term), Ok(int)) => Some((term, int)),
+                _ => None,
+            };
+            StopSignals { streams }
+        }
+        #[cfg(not(unix))]
+        {
+            StopSignals {}
+        }
+    }
+
+    /// The next stop signal; `None` when none can be listened for.
+    async fn next(&mut self) -> Option<StopSignal> {
+        #[cfg(unix)]
+        {
+            let (term, int) = self.streams.as_mut()?;
+            tokio::select! {
+                Some(()) = term.recv() => Some(StopSignal::Terminate),
+                Some(()) = int.recv() => Some(StopSignal::Interrupt),
+                else => None,
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            tokio::signal::ctrl_c()
+                .await
+                .ok()
+                .map(|()| StopSignal::Interrupt)
+        }
+    }
+}
+
+/// One line per stream the stopped run read: the page its committed cursor
+/// is at and what this run read, from where the next run resumes.
+async fn print_stopped(engine: &Engine, report: &RunReport, signal: StopSignal) {
+    let mut lines = 0;
+    for conn in engine.connections().iter().filter(|c| c.direction.pulls()) {
+        for object in &conn.objects {
+            let key = format!("{}.{object}", conn.name);
+            let Some(stream) = report.streams.get(&key) else {
+                continue;
+            };
+            let page = match engine.store().cursor(&conn.name, *object).await {
+                Ok(Some(c)) => c.seq.to_string(),
+                Ok(None) => "0".into(),
+                Err(e) => format!("unknown ({e})"),
+            };
+            eprintln!(
+                "stopped by {}: {key} committed through page {page} ({} records in {} pages \
+                 this run); the next run resumes from there",
+                signal.name(),
+                stream.read,
+                stream.pages
+            );
+            lines += 1;
+        }
+    }
+    if lines == 0 {
+        eprintln!(
+            "stopped by {} before any page was read; nothing was pushed",
+            signal.name()
+        );
+    } else {
+        eprintln!(
+            "stopped by {}: nothing was pushed in this run",
+            signal.name()
+        );
     }
 }

@@ -43,9 +43,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use base64::engine::general_purpose::STANDARD as B64;
-use base64::Engine as _;
-use hmac::{Hmac, Mac};
 use http::HeaderMap;
 use synchub_core::{
     Change, ChangeOp, Connector, ConnectorError, Cursor, ErrorClass, ObjectKind, Page, Record,
@@ -357,18 +354,6 @@ impl fmt::Display for Report {
         }
         Ok(())
     }
-}
-
-/// HMAC-SHA256 of `body` under `secret`, base64: how Shopify, WooCommerce,
-/// QuickBooks and Xero sign webhooks. For harnesses that sign deliveries.
-pub fn sign_hmac_sha256_base64(secret: &[u8], body: &[u8]) -> String {
-    // HMAC accepts keys of any length, so `new_from_slice` cannot fail.
-    let mut mac = match Hmac::<sha2::Sha256>::new_from_slice(secret) {
-        Ok(m) => m,
-        Err(_) => return String::new(),
-    };
-    mac.update(body);
-    B64.encode(mac.finalize().into_bytes())
 }
 
 /// Runs every check against `harness`; each check starts from a fresh

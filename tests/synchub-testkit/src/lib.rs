@@ -7,6 +7,7 @@
 pub mod conformance;
 pub mod data;
 pub mod db;
+pub mod harness;
 pub mod memory;
 pub mod process;
 pub mod proxy;

@@ -31,6 +31,8 @@ struct ProxyState {
     throttle_next: Option<u64>,
     down: bool,
     lose_next: Option<LoseNext>,
+    /// How long every answer is held back (a slow server).
+    delay: Option<std::time::Duration>,
     forwarded: u64,
     throttled: u64,
     refused: u64,
@@ -150,6 +152,12 @@ impl FaultProxy {
         });
     }
 
+    /// Holds every answer back by `delay` from now on: a server that
+    /// serves its pages slowly.
+    pub fn slow_down(&self, delay: std::time::Duration) {
+        self.shared.state().delay = Some(delay);
+    }
+
     /// What the proxy did so far.
     pub fn stats(&self) -> ProxyStats {
         let st = self.shared.state();
@@ -210,7 +218,7 @@ async fn forward(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let lose = {
+    let (lose, delay) = {
         let mut st = shared.state();
         if let Some(secs) = st.throttle_next.take() {
             st.throttled += 1;
@@ -237,8 +245,11 @@ async fn forward(
         st.forwarded += 1;
         let head: String = String::from_utf8_lossy(&body).chars().take(512).collect();
         st.log.push(format!("{method} {path} {head}"));
-        hit
+        (hit, st.delay)
     };
+    if let Some(delay) = delay {
+        tokio::time::sleep(delay).await;
+    }
     let path = uri.path_and_query().map_or("/", |p| p.as_str());
     let url = format!("{}{path}", shared.upstream);
     let mut req = shared.http.request(method, url).body(body.to_vec());

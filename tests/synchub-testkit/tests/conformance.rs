@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use http::{HeaderMap, HeaderValue};
+use http::HeaderMap;
 use serde_json::json;
 use synchub_core::connector::{ObjectSpec, Written};
 use synchub_core::{
@@ -18,9 +18,10 @@ use synchub_core::{
     Record, RemoteRecord, WebhookAction,
 };
 use synchub_http::connect::{BodyCheck, Built, WebhookSource};
-use synchub_http::webhook::{PendingDelivery, ReplayGuard, VerifiedDelivery, WebhookError};
+use synchub_http::webhook::{HmacSignature, ReplayGuard, VerifiedDelivery, WebhookError};
 use synchub_http::SecretString;
-use synchub_testkit::conformance::{self, sign_hmac_sha256_base64, Check, Fault, Harness, Outcome};
+use synchub_testkit::conformance::{self, Check, Fault, Harness, Outcome};
+use synchub_testkit::harness;
 
 const PAGE: usize = 3;
 const SECRET: &str = "toy-webhook-secret";
@@ -263,19 +264,15 @@ impl Connector for Toy {
 
 struct ToyHooks;
 
+const TOY_SIGNATURE: HmacSignature =
+    HmacSignature::base64("x-toy-signature", Some("x-toy-delivery"));
+
 #[async_trait]
 impl WebhookSource for ToyHooks {
     fn begin(&self, headers: &HeaderMap) -> Result<BodyCheck, WebhookError> {
-        let sig = headers
-            .get("x-toy-signature")
-            .and_then(|v| v.to_str().ok())
-            .ok_or(WebhookError::MissingHeader("x-toy-signature"))?;
-        Ok(BodyCheck::Signed(PendingDelivery::new(
-            headers,
-            sig,
-            "x-toy-delivery",
-            &[SecretString::from(SECRET.to_string())],
-        )))
+        TOY_SIGNATURE
+            .begin(headers, &[SecretString::from(SECRET.to_string())])
+            .map(BodyCheck::Signed)
     }
 
     async fn classify(
@@ -451,18 +448,7 @@ impl Harness for ToyHarness {
     ) -> Result<(HeaderMap, Vec<u8>), String> {
         let body = serde_json::to_vec(&json!({ "topic": "contacts/update", "id": 1 }))
             .map_err(|e| e.to_string())?;
-        let secret = if forged { "not-the-secret" } else { SECRET };
-        let sig = sign_hmac_sha256_base64(secret.as_bytes(), &body);
-        let mut headers = HeaderMap::new();
-        headers.insert(
-            "x-toy-signature",
-            HeaderValue::from_str(&sig).map_err(|e| e.to_string())?,
-        );
-        headers.insert(
-            "x-toy-delivery",
-            HeaderValue::from_str(delivery_id).map_err(|e| e.to_string())?,
-        );
-        Ok((headers, body))
+        harness::signed_delivery(&TOY_SIGNATURE, SECRET, forged, delivery_id, body, &[])
     }
 }
 

@@ -4,7 +4,7 @@ use std::collections::HashSet;
 
 use serde_json::Value;
 use synchub_core::model::Contact;
-use synchub_core::{Change, ChangeOp, Connector, Cursor, ObjectKind, Record, RemoteRecord};
+use synchub_core::{Change, ChangeOp, Record, RemoteRecord};
 use synchub_shopify::sandbox::{SandboxHandle, FIRST_CUSTOMER_ID};
 use synchub_shopify::ShopifyConnector;
 
@@ -29,28 +29,7 @@ pub fn gid(i: u64) -> String {
 }
 
 /// Pulls until `done`; returns the records, the last cursor and the page count.
-pub async fn pull_all(
-    conn: &ShopifyConnector,
-    object: ObjectKind,
-    from: Option<&Cursor>,
-) -> (Vec<RemoteRecord>, Cursor, usize) {
-    let mut cursor = from.cloned();
-    let mut records = Vec::new();
-    let mut pages = 0;
-    for _ in 0..10_000 {
-        let page = conn.pull(object, cursor.as_ref()).await.expect("page");
-        assert!(page.rejected.is_empty(), "{:?}", page.rejected);
-        pages += 1;
-        records.extend(page.records);
-        if let Some(next) = page.next {
-            cursor = Some(next);
-        }
-        if page.done {
-            break;
-        }
-    }
-    (records, cursor.expect("a cursor"), pages)
-}
+pub use synchub_testkit::harness::pull_all;
 
 /// Distinct external ids.
 pub fn distinct(records: &[RemoteRecord]) -> usize {

@@ -2,12 +2,11 @@
 //! pass in progress kept its `endCursor` under `pass.after`): a run of this
 //! release resumes from it without re-reading the shop or skipping anyone.
 
-use std::collections::BTreeSet;
-
 use serde_json::json;
 use synchub_core::{Connector, Cursor, ObjectKind};
 use synchub_shopify::sandbox::{self, SandboxOptions};
 use synchub_shopify::ShopifyConnector;
+use synchub_testkit::harness::{assert_resumed_exactly, pull_all};
 
 #[tokio::test]
 async fn a_pass_stored_by_the_previous_release_resumes_without_gaps_or_repeats() {
@@ -45,32 +44,10 @@ async fn a_pass_stored_by_the_previous_release_resumes_without_gaps_or_repeats()
     // WHEN a new instance resumes from it
     let conn = build();
     let requests = shop.shop().requests;
-    let mut cursor = Some(old);
-    let mut resumed = Vec::new();
-    let mut pages = 0;
-    loop {
-        let page = conn
-            .pull(ObjectKind::Contact, cursor.as_ref())
-            .await
-            .expect("page");
-        pages += 1;
-        resumed.extend(page.records.into_iter().map(|r| r.external_id));
-        cursor = page.next;
-        if page.done {
-            break;
-        }
-    }
+    let (resumed, _, pages) = pull_all(&conn, ObjectKind::Contact, Some(&old)).await;
     // THEN it reads exactly the customers the first page did not, in the
     // pages left, and nothing from the start again
-    let before: BTreeSet<String> = first.records.into_iter().map(|r| r.external_id).collect();
-    let after: BTreeSet<String> = resumed.iter().cloned().collect();
-    assert_eq!(resumed.len(), after.len(), "repeats: {resumed:?}");
-    assert!(before.is_disjoint(&after), "re-read: {before:?} {after:?}");
-    assert_eq!(
-        before.len() + after.len(),
-        10,
-        "skipped: {before:?} {after:?}"
-    );
+    assert_resumed_exactly(&first.records, &resumed, 10);
     assert_eq!(pages, 3);
     assert_eq!(shop.shop().requests - requests, 3);
     shop.shutdown().await;

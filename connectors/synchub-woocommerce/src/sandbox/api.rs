@@ -19,6 +19,8 @@ use crate::map::parse_gmt;
 
 type Shared = Arc<Mutex<StoreState>>;
 type Params = Query<HashMap<String, String>>;
+/// A list request's `per_page`, `page` and whether `order=desc`.
+pub(super) type PageAsked = (usize, usize, bool);
 
 pub(super) fn error(
     status: StatusCode,
@@ -136,7 +138,7 @@ fn throttled_write(store: &mut StoreState) -> Option<Response> {
     Some(r)
 }
 
-pub(super) fn page_params(q: &HashMap<String, String>) -> Result<(usize, usize, bool), Response> {
+pub(super) fn page_params(q: &HashMap<String, String>) -> Result<PageAsked, Response> {
     let per_page = q.get("per_page").map_or(Ok(10), |v| v.parse::<usize>());
     let per_page = match per_page {
         Ok(n) if (1..=100).contains(&n) => n,
@@ -210,21 +212,26 @@ pub(super) fn list_response(
     resp
 }
 
+/// The prelude of every list endpoint: the credentials checked (faults
+/// produced), the request counted, the page asked for read.
+pub(super) fn list_request<'a>(
+    shared: &'a Shared,
+    headers: &HeaderMap,
+    q: &HashMap<String, String>,
+) -> Result<(MutexGuard<'a, StoreState>, PageAsked), Response> {
+    let mut store = authorized(shared, headers, q, "list resources")?;
+    store.requests += 1;
+    let page = page_params(q)?;
+    Ok((store, page))
+}
+
 /// `GET /customers`.
 pub async fn list_customers(
     State(s): State<Shared>,
     headers: HeaderMap,
     Query(q): Params,
-) -> Response {
-    let mut store = match authorized(&s, &headers, &q, "list resources") {
-        Ok(g) => g,
-        Err(r) => return r,
-    };
-    store.requests += 1;
-    let (per_page, page, desc) = match page_params(&q) {
-        Ok(p) => p,
-        Err(r) => return r,
-    };
+) -> Result<Response, Response> {
+    let (store, (per_page, page, desc)) = list_request(&s, &headers, &q)?;
     let email = q.get("email").map(|e| e.to_ascii_lowercase());
     let include: Option<Vec<u64>> = q.get("include").map(|ids| {
         ids.split(',')
@@ -242,7 +249,14 @@ pub async fn list_customers(
                 .is_none_or(|ids| c["id"].as_u64().is_some_and(|id| ids.contains(&id)))
         })
         .collect();
-    list_response(&store.base_url, "customers", items, per_page, page, desc)
+    Ok(list_response(
+        &store.base_url,
+        "customers",
+        items,
+        per_page,
+        page,
+        desc,
+    ))
 }
 
 /// `GET /orders` with `modified_after` / `modified_before` (GMT with `dates_are_gmt`).
@@ -250,16 +264,8 @@ pub async fn list_orders(
     State(s): State<Shared>,
     headers: HeaderMap,
     Query(q): Params,
-) -> Response {
-    let mut store = match authorized(&s, &headers, &q, "list resources") {
-        Ok(g) => g,
-        Err(r) => return r,
-    };
-    store.requests += 1;
-    let (per_page, page, desc) = match page_params(&q) {
-        Ok(p) => p,
-        Err(r) => return r,
-    };
+) -> Result<Response, Response> {
+    let (store, (per_page, page, desc)) = list_request(&s, &headers, &q)?;
     let gmt = q
         .get("dates_are_gmt")
         .is_some_and(|v| v == "true" || v == "1");
@@ -282,10 +288,7 @@ pub async fn list_orders(
             },
         }
     };
-    let (after, before) = match (bound("modified_after"), bound("modified_before")) {
-        (Ok(a), Ok(b)) => (a, b),
-        (Err(r), _) | (_, Err(r)) => return r,
-    };
+    let (after, before) = (bound("modified_after")?, bound("modified_before")?);
     let status = q.get("status").cloned();
     let items: Vec<&Value> = store
         .orders
@@ -300,7 +303,14 @@ pub async fn list_orders(
                 && (status.as_deref() == Some("trash") || o["status"].as_str() != Some("trash"))
         })
         .collect();
-    list_response(&store.base_url, "orders", items, per_page, page, desc)
+    Ok(list_response(
+        &store.base_url,
+        "orders",
+        items,
+        per_page,
+        page,
+        desc,
+    ))
 }
 
 fn invalid_id() -> Response {

@@ -13,7 +13,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::{json, Value};
 
-use super::api::{authorized, error, list_response, page_params};
+use super::api::{authorized, error, list_request, list_response};
 use super::data;
 use crate::map::format_gmt;
 
@@ -29,18 +29,17 @@ pub async fn list_webhooks(
     State(s): State<Shared>,
     headers: HeaderMap,
     Query(q): Params,
-) -> Response {
-    let mut store = match authorized(&s, &headers, &q, "list resources") {
-        Ok(g) => g,
-        Err(r) => return r,
-    };
-    store.requests += 1;
-    let (per_page, page, desc) = match page_params(&q) {
-        Ok(p) => p,
-        Err(r) => return r,
-    };
+) -> Result<Response, Response> {
+    let (store, (per_page, page, desc)) = list_request(&s, &headers, &q)?;
     let items: Vec<&Value> = store.webhooks.iter().collect();
-    list_response(&store.base_url, "webhooks", items, per_page, page, desc)
+    Ok(list_response(
+        &store.base_url,
+        "webhooks",
+        items,
+        per_page,
+        page,
+        desc,
+    ))
 }
 
 /// `POST /webhooks` with `{name, status, topic, delivery_url, secret}`.

@@ -43,7 +43,7 @@ async fn stale_updates_are_conflicts_single_and_batched() {
     // GIVEN two customers the CRM read
     let store = store_of(5).await;
     let conn = connector(&store);
-    let (records, _) = pull_all(&conn, ObjectKind::Contact, None).await;
+    let (records, _, _) = pull_all(&conn, ObjectKind::Contact, None).await;
     let (a, b) = (records[1].clone(), records[2].clone());
     // WHEN the store admin edits the first after that read
     let a_id: u64 = a.external_id.parse().expect("id");
@@ -103,7 +103,7 @@ async fn stale_updates_are_conflicts_single_and_batched() {
 async fn validation_is_rejected_with_the_stores_message() {
     let store = store_of(2).await;
     let conn = connector(&store);
-    let (records, _) = pull_all(&conn, ObjectKind::Contact, None).await;
+    let (records, _, _) = pull_all(&conn, ObjectKind::Contact, None).await;
     let bad = Contact {
         emails: vec!["not-an-email".into()],
         ..Default::default()
@@ -201,7 +201,7 @@ async fn a_lost_batch_create_retried_makes_one_customer_each() {
     };
     assert_eq!(c.family_name.as_deref(), Some("Retried"));
     // AND a create whose email belongs to someone else is still refused
-    let (records, _) = pull_all(&conn, ObjectKind::Contact, None).await;
+    let (records, _, _) = pull_all(&conn, ObjectKind::Contact, None).await;
     let someone = records
         .iter()
         .find_map(|r| match &r.record {
