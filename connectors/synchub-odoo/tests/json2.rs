@@ -521,7 +521,7 @@ async fn json2_creates_once_and_updates_sparsely() {
         idempotency_key: "k-json2-1".into(),
     };
     let first = c
-        .push(ObjectKind::Contact, &[change.clone()])
+        .push(ObjectKind::Contact, std::slice::from_ref(&change))
         .await
         .unwrap();
     let id = first[0]
