@@ -17,6 +17,7 @@ declare -A BENCHES=(
   [shopify_full_sync]="synchub-shopify shopify_full_sync"
   [shared_budget]="synchub-store shared_budget"
   [console]="synchub-console console"
+  [odoo]="synchub odoo"
 )
 names=("$@")
 [ ${#names[@]} -gt 0 ] || names=(ingest rate_limits dedupe shopify_sync shopify_full_sync migrate)

@@ -25,6 +25,10 @@ pub struct OdooConfig {
     pub database: String,
     /// The user's login.
     pub login: String,
+    /// `jsonrpc` (default: `/jsonrpc` and `execute_kw`, every release) or
+    /// `json2` (Odoo 19+: `/json/2/<model>/<method>`, needs `api_key`).
+    #[serde(default)]
+    pub api: crate::rpc::Api,
     /// The user's password (`${VAR}` references are expanded).
     #[serde(default)]
     pub password: Option<SecretString>,
@@ -70,6 +74,7 @@ impl std::fmt::Debug for OdooConfig {
             .field("url", &self.url)
             .field("database", &self.database)
             .field("login", &self.login)
+            .field("api", &self.api)
             .field("page_size", &self.page_size)
             .finish_non_exhaustive()
     }

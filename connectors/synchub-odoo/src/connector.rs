@@ -21,7 +21,7 @@ use synchub_http::{Built, ConnectorFactory, Deps, HttpClient, QuotaConfig};
 
 use crate::config::OdooConfig;
 use crate::map::{self, InvoiceModel, PartnerKind};
-use crate::rpc::{CallError, FaultKind, Login, OdooPolicy, OdooRpc};
+use crate::rpc::{Api, CallError, FaultKind, Login, OdooPolicy, OdooRpc};
 
 /// The `odoo` connector kind.
 pub struct OdooFactory;
@@ -83,6 +83,13 @@ impl OdooConnector {
                 config.page_size
             )));
         }
+        if config.api == Api::Json2 && config.api_key.is_none() {
+            return Err(ConnectorError::Config(
+                "`api = \"json2\"` authenticates with a bearer API key: set `api_key` \
+                 (not `password`)"
+                    .into(),
+            ));
+        }
         let secret = match (&config.password, &config.api_key) {
             (Some(p), None) => p,
             (None, Some(k)) => k,
@@ -113,7 +120,8 @@ impl OdooConnector {
                     login: config.login,
                     secret,
                 },
-            ),
+            )
+            .with_api(config.api),
             page_size: config.page_size,
             overlap: Duration::seconds(i64::from(config.overlap_seconds)),
             push_orders: config.push_orders,

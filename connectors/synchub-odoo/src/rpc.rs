@@ -91,6 +91,79 @@ impl Fault {
     }
 }
 
+impl Fault {
+    /// Reads a JSON-2 error body (`{"name", "message", "arguments", …}`,
+    /// sent with a 4xx/5xx status).
+    pub fn from_json2(status: u16, body: &Value) -> Fault {
+        let name = body
+            .get("name")
+            .and_then(Value::as_str)
+            .unwrap_or(if status == 401 {
+                "werkzeug.exceptions.Unauthorized"
+            } else {
+                "unknown"
+            })
+            .to_string();
+        let message = body
+            .get("message")
+            .and_then(Value::as_str)
+            .filter(|m| !m.is_empty())
+            .unwrap_or("no message")
+            .trim()
+            .to_string();
+        let kind = match status {
+            401 => FaultKind::Denied,
+            _ => classify(&name, &message),
+        };
+        Fault {
+            kind,
+            name,
+            message,
+        }
+    }
+}
+
+/// Which of Odoo's external APIs a connection speaks.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize)]
+pub enum Api {
+    /// `POST /jsonrpc`, `execute_kw` with positional arguments (every
+    /// release; deprecated since 19).
+    #[default]
+    #[serde(rename = "jsonrpc")]
+    JsonRpc,
+    /// `POST /json/2/<model>/<method>` with named arguments and
+    /// `Authorization: bearer <API key>` (19+).
+    #[serde(rename = "json2")]
+    Json2,
+}
+
+/// The JSON-2 body of a call the connector makes with `execute_kw`'s
+/// positional `args` and `kwargs`; `None` for a method it has no names for.
+pub fn json2_body(method: &str, args: &Value, kwargs: &Value) -> Option<Value> {
+    let positional = args.as_array()?;
+    let names: &[&str] = match method {
+        "search_read" | "search" | "search_count" => &["domain"],
+        "read" | "unlink" => &["ids"],
+        "write" => &["ids", "vals"],
+        "create" => &["vals_list"],
+        "context_get" => &[],
+        _ => return None,
+    };
+    if positional.len() > names.len() {
+        return None;
+    }
+    let mut body = kwargs.as_object().cloned().unwrap_or_default();
+    for (name, value) in names.iter().zip(positional) {
+        let value = match (*name, value) {
+            // `create(vals)` over JSON-RPC; JSON-2 always takes a list.
+            ("vals_list", Value::Object(_)) => Value::Array(vec![value.clone()]),
+            _ => value.clone(),
+        };
+        body.insert((*name).to_string(), value);
+    }
+    Some(Value::Object(body))
+}
+
 /// The policy for Odoo answers: throttling by status (Odoo Online answers
 /// 429/503 under load), and the HTTP-200 error envelope read for access
 /// denials (auth) and serialization failures (transient, retried for reads).
@@ -191,6 +264,7 @@ pub struct OdooRpc {
     login: Login,
     state: Mutex<Option<(i64, ServerVersion)>>,
     ids: AtomicU64,
+    api: Api,
 }
 
 impl OdooRpc {
@@ -201,7 +275,19 @@ impl OdooRpc {
             login,
             state: Mutex::new(None),
             ids: AtomicU64::new(1),
+            api: Api::JsonRpc,
         }
+    }
+
+    /// The same session speaking `api`.
+    pub fn with_api(mut self, api: Api) -> Self {
+        self.api = api;
+        self
+    }
+
+    /// The API this session speaks.
+    pub fn api(&self) -> Api {
+        self.api
     }
 
     /// The host, as named in errors.
@@ -284,6 +370,11 @@ impl OdooRpc {
             return Ok(s);
         }
         let host = self.host().to_string();
+        if self.api == Api::Json2 {
+            let s = (0, self.json2_login(&host).await?);
+            *state = Some(s);
+            return Ok(s);
+        }
         let version = self
             .call("common", "version", json!([]), true)
             .await
@@ -344,6 +435,17 @@ impl OdooRpc {
         read_only: bool,
     ) -> Result<Value, CallError> {
         let (uid, _) = self.session().await.map_err(CallError::Connector)?;
+        if self.api == Api::Json2 {
+            let single_create = method == "create" && args.get(0).is_some_and(Value::is_object);
+            let answer = self
+                .json2_call(model, method, &args, &kwargs, read_only)
+                .await?;
+            // `create(vals)` answers an id over JSON-RPC, `[id]` over JSON-2.
+            return Ok(match answer {
+                Value::Array(mut ids) if single_create && ids.len() == 1 => ids.remove(0),
+                other => other,
+            });
+        }
         self.call(
             "object",
             "execute_kw",
@@ -359,6 +461,114 @@ impl OdooRpc {
             read_only,
         )
         .await
+    }
+
+    /// The server's version (`GET /web/version`), then one authenticated
+    /// call (`res.users/context_get`) so that a wrong key is one auth error
+    /// naming the login, database and host.
+    async fn json2_login(&self, host: &str) -> Result<ServerVersion, ConnectorError> {
+        let resp = self
+            .http
+            .get("/web/version")
+            .idempotent()
+            .timeout(Duration::from_secs(30))
+            .send()
+            .await?;
+        let version: Value =
+            serde_json::from_slice(resp.body()).map_err(|e| ConnectorError::Protocol {
+                host: host.to_string(),
+                message: format!(
+                    "GET /web/version answered HTTP {} without JSON: {e}",
+                    resp.status().as_u16()
+                ),
+            })?;
+        let major = version
+            .get("version_info")
+            .and_then(|v| v.get(0))
+            .and_then(Value::as_u64)
+            .and_then(|m| u32::try_from(m).ok())
+            .ok_or_else(|| ConnectorError::Protocol {
+                host: host.to_string(),
+                message: format!("GET /web/version has no version_info: {version}"),
+            })?;
+        if major < 19 {
+            return Err(ConnectorError::Config(format!(
+                "`api = \"json2\"`: the Odoo at {host} is version {major}; JSON-2 needs 19 or later \
+                 (use the default `jsonrpc`)"
+            )));
+        }
+        let who = format!(
+            "API key of login `{}` on database `{}` at {host}",
+            self.login.login, self.login.db
+        );
+        self.json2_call("res.users", "context_get", &json!([]), &json!({}), true)
+            .await
+            .map_err(|e| match e {
+                CallError::Fault(f) if f.kind == FaultKind::Denied => ConnectorError::Auth {
+                    host: host.to_string(),
+                    message: format!("{who} was refused: {} ({})", f.message, f.name),
+                },
+                other => other.into_connector(host, "res.users/context_get"),
+            })?;
+        Ok(ServerVersion { major })
+    }
+
+    /// One JSON-2 call: `POST /json/2/<model>/<method>` with named
+    /// arguments; errors arrive as 4xx/5xx with a JSON error body.
+    async fn json2_call(
+        &self,
+        model: &str,
+        method: &str,
+        args: &Value,
+        kwargs: &Value,
+        read_only: bool,
+    ) -> Result<Value, CallError> {
+        let host = self.host().to_string();
+        let body = json2_body(method, args, kwargs).ok_or_else(|| {
+            CallError::Connector(ConnectorError::Protocol {
+                host: host.clone(),
+                message: format!("{model}.{method}: no JSON-2 form for these arguments"),
+            })
+        })?;
+        let mut req = self
+            .http
+            .post(&format!("/json/2/{model}/{method}"))
+            .header(
+                "Authorization",
+                &format!("bearer {}", self.login.secret.expose_secret()),
+            )
+            .header("X-Odoo-Database", &self.login.db)
+            .json(&body)
+            .timeout(Duration::from_secs(120));
+        if read_only {
+            req = req.idempotent();
+        }
+        let resp = req
+            .send()
+            .await
+            .map_err(|e| CallError::Connector(e.into()))?;
+        let status = resp.status().as_u16();
+        let answer: Result<Value, _> = serde_json::from_slice(resp.body());
+        match (status, answer) {
+            (200, Ok(v)) => Ok(v),
+            (429 | 502..=504, _) => Err(CallError::Connector(ConnectorError::Unavailable {
+                host,
+                message: format!("{model}/{method} answered HTTP {status}"),
+                retry_after: None,
+            })),
+            (400..=599, Ok(v)) if v.get("name").is_some() || status == 401 => {
+                Err(CallError::Fault(Fault::from_json2(status, &v)))
+            }
+            (401, Err(_)) => Err(CallError::Fault(Fault::from_json2(status, &Value::Null))),
+            (_, Ok(_)) => Err(CallError::Connector(ConnectorError::Protocol {
+                host,
+                message: format!("{model}/{method} answered HTTP {status}"),
+            })),
+            (_, Err(e)) => Err(CallError::Connector(ConnectorError::Protocol {
+                host,
+                message: format!("{model}/{method} answered HTTP {status} without JSON: {e}"),
+            })),
+        }
     }
 
     /// A read call whose faults all become connector errors naming `model.method`.
