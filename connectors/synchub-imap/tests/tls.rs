@@ -13,7 +13,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use synchub_core::{Connector, ConnectorError, ObjectKind, Record};
@@ -116,9 +116,13 @@ async fn start(dir: &Path) -> Dovecot {
         .unwrap()
         .success();
     assert!(ok);
+    // The daemon must not hold the test's output open.
     let st = Command::new("dovecot")
         .arg("-c")
         .arg(root.join("dovecot.conf"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
         .status()
         .unwrap();
     assert!(st.success(), "dovecot did not start");

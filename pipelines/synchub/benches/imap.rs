@@ -102,7 +102,7 @@ fn b64(s: &str) -> String {
 /// Big5), threads of five, a plain-text body.
 fn message(i: usize, big5_names: &[String]) -> Vec<u8> {
     let who = i % 2000;
-    let from = if i % 3 == 0 {
+    let from = if i.is_multiple_of(3) {
         format!(
             "{} <Customer.{who}@Example.com.TW>",
             big5_names[who % big5_names.len()]
