@@ -18,6 +18,7 @@ declare -A BENCHES=(
   [shared_budget]="synchub-store shared_budget"
   [console]="synchub-console console"
   [odoo]="synchub odoo"
+  [imap]="synchub imap"
 )
 names=("$@")
 [ ${#names[@]} -gt 0 ] || names=(ingest rate_limits dedupe shopify_sync shopify_full_sync migrate)

@@ -86,7 +86,10 @@ pub fn parse_mailbox(one: &str, role: &str) -> Participant {
         _ => ("", one),
     };
     let name = name.trim_matches('"').replace("\\\"", "\"");
-    let name = name.trim();
+    // Gmail returns header values as written: a display name may be RFC 2047
+    // encoded words in any charset (`=?Big5?B?...?=`).
+    let name = synchub_imap::mime::decode_words(&name);
+    let name = name.trim().trim_matches('"').trim();
     Participant {
         role: role.to_string(),
         email: (!addr.is_empty()).then(|| addr.to_lowercase()),
@@ -130,7 +133,8 @@ pub fn message_record(msg: &Value) -> Result<RemoteRecord, String> {
     custom.insert("gmail_labels".into(), json!(labels));
     let activity = Activity {
         kind: ActivityKind::Email,
-        subject: header(msg, "Subject").map(str::to_string),
+        subject: header(msg, "Subject")
+            .map(|s| synchub_imap::mime::decode_words(s).trim().to_string()),
         snippet: msg["snippet"].as_str().map(str::to_string),
         participants: participants(msg),
         occurred_at: updated_at,

@@ -7,6 +7,7 @@
 //! `imap-proto`, has no `VANISHED (EARLIER)`), so the handful of responses
 //! used here are parsed in [`crate::proto`].
 
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -66,6 +67,9 @@ pub enum ImapError {
     /// The server sent something we cannot parse.
     #[error("unparsable response: {0}")]
     Protocol(String),
+    /// The trusted certificates (`ca_file`) cannot be read.
+    #[error("{0}")]
+    Trust(String),
 }
 
 /// The untagged responses of one command and its tagged completion.
@@ -94,23 +98,57 @@ impl std::fmt::Debug for Session {
     }
 }
 
-fn tls_connector() -> Result<tokio_rustls::TlsConnector, ImapError> {
+/// The certificates a server may chain to: those of `ca_file` (PEM) when
+/// given, else the system's.
+fn trusted_roots(ca_file: Option<&Path>) -> Result<tokio_rustls::rustls::RootCertStore, ImapError> {
+    use tokio_rustls::rustls::pki_types::pem::PemObject;
+    use tokio_rustls::rustls::pki_types::CertificateDer;
+
     let mut roots = tokio_rustls::rustls::RootCertStore::empty();
-    let found = rustls_native_certs::load_native_certs();
-    for cert in found.certs {
-        // A certificate the store cannot use is skipped, as browsers do.
-        let _ = roots.add(cert);
+    let Some(path) = ca_file else {
+        let found = rustls_native_certs::load_native_certs();
+        for cert in found.certs {
+            // A certificate the store cannot use is skipped, as browsers do.
+            let _ = roots.add(cert);
+        }
+        return Ok(roots);
+    };
+    let shown = path.display();
+    let certs = CertificateDer::pem_file_iter(path)
+        .map_err(|e| ImapError::Trust(format!("cannot read `ca_file` {shown}: {e}")))?;
+    for cert in certs {
+        let cert =
+            cert.map_err(|e| ImapError::Trust(format!("`ca_file` {shown} is not PEM: {e}")))?;
+        roots.add(cert).map_err(|e| {
+            ImapError::Trust(format!(
+                "`ca_file` {shown} holds an unusable certificate: {e}"
+            ))
+        })?;
     }
+    if roots.is_empty() {
+        return Err(ImapError::Trust(format!(
+            "`ca_file` {shown} holds no certificate"
+        )));
+    }
+    Ok(roots)
+}
+
+fn tls_connector(ca_file: Option<&Path>) -> Result<tokio_rustls::TlsConnector, ImapError> {
+    let roots = trusted_roots(ca_file)?;
     let config = tokio_rustls::rustls::ClientConfig::builder()
         .with_root_certificates(roots)
         .with_no_client_auth();
     Ok(tokio_rustls::TlsConnector::from(Arc::new(config)))
 }
 
-async fn start_tls(tcp: TcpStream, host: &str) -> Result<Box<dyn Io>, ImapError> {
+async fn start_tls(
+    tcp: TcpStream,
+    host: &str,
+    ca_file: Option<&Path>,
+) -> Result<Box<dyn Io>, ImapError> {
     let name = tokio_rustls::rustls::pki_types::ServerName::try_from(host.to_string())
         .map_err(|e| ImapError::Io(format!("`{host}` is not a valid TLS server name: {e}")))?;
-    let tls = tls_connector()?
+    let tls = tls_connector(ca_file)?
         .connect(name, tcp)
         .await
         .map_err(|e| ImapError::Io(format!("TLS handshake failed: {e}")))?;
@@ -118,8 +156,18 @@ async fn start_tls(tcp: TcpStream, host: &str) -> Result<Box<dyn Io>, ImapError>
 }
 
 impl Session {
-    /// Connects, reads the greeting and (for STARTTLS) upgrades.
+    /// Connects, reads the greeting and (for STARTTLS) upgrades; TLS
+    /// trusts the system's certificates.
     pub async fn connect(ep: &Endpoint) -> Result<Session, ImapError> {
+        Self::connect_trusting(ep, None).await
+    }
+
+    /// As [`Session::connect`], trusting only the certificates of `ca_file`
+    /// (PEM) when one is given (a private CA, a self-signed server).
+    pub async fn connect_trusting(
+        ep: &Endpoint,
+        ca_file: Option<&Path>,
+    ) -> Result<Session, ImapError> {
         let addr = format!("{}:{}", ep.host, ep.port);
         let resolved: Vec<std::net::SocketAddr> =
             tokio::time::timeout(ep.timeout, tokio::net::lookup_host(&addr))
@@ -135,13 +183,13 @@ impl Session {
             .map_err(|e| ImapError::Io(format!("cannot connect to {addr}: {e}")))?;
         let _ = tcp.set_nodelay(true);
         let (io, greeted): (Box<dyn Io>, bool) = match ep.security {
-            Security::Tls => (start_tls(tcp, &ep.host).await?, false),
+            Security::Tls => (start_tls(tcp, &ep.host, ca_file).await?, false),
             Security::Plain => (Box::new(tcp), false),
             Security::StartTls => {
                 let tcp = tokio::time::timeout(ep.timeout, plain_starttls(tcp))
                     .await
                     .map_err(|_| ImapError::Io(format!("STARTTLS with {addr} timed out")))??;
-                (start_tls(tcp, &ep.host).await?, true)
+                (start_tls(tcp, &ep.host, ca_file).await?, true)
             }
         };
         let mut session = Session {

@@ -63,6 +63,10 @@ pub struct ImapConfig {
     /// file); default `.synchub-imap`.
     #[serde(default)]
     pub state_dir: Option<String>,
+    /// A PEM file of the certificates to trust instead of the system's (a
+    /// private CA or a self-signed server); relative to the pipeline file.
+    #[serde(default)]
+    pub ca_file: Option<String>,
 }
 
 /// How changes are tracked (the most a server may be asked for).
@@ -103,6 +107,8 @@ pub struct Settings {
     pub changes: Changes,
     /// Index directory (relative paths resolved against the base dir).
     pub state_dir: std::path::PathBuf,
+    /// Certificates to trust instead of the system's.
+    pub ca_file: Option<std::path::PathBuf>,
 }
 
 fn is_loopback(host: &str) -> bool {
@@ -144,6 +150,12 @@ impl ImapConfig {
                 ))
             }
         };
+        if self.ca_file.is_some() && security == Security::Plain {
+            return Err(bad(
+                "ca_file",
+                "is used only with TLS: set `starttls = true` or remove `tls = false`".into(),
+            ));
+        }
         if self.folders.is_empty() {
             return Err(bad("folders", "names no folder".into()));
         }
@@ -159,6 +171,7 @@ impl ImapConfig {
             .port
             .unwrap_or(if security == Security::Tls { 993 } else { 143 });
         let state_dir = base_dir.join(self.state_dir.as_deref().unwrap_or(".synchub-imap"));
+        let ca_file = self.ca_file.as_deref().map(|f| base_dir.join(f));
         Ok(Settings {
             host: self.host,
             port,
@@ -171,6 +184,7 @@ impl ImapConfig {
             timeout: std::time::Duration::from_secs(self.timeout_secs.max(1)),
             changes: self.changes,
             state_dir,
+            ca_file,
         })
     }
 }
@@ -202,8 +216,14 @@ mod tests {
         let tls =
             cfg(serde_json::json!({"host":"mail.example.com","user":"a","password":"p"})).unwrap();
         assert_eq!((tls.security, tls.port), (Security::Tls, 993));
-        let st = cfg(serde_json::json!({"host":"mail.example.com","user":"a","password":"p","tls":false,"starttls":true})).unwrap();
+        let st = cfg(serde_json::json!({"host":"mail.example.com","user":"a","password":"p","tls":false,"starttls":true,"ca_file":"ca.pem"})).unwrap();
         assert_eq!(st.security, Security::StartTls);
+        assert_eq!(
+            st.ca_file.as_deref(),
+            Some(std::path::Path::new("/base/ca.pem"))
+        );
+        let err = cfg(serde_json::json!({"host":"127.0.0.1","user":"a","password":"p","tls":false,"ca_file":"ca.pem"})).unwrap_err();
+        assert!(err.to_string().contains("key `ca_file`"), "{err}");
     }
 
     #[test]

@@ -87,6 +87,7 @@ impl ImapConnector {
             ImapError::Resolve(m) => ConnectorError::Config(format!(
                 "key `host`: {m} (user `{user}`); check the host name"
             )),
+            ImapError::Trust(m) => ConnectorError::Config(format!("key `ca_file`: {m}")),
             ImapError::Io(m) => ConnectorError::Unavailable {
                 host: self.host(),
                 message: format!("{doing} as user `{user}`: {m}"),
@@ -112,7 +113,7 @@ impl ImapConnector {
                 security: s.security,
                 timeout: s.timeout,
             };
-            let mut session = Session::connect(&ep)
+            let mut session = Session::connect_trusting(&ep, s.ca_file.as_deref())
                 .await
                 .map_err(|e| self.err(e, "connecting"))?;
             session

@@ -186,6 +186,13 @@ pub(crate) async fn apply_page(
         w.matcher = Some(crate::fuzzy::pull::PullMatcher::new(existing, region));
     }
 
+    let mail: Vec<String> = prepared
+        .iter()
+        .filter(|(r, _)| !w.links.contains_key(&r.external_id))
+        .filter_map(|(_, rec)| rec.as_ref().and_then(message_crm_id))
+        .collect();
+    load_current(&mut tx, &mut w, &mail).await?;
+
     counts.read = (page.records.len() + page.rejected.len()) as u64;
     for (remote, rec) in prepared {
         match rec {
@@ -713,13 +720,29 @@ fn apply_one(
         }
     }
 
+    let by_message = if link.is_none() {
+        message_crm_id(&rec)
+    } else {
+        None
+    };
+    if let Some(id) = &by_message {
+        if w.current.get(id).is_some_and(|c| !c.deleted) {
+            // Another connection brought this message first: one activity,
+            // linked from every mailbox that holds it.
+            counts.unchanged += 1;
+            set_link(w, conn, object, remote, id, remote_fields, remote_hash);
+            return;
+        }
+    }
+
     let mut review = None;
     let (crm_id, base, matched) = match &link {
         Some(l) => (survivor(w, l.crm_id.clone()), l.snapshot.clone(), false),
         None => match rec.as_contact().and_then(|c| find_match(w, c, region)) {
             Some(id) => (id, None, true),
             None => {
-                let new_id = derive_crm_id(&conn.name, object, &remote.external_id);
+                let new_id = by_message
+                    .unwrap_or_else(|| derive_crm_id(&conn.name, object, &remote.external_id));
                 match rec.as_contact().and_then(|c| fuzzy_match(w, c, region)) {
                     Some((id, e)) if crate::fuzzy::pull::merges(&e) => {
                         counts.fuzzy_merged += 1;
@@ -1032,4 +1055,16 @@ async fn write_all(
         conflicts::record(tx, c).await?;
     }
     Ok(())
+}
+
+/// The CRM id of an email activity, from its Message-ID (without angle
+/// brackets): the same message read through Gmail, Outlook or IMAP is one
+/// activity, whichever connection brings it first.
+fn message_crm_id(rec: &Record) -> Option<String> {
+    let Record::Activity(a) = rec else {
+        return None;
+    };
+    let id = a.message_id.as_deref()?.trim();
+    let id = id.trim_start_matches('<').trim_end_matches('>').trim();
+    (!id.is_empty()).then(|| derive_crm_id("message-id", ObjectKind::Activity, id))
 }

@@ -172,6 +172,15 @@ async fn api(
         "{method} {}",
         uri.path_and_query().map(|p| p.as_str()).unwrap_or("")
     ));
+    if let Some(n) = st.expire_tokens_after.as_mut() {
+        // The access token dies between two requests of a run.
+        if *n == 0 {
+            st.expire_tokens_after = None;
+            st.access_tokens.clear();
+        } else {
+            *n -= 1;
+        }
+    }
     let auth = headers.get("authorization").and_then(|v| v.to_str().ok());
     if !st.authorized(auth) {
         let mut r = reply(

@@ -118,6 +118,9 @@ pub struct GmailState {
     pub faults: VecDeque<Fault>,
     /// Every request served, as `METHOD path?query` (for assertions).
     pub log: Vec<String>,
+    /// Serve this many more API requests, then expire every access token
+    /// (a token that dies in the middle of a run).
+    pub expire_tokens_after: Option<u32>,
 }
 
 impl GmailState {
@@ -142,6 +145,7 @@ impl GmailState {
             units_spent: 0,
             faults: VecDeque::new(),
             log: Vec::new(),
+            expire_tokens_after: None,
         }
     }
 
