@@ -552,7 +552,9 @@ async fn log_granted(
     .bind(&key.pipeline)
     .bind(&key.connection)
     .bind(key.object.as_str())
-    .bind(time_text(now - chrono::Duration::from_std(LOG_KEPT).unwrap_or(chrono::Duration::days(7))))
+    .bind(time_text(
+        now - chrono::Duration::from_std(LOG_KEPT).unwrap_or(chrono::Duration::days(7)),
+    ))
     .execute(&mut *conn)
     .await
     .ctx("pruning the lease history")?;

@@ -150,7 +150,10 @@ per_page = 5
         .await
         .unwrap();
     assert_eq!(hook.status(), 503);
-    assert!(matches!(daemon.child.try_wait(), Ok(None)), "it left mid-page");
+    assert!(
+        matches!(daemon.child.try_wait(), Ok(None)),
+        "it left mid-page"
+    );
 
     // AND once the source answers, the page commits and it exits 0
     open.send(true).unwrap();
@@ -164,5 +167,9 @@ per_page = 5
     };
     assert!(status.success());
     let cursor = store.cursor("woo", ObjectKind::Contact).await.unwrap();
-    assert_eq!(cursor.map(|c| c.seq), Some(1), "the page being read commits");
+    assert_eq!(
+        cursor.map(|c| c.seq),
+        Some(1),
+        "the page being read commits"
+    );
 }

@@ -98,7 +98,13 @@ async fn two_daemons_run_each_schedule_tick_once_and_either_serves_them() {
     let survivor_pid = survivor.child.id();
     let gone_pid = gone.child.id();
     stop(gone);
-    let stopped_period = store.claimed_ticks("ticks").await.unwrap().last().unwrap().0;
+    let stopped_period = store
+        .claimed_ticks("ticks")
+        .await
+        .unwrap()
+        .last()
+        .unwrap()
+        .0;
 
     // THEN the other serves the following ticks
     wait_for_ticks(&store, survivor_pid, 3).await;
