@@ -89,6 +89,6 @@ async fn a_retry_after_seen_by_one_instance_pauses_the_others() {
     );
     // AND our request went through after the pause
     let resp = ours_req.await.unwrap().unwrap();
-    assert_eq!(resp.status, 200);
+    assert_eq!(resp.status(), 200);
     assert_eq!(server.received_requests().await.unwrap().len(), 2);
 }
