@@ -504,6 +504,9 @@ impl HttpClient {
                 return Err(self.unavailable(attempt, what, Some(wait)));
             }
             tracing::warn!(host = %inner.host, status = status.as_u16(), attempt, wait_ms = wait.as_millis(), "{what}; retrying");
+            if let (429, Some(ra)) = (status.as_u16(), retry_after) {
+                crate::shared_budget::pause(inner.quota.id(), inner.quota.config(), ra).await;
+            }
             tokio::time::sleep(wait).await;
         }
     }

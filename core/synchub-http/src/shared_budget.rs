@@ -19,6 +19,10 @@
 //!   the shared level when it is below it (another client of the shop, a
 //!   lost refund).
 //!
+//! A 429 with `Retry-After` seen by one instance pauses them all: the
+//! request bucket is lowered below zero by the wait's worth of refill
+//! ([`pause`]).
+//!
 //! Until the size of a cost bucket is known, one instance at a time is let
 //! through to learn it; the others wait.
 //!
@@ -186,6 +190,32 @@ pub(crate) async fn admit(
         cost_key,
         cost: taken,
     }))
+}
+
+/// A server's 429 with `Retry-After: wait` for `credential`: every instance
+/// sharing the credential's budget pauses for `wait`, not only the one
+/// that was told. The credential's request bucket is lowered to minus
+/// `wait` worth of refill, so each instance's next take waits until it has
+/// refilled past zero.
+pub(crate) async fn pause(credential: &str, config: &QuotaConfig, wait: Duration) {
+    let Some(budget) = installed() else {
+        return;
+    };
+    let shape = requests_shape(config);
+    let observed = Observed {
+        shape,
+        available: -(wait.as_secs_f64() * shape.refill_per_sec),
+    };
+    tracing::info!(
+        wait_ms = wait.as_millis(),
+        "the server asked to wait; pausing every instance sharing the credential"
+    );
+    if let Err(e) = budget
+        .settle(&format!("{credential}#requests"), 0.0, Some(observed))
+        .await
+    {
+        warn_unavailable(&e);
+    }
 }
 
 /// Ok(true) taken, Ok(false) backend down (go on locally), Err(wait) too long.

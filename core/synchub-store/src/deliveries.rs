@@ -7,7 +7,9 @@
 //!   (a burst of webhooks, or a schedule tick, collapses into one pending
 //!   row that any instance may take) and webhook deletes still to apply
 //!   (a delete that fails stays queued with its error and is retried after
-//!   a backoff, on any instance, instead of being dropped).
+//!   a backoff, on any instance, instead of being dropped);
+//! - schedule ticks (`schedule_tick`): each period of a pipeline's schedule
+//!   is claimed by one instance, which runs it; the others skip it.
 
 use std::time::Duration;
 
@@ -232,6 +234,54 @@ impl Store {
         .await
         .ctx("releasing a failed delete")?;
         Ok(())
+    }
+
+    /// Claims schedule tick `period` of `pipeline` (its `key`: the
+    /// pipeline's name, with `#full` for complete reads) for `holder`;
+    /// true when this caller is the first, so a tick runs once across
+    /// every instance on the store.
+    pub async fn claim_tick(
+        &self,
+        key: &str,
+        period: i64,
+        holder: &str,
+    ) -> Result<bool, StoreError> {
+        const CTX: &str = "claiming a schedule tick";
+        let mut tx = self.pool().begin().await.ctx(CTX)?;
+        sqlx::query("DELETE FROM schedule_tick WHERE pipeline = $1 AND claimed_at < $2")
+            .bind(key)
+            .bind(before(Duration::from_secs(24 * 3600)))
+            .execute(&mut *tx)
+            .await
+            .ctx(CTX)?;
+        let done = sqlx::query(
+            "INSERT INTO schedule_tick (pipeline, period, holder, claimed_at) \
+             VALUES ($1, $2, $3, $4) ON CONFLICT (pipeline, period) DO NOTHING",
+        )
+        .bind(key)
+        .bind(period)
+        .bind(holder)
+        .bind(now_text())
+        .execute(&mut *tx)
+        .await
+        .ctx(CTX)?;
+        tx.commit().await.ctx(CTX)?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// The schedule ticks claimed for `key` (kept a day): period and holder.
+    pub async fn claimed_ticks(&self, key: &str) -> Result<Vec<(i64, String)>, StoreError> {
+        const CTX: &str = "listing claimed schedule ticks";
+        let rows = sqlx::query(
+            "SELECT period, holder FROM schedule_tick WHERE pipeline = $1 ORDER BY period",
+        )
+        .bind(key)
+        .fetch_all(self.pool())
+        .await
+        .ctx(CTX)?;
+        rows.iter()
+            .map(|r| Ok((r.try_get(0).ctx(CTX)?, r.try_get(1).ctx(CTX)?)))
+            .collect()
     }
 
     /// Rows waiting in the queue, per pipeline and kind.

@@ -145,12 +145,46 @@ fn plus(now: DateTime<Utc>, ttl: Duration) -> DateTime<Utc> {
 const RELEASED: &str = "";
 
 /// Checks, inside the page's transaction, that `lease` is still the
-/// stream's, and extends it by `ttl` from `now`. Returns false when another
-/// holder took the stream over: the caller must roll the page back. Run it
-/// first in the transaction: on PostgreSQL it locks the lease row until the
-/// commit (a takeover waits for the page), on SQLite it takes the writer
-/// lock for the whole page.
+/// stream's, extends it by `ttl` from `now` and logs the page under its
+/// token in [`LeaseEvent`]s (the row commits or rolls back with the page).
+/// Returns false when another holder took the stream over: the caller must
+/// roll the page back. Run it first in the transaction: on PostgreSQL it
+/// locks the lease row until the commit (a takeover waits for the page;
+/// a holder that stalls inside the transaction for longer than `ttl` has
+/// its session ended by the server, which frees the row), on SQLite it
+/// takes the writer lock for the whole page.
 pub async fn fence(
+    conn: &mut AnyConnection,
+    lease: &Lease,
+    now: DateTime<Utc>,
+    ttl: Duration,
+) -> Result<bool, StoreError> {
+    if conn.backend_name() == "PostgreSQL" {
+        sqlx::query("SELECT set_config('idle_in_transaction_session_timeout', $1, true)")
+            .bind(millis(ttl).to_string())
+            .fetch_one(&mut *conn)
+            .await
+            .ctx("bounding a page transaction's idle time")?;
+    }
+    if !check_token(conn, lease, now, ttl).await? {
+        tracing::warn!(
+            stream = %lease.key,
+            token = lease.token,
+            holder = %lease.holder,
+            "page refused: the stream's fencing token moved on (the lease was taken over)"
+        );
+        return Ok(false);
+    }
+    log_event(conn, &lease.key, "page", &lease.holder, lease.token, now).await?;
+    Ok(true)
+}
+
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX).max(1)
+}
+
+/// Extends `lease` by `ttl` from `now` when its token is still the row's.
+async fn check_token(
     conn: &mut AnyConnection,
     lease: &Lease,
     now: DateTime<Utc>,
@@ -170,6 +204,59 @@ pub async fn fence(
     .await
     .ctx("checking a stream lease's fencing token")?;
     Ok(done.rows_affected() == 1)
+}
+
+async fn log_event(
+    conn: &mut AnyConnection,
+    key: &StreamKey,
+    event: &str,
+    holder: &str,
+    token: i64,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO lease_log (pipeline, connection, object, event, holder, token, at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+    )
+    .bind(&key.pipeline)
+    .bind(&key.connection)
+    .bind(key.object.as_str())
+    .bind(event)
+    .bind(holder)
+    .bind(token)
+    .bind(time_text(now))
+    .execute(conn)
+    .await
+    .ctx("logging a stream lease event")?;
+    Ok(())
+}
+
+/// How long lease history is kept.
+const LOG_KEPT: Duration = Duration::from_secs(7 * 24 * 3600);
+
+/// One line of a stream's lease history.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LeaseEvent {
+    /// Order of the events (per stream, the order they committed in).
+    pub id: i64,
+    /// The stream.
+    pub key: StreamKey,
+    /// `grant` (a lease was granted), `page` (a page committed under it)
+    /// or `release` (its holder ended it).
+    pub event: String,
+    /// The holder it names.
+    pub holder: String,
+    /// The fencing token of the grant, or the one the page committed under.
+    pub token: i64,
+    /// When, by the writer's clock.
+    pub at: String,
+}
+
+/// True for PostgreSQL's `lock_not_available` (a `lock_timeout` ran out).
+fn lock_not_available(e: &sqlx::Error) -> bool {
+    e.as_database_error()
+        .and_then(|d| d.code())
+        .is_some_and(|c| c == "55P03")
 }
 
 fn row_of(r: &sqlx::any::AnyRow) -> Result<LeaseRow, StoreError> {
@@ -205,6 +292,15 @@ impl Store {
         let pid = i64::from(std::process::id());
         let holder = format!("{host}:{pid}:{}", uuid::Uuid::new_v4().simple());
         let at = time_text(now);
+        let mut tx = self.pool.begin().await.ctx(CTX)?;
+        if self.backend == crate::Backend::Postgres {
+            // A holder stalled inside a page's transaction keeps the row
+            // locked: name it as the holder instead of waiting behind it.
+            sqlx::query("SELECT set_config('lock_timeout', '2000', true)")
+                .fetch_one(&mut *tx)
+                .await
+                .ctx(CTX)?;
+        }
         let granted = sqlx::query(
             "INSERT INTO stream_lease \
              (pipeline, connection, object, holder, host, pid, token, acquired_at, expires_at) \
@@ -224,12 +320,17 @@ impl Store {
         .bind(pid)
         .bind(&at)
         .bind(time_text(plus(now, ttl)))
-        .fetch_optional(&self.pool)
-        .await
-        .ctx(CTX)?;
+        .fetch_optional(&mut *tx)
+        .await;
+        let granted = match granted {
+            Err(e) if lock_not_available(&e) => None,
+            other => other.ctx(CTX)?,
+        };
         if let Some(row) = granted {
             let token: i64 = row.try_get("token").ctx(CTX)?;
-            tracing::debug!(stream = %key, token, "stream lease granted");
+            log_granted(&mut tx, key, &holder, token, now).await?;
+            tx.commit().await.ctx(CTX)?;
+            tracing::info!(stream = %key, token, %holder, "stream lease granted");
             return Ok(Claim::Granted(Lease {
                 key: key.clone(),
                 holder,
@@ -237,6 +338,7 @@ impl Store {
                 acquired_at: at,
             }));
         }
+        drop(tx);
         match self.lease(key).await? {
             Some(row) => Ok(Claim::Held(row)),
             // Released and deleted by hand between the two statements.
@@ -262,6 +364,7 @@ impl Store {
         let pid = i64::from(std::process::id());
         let holder = new_holder();
         let at = time_text(now);
+        let mut tx = self.pool.begin().await.ctx(CTX)?;
         let row = sqlx::query(
             "UPDATE stream_lease SET holder = $1, host = $2, pid = $3, token = token + 1, \
              acquired_at = $4, expires_at = $5 \
@@ -277,18 +380,22 @@ impl Store {
         .bind(&key.connection)
         .bind(key.object.as_str())
         .bind(token)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&mut *tx)
         .await
         .ctx(CTX)?;
-        row.map(|r| {
-            Ok(Lease {
-                key: key.clone(),
-                holder,
-                token: r.try_get("token").ctx(CTX)?,
-                acquired_at: at,
-            })
-        })
-        .transpose()
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        let token: i64 = row.try_get("token").ctx(CTX)?;
+        log_granted(&mut tx, key, &holder, token, now).await?;
+        tx.commit().await.ctx(CTX)?;
+        tracing::info!(stream = %key, token, %holder, "stream lease taken over");
+        Ok(Some(Lease {
+            key: key.clone(),
+            holder,
+            token,
+            acquired_at: at,
+        }))
     }
 
     /// Claims a stream's lease, asking again every quarter second for up to
@@ -335,12 +442,14 @@ impl Store {
             .acquire()
             .await
             .ctx("acquiring a connection to renew a lease")?;
-        fence(&mut conn, lease, now, ttl).await
+        check_token(&mut conn, lease, now, ttl).await
     }
 
     /// Ends a lease (when it is still ours): the stream is free at once,
     /// and its token stays for the next grant to count from.
     pub async fn release_lease(&self, lease: &Lease) -> Result<bool, StoreError> {
+        const CTX: &str = "releasing a stream lease";
+        let mut tx = self.pool.begin().await.ctx(CTX)?;
         let done = sqlx::query(
             "UPDATE stream_lease SET expires_at = $1 \
              WHERE pipeline = $2 AND connection = $3 AND object = $4 AND token = $5 AND holder = $6",
@@ -351,10 +460,23 @@ impl Store {
         .bind(lease.key.object.as_str())
         .bind(lease.token)
         .bind(&lease.holder)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await
-        .ctx("releasing a stream lease")?;
-        Ok(done.rows_affected() == 1)
+        .ctx(CTX)?;
+        if done.rows_affected() != 1 {
+            return Ok(false);
+        }
+        log_event(
+            &mut tx,
+            &lease.key,
+            "release",
+            &lease.holder,
+            lease.token,
+            Utc::now(),
+        )
+        .await?;
+        tx.commit().await.ctx(CTX)?;
+        Ok(true)
     }
 
     /// The lease row of one stream.
@@ -383,4 +505,58 @@ impl Store {
         .ctx("listing stream leases")?;
         rows.iter().map(row_of).collect()
     }
+    /// The lease history, in the order it committed (per stream), oldest
+    /// first.
+    pub async fn lease_log(&self) -> Result<Vec<LeaseEvent>, StoreError> {
+        const CTX: &str = "reading the lease history";
+        let rows = sqlx::query(
+            "SELECT id, pipeline, connection, object, event, holder, token, at \
+             FROM lease_log ORDER BY id",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .ctx(CTX)?;
+        rows.iter()
+            .map(|r| {
+                let object: String = r.try_get("object").ctx(CTX)?;
+                Ok(LeaseEvent {
+                    id: r.try_get("id").ctx(CTX)?,
+                    key: StreamKey {
+                        pipeline: r.try_get("pipeline").ctx(CTX)?,
+                        connection: r.try_get("connection").ctx(CTX)?,
+                        object: ObjectKind::parse(&object).ok_or_else(|| {
+                            crate::corrupt(CTX, format!("unknown object `{object}`"))
+                        })?,
+                    },
+                    event: r.try_get("event").ctx(CTX)?,
+                    holder: r.try_get("holder").ctx(CTX)?,
+                    token: r.try_get("token").ctx(CTX)?,
+                    at: r.try_get("at").ctx(CTX)?,
+                })
+            })
+            .collect()
+    }
+}
+
+/// Logs a grant and prunes the stream's history older than [`LOG_KEPT`].
+async fn log_granted(
+    conn: &mut AnyConnection,
+    key: &StreamKey,
+    holder: &str,
+    token: i64,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "DELETE FROM lease_log WHERE pipeline = $1 AND connection = $2 AND object = $3 AND at < $4",
+    )
+    .bind(&key.pipeline)
+    .bind(&key.connection)
+    .bind(key.object.as_str())
+    .bind(time_text(
+        now - chrono::Duration::from_std(LOG_KEPT).unwrap_or(chrono::Duration::days(7)),
+    ))
+    .execute(&mut *conn)
+    .await
+    .ctx("pruning the lease history")?;
+    log_event(conn, key, "grant", holder, token, now).await
 }

@@ -21,7 +21,11 @@
 //!   flood of forged bodies), and a body must arrive within [`BODY_TIMEOUT`].
 //! * `GET /health` (liveness): 200 with the last run of each pipeline and
 //!   whether the store answers; `GET /ready` (readiness): 503 while the
-//!   store does not answer (see [`ops`]).
+//!   store does not answer and while draining (see [`ops`]).
+//! * Several daemons may share one PostgreSQL store: each stream is leased
+//!   with a fencing token (TTL from [`LEASE_TTL_ENV`]), each schedule tick
+//!   is claimed in the store and run by one instance, and webhook wake-ups
+//!   and deletes go through the store's queue.
 //! * `GET /metrics`: Prometheus text, with the lease holders, queue depth,
 //!   lag per stream and rate-budget waits read from the store.
 //! * Webhook ids and body hashes are remembered in the store (a delivery
@@ -29,8 +33,9 @@
 //!   wake-ups and deletes go through the store's delivery queue, which
 //!   every instance serves (see [`queue`]).
 //!
-//! SIGINT/SIGTERM stop taking webhooks and stop every run between pages:
-//! the page being applied commits, no further page is read. Connections get
+//! SIGINT/SIGTERM stop taking webhooks (503, so the provider delivers them
+//! again) and stop every run between pages: the page being applied
+//! commits, no further page is read; `/ready` answers 503 meanwhile. Connections get
 //! a header-read (and idle) timeout, their number is capped, and on shutdown
 //! requests in flight get a few seconds before they are dropped (see
 //! [`serve`]), so half-sent requests cannot keep the daemon alive.
@@ -72,6 +77,8 @@ struct Slot {
     engine: Arc<Engine>,
     /// When it runs (schedule, webhook wakes, complete reads).
     schedule: Scheduler,
+    /// The interval of its complete reads, if any.
+    full_every: Option<Duration>,
     status: Mutex<PipelineStatus>,
 }
 
@@ -147,6 +154,11 @@ struct Daemon {
     /// Failed attempts at queued webhook deletes (each is retried).
     retried_deletes: std::sync::atomic::AtomicU64,
     reloads: Mutex<Reloads>,
+    /// How long a stream lease lasts unless renewed ([`lease_ttl`]).
+    lease_ttl: Duration,
+    /// Set on SIGINT/SIGTERM: the runs are finishing their pages, `/ready`
+    /// answers 503 and webhooks are turned away to another instance.
+    draining: std::sync::atomic::AtomicBool,
 }
 
 impl Daemon {
@@ -167,6 +179,25 @@ pub const BODY_READS: usize = 8;
 pub const BODY_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a body hash is remembered (Shopify retries for 4 hours).
 const CONTENT_TTL: Duration = Duration::from_secs(5 * 3600);
+
+/// The environment variable setting the stream lease TTL in seconds: a
+/// daemon that dies or stalls loses its streams to another instance after
+/// it (each live run renews its leases every third of it).
+pub const LEASE_TTL_ENV: &str = "SYNCHUB_LEASE_TTL";
+
+/// The lease TTL: [`LEASE_TTL_ENV`] (seconds, fractions allowed, at least
+/// 0.3) or the engine's default.
+fn lease_ttl() -> anyhow::Result<Duration> {
+    let Ok(text) = std::env::var(LEASE_TTL_ENV) else {
+        return Ok(LeaseOptions::default().ttl);
+    };
+    match text.trim().parse::<f64>() {
+        Ok(secs) if secs.is_finite() && (0.3..=86_400.0).contains(&secs) => {
+            Ok(Duration::from_secs_f64(secs))
+        }
+        _ => bail!("{LEASE_TTL_ENV}=`{text}` is not a number of seconds between 0.3 and 86400"),
+    }
+}
 
 /// The pipeline files of the folder, each validated (and its connectors
 /// built) without IO.
@@ -228,16 +259,18 @@ fn build(store: &Store, folder: Folder) -> anyhow::Result<Pipelines> {
         let connections = pipe.connections_with(Some(crate::commands::token_vault(store)))?;
         let engine = Arc::new(engine_with(store.clone(), &pipe, connections));
         let schedule = pipe.config.schedule.as_ref();
+        let full_every = schedule
+            .and_then(|s| s.full_refresh_every_seconds)
+            .map(Duration::from_secs);
         slots.push(Arc::new(Slot {
             name: pipe.config.name.clone(),
             file,
             engine,
             schedule: Scheduler::new(
                 schedule.map(|s| Duration::from_secs(s.every_seconds)),
-                schedule
-                    .and_then(|s| s.full_refresh_every_seconds)
-                    .map(Duration::from_secs),
+                full_every,
             ),
+            full_every,
             status: Mutex::new(PipelineStatus::default()),
         }));
     }
@@ -300,6 +333,7 @@ pub async fn run(
     // Every pipeline file is loaded, validated and its connectors built
     // before the store is opened (or created): a bad file leaves no
     // database behind.
+    let lease_ttl = lease_ttl()?;
     let folder = load_folder(config_dir)?;
     // Nothing to run: say why and leave no database behind.
     if folder.loaded.is_empty() && !folder.problems.is_empty() {
@@ -324,6 +358,8 @@ pub async fn run(
         holder: synchub_store::leases::new_holder(),
         retried_deletes: 0.into(),
         reloads: Mutex::new(Reloads::default()),
+        lease_ttl,
+        draining: false.into(),
     });
 
     let stop = CancellationToken::new();
@@ -397,12 +433,18 @@ pub async fn run(
             }
         }
     }
+    // Draining: the server keeps answering (`/ready` says 503, webhooks
+    // are turned away) while the runs finish their pages.
     tracing::info!("shutting down: finishing running pages");
-    stop.cancel();
-    let _ = server.await;
+    daemon
+        .draining
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    generation.cancel();
     for w in workers {
         let _ = w.await;
     }
+    stop.cancel();
+    let _ = server.await;
     let _ = poller.await;
     daemon.store.close().await;
     say("synchub daemon: stopped".into());
@@ -494,11 +536,64 @@ async fn worker(d: Arc<Daemon>, slot: Arc<Slot>, stop: CancellationToken) {
         .await;
 }
 
-async fn run_once(d: &Daemon, slot: &Slot, stop: &CancellationToken, tick: Tick) {
-    // This run serves the pipeline's pending wake-up, wherever it was queued.
-    if let Err(e) = d.store.take_wake(&slot.name).await {
-        tracing::warn!(pipeline = %slot.name, error = %e, "could not take the queued wake-up");
+/// The schedule period `now_ms` falls in, for an interval of `every`.
+fn period(now_ms: i64, every: Duration) -> i64 {
+    let every = i64::try_from(every.as_millis()).unwrap_or(i64::MAX).max(1);
+    now_ms.div_euclid(every)
+}
+
+/// Whether this instance runs `tick`, and how: a schedule period is run by
+/// the first instance on the store to claim it (a complete read claims its
+/// own, longer period; when another instance has it, an incremental read
+/// may still be due). Pipelines without a schedule run at start and when
+/// woken, and a store that does not answer leaves the decision to the
+/// stream leases.
+async fn claim_tick(d: &Daemon, slot: &Slot, tick: Tick) -> Option<Tick> {
+    let Some(every) = slot.schedule.every() else {
+        return Some(tick);
+    };
+    let now_ms = chrono::Utc::now().timestamp_millis();
+    let claim = |key: String, period: i64| async move {
+        d.store
+            .claim_tick(&key, period, &d.holder)
+            .await
+            .unwrap_or_else(|e| {
+                tracing::warn!(pipeline = %slot.name, error = %e, "could not claim a schedule tick; running it");
+                true
+            })
+    };
+    if tick.full_refresh {
+        if let Some(full) = slot.full_every {
+            if claim(format!("{}#full", slot.name), period(now_ms, full)).await {
+                return Some(tick);
+            }
+        }
     }
+    claim(slot.name.clone(), period(now_ms, every))
+        .await
+        .then_some(Tick {
+            full_refresh: false,
+        })
+}
+
+async fn run_once(d: &Daemon, slot: &Slot, stop: &CancellationToken, tick: Tick) {
+    // This run serves the pipeline's pending wake-up, wherever it was queued;
+    // otherwise it is a schedule tick, run by one instance only.
+    let woken = d.store.take_wake(&slot.name).await.unwrap_or_else(|e| {
+        tracing::warn!(pipeline = %slot.name, error = %e, "could not take the queued wake-up");
+        false
+    });
+    let tick = if woken {
+        tick
+    } else {
+        match claim_tick(d, slot, tick).await {
+            Some(tick) => tick,
+            None => {
+                tracing::debug!(pipeline = %slot.name, "schedule tick taken by another instance");
+                return;
+            }
+        }
+    };
     let started_at = synchub_store::now_text();
     let opts = RunOptions {
         full_refresh: tick.full_refresh,
@@ -510,8 +605,8 @@ async fn run_once(d: &Daemon, slot: &Slot, stop: &CancellationToken, tick: Tick)
         // A stream another process holds (a `synchub run`, another daemon)
         // is skipped at once with its holder named; the next tick retries.
         lease: LeaseOptions {
+            ttl: d.lease_ttl,
             wait: Duration::ZERO,
-            ..LeaseOptions::default()
         },
     };
     let result = slot.engine.run(&opts).await;
@@ -568,6 +663,14 @@ async fn webhook(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
+    if d.draining.load(std::sync::atomic::Ordering::SeqCst) {
+        // Not taken: the provider delivers it again (to another instance).
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "this instance is shutting down; deliver again\n",
+        )
+            .into_response();
+    }
     let pipelines = d.pipelines();
     let Some(hook) = pipelines.hooks.get(&connection) else {
         return (

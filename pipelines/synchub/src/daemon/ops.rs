@@ -15,14 +15,20 @@ use serde_json::json;
 
 use super::{label, Daemon};
 
-/// `GET /ready`: 200 when this instance can take work (its store answers
-/// and it runs at least one pipeline), else 503 with why; a load
+/// `GET /ready`: 200 when this instance can take work (its store answers,
+/// it runs at least one pipeline and is not shutting down), else 503 with
+/// why; a load
 /// balancer routes webhooks by it, while `/health` (liveness) stays 200 so
 /// that a store outage does not get the process restarted.
 pub(crate) async fn ready(State(d): State<Arc<Daemon>>) -> Response {
     let store = d.store.record_counts().await;
     let loaded = d.pipelines().slots.len();
+    let draining = d.draining.load(std::sync::atomic::Ordering::SeqCst);
     let (code, why) = match (&store, loaded == 0) {
+        _ if draining => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "draining: shutting down".to_string(),
+        ),
         (Err(e), _) => (
             StatusCode::SERVICE_UNAVAILABLE,
             format!("store unavailable: {e}"),
