@@ -312,7 +312,10 @@ config = { invoice_when = "sometimes" }
 
     #[test]
     fn a_balance_moves_the_order_towards_paid_only() {
-        assert_eq!(settled_status(dec!(10), dec!(0), Some("paid")), Some("paid"));
+        assert_eq!(
+            settled_status(dec!(10), dec!(0), Some("paid")),
+            Some("paid")
+        );
         assert_eq!(
             settled_status(dec!(10), dec!(4), Some("partially_paid")),
             Some("partially_paid")

@@ -131,9 +131,7 @@ async fn drain_claimed(
             // `invoice_when` names; the order is queued again when it
             // changes, and invoiced then.
             if op == ChangeOp::Create
-                && !engine
-                    .invoice_rules
-                    .routes(&conn.name, object, &rec.record)
+                && !engine.invoice_rules.routes(&conn.name, object, &rec.record)
             {
                 tracing::debug!(connection = %conn.name, %object, crm_id = %p.crm_id, "not in the state `invoice_when` names; skipped");
                 skipped.push(p.crm_id.clone());
