@@ -16,6 +16,7 @@ declare -A BENCHES=(
   [migrate]="synchub migrate"
   [shopify_full_sync]="synchub-shopify shopify_full_sync"
   [shared_budget]="synchub-store shared_budget"
+  [invoice_qbo]="synchub-quickbooks invoice_qbo"
 )
 names=("$@")
 [ ${#names[@]} -gt 0 ] || names=(ingest rate_limits dedupe shopify_sync shopify_full_sync migrate)

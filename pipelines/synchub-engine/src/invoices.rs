@@ -236,6 +236,7 @@ pub(crate) async fn settle_orders(
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use rust_decimal_macros::dec;

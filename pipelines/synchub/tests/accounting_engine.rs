@@ -240,7 +240,7 @@ async fn routed_and_settled(backend: &str) {
         docs.get(&o2.id).map(|d| d[0].0.as_str()),
         Some("SalesReceipt")
     );
-    assert!(!docs.get(&o4.id).is_some_and(|d| d.len() != 1), "{docs:?}");
+    assert!(docs.get(&o4.id).map_or(0, Vec::len) <= 1, "{docs:?}");
     assert!(!docs.contains_key(&o1.id), "unfulfilled: not invoiced");
     assert!(!docs.contains_key(&o3.id), "cancelled: not invoiced");
     // The skipped orders were neither refused nor left failing.
