@@ -19,6 +19,7 @@ declare -A BENCHES=(
   [console]="synchub-console console"
   [odoo]="synchub odoo"
   [imap]="synchub imap"
+  [invoice_qbo]="synchub-quickbooks invoice_qbo"
 )
 names=("$@")
 [ ${#names[@]} -gt 0 ] || names=(ingest rate_limits dedupe shopify_sync shopify_full_sync migrate)

@@ -230,6 +230,7 @@ pub(crate) async fn apply_page(
         ids.live_contacts = Some(m.existing_contacts + counts.created);
     }
     write_all(engine, conn, object, &mut tx, w).await?;
+    crate::invoices::settle_orders(engine, conn, object, &mut tx, &page.records).await?;
     if let Some(next) = &page.next {
         if !cursors::save(&mut tx, &conn.name, object, Some(next), seq).await? {
             // Another run committed this stream further on: applying this

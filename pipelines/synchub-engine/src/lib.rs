@@ -11,6 +11,7 @@
 mod apply;
 pub mod config;
 pub mod fuzzy;
+pub mod invoices;
 pub mod local;
 pub mod merges;
 mod push;
@@ -235,6 +236,8 @@ pub struct Engine {
     /// evidence in its page (off for a one-shot migration, which runs the
     /// whole-set probabilistic pass after the import instead).
     pull_matching: bool,
+    /// Which orders each accounting connection invoices.
+    invoice_rules: invoices::InvoiceRules,
 }
 
 /// How often a page read is retried when the connector says "later".
@@ -257,7 +260,15 @@ impl Engine {
             deletes,
             run_ids: Default::default(),
             pull_matching: true,
+            invoice_rules: Default::default(),
         }
+    }
+
+    /// Sets which orders each accounting connection invoices (see
+    /// [`invoices`]).
+    pub fn with_invoice_rules(mut self, rules: invoices::InvoiceRules) -> Engine {
+        self.invoice_rules = rules;
+        self
     }
 
     /// Turns fuzzy matching on pulls off (a migration: its whole-set pass
@@ -293,7 +304,7 @@ impl Engine {
         let mut unread: std::collections::HashSet<(String, ObjectKind)> = Default::default();
         for object in ObjectKind::ALL {
             for conn in self.connections.iter().filter(|c| c.direction.pulls()) {
-                if !conn.objects.contains(&object) {
+                if !conn.objects.contains(&object) || !invoices::readable(conn, object) {
                     continue;
                 }
                 if opts.cancel.is_cancelled() {

@@ -139,6 +139,10 @@ pub(crate) fn engine_with(
         cfg.merge.policy(),
         cfg.deletes.clone(),
     )
+    // A bad `invoice_when` already failed the connector's own config.
+    .with_invoice_rules(
+        synchub_engine::invoices::InvoiceRules::from_pipeline(cfg).unwrap_or_default(),
+    )
 }
 
 fn progress_bar() -> Option<(indicatif::ProgressBar, synchub_engine::Progress)> {

@@ -104,6 +104,7 @@ pub struct Sandbox {
     throttled: AtomicU64,
     refreshes: AtomicU64,
     creates: AtomicU64,
+    served: AtomicU64,
     webhooks: Mutex<Vec<(String, String)>>,
 }
 
@@ -162,6 +163,11 @@ impl Sandbox {
     /// Token refreshes served.
     pub fn refreshes(&self) -> u64 {
         self.refreshes.load(Ordering::SeqCst)
+    }
+
+    /// API requests let through the auth and rate gate.
+    pub fn served(&self) -> u64 {
+        self.served.load(Ordering::SeqCst)
     }
 
     /// Creates committed (repeats by requestid not counted).
@@ -234,6 +240,7 @@ impl Sandbox {
             }
             w.push_back(now);
         }
+        self.served.fetch_add(1, Ordering::SeqCst);
         Ok(())
     }
 }
@@ -329,6 +336,7 @@ pub async fn spawn(opts: SandboxOptions) -> std::io::Result<SandboxHandle> {
         throttled: AtomicU64::new(0),
         refreshes: AtomicU64::new(0),
         creates: AtomicU64::new(0),
+        served: AtomicU64::new(0),
         webhooks: Mutex::new(Vec::new()),
     });
     let app = Router::new()
