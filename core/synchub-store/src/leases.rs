@@ -126,11 +126,31 @@ pub fn new_holder() -> String {
 /// True when `row`'s holder is a process of this host that has ended
 /// (Linux: no `/proc/PID`; elsewhere never assumed).
 fn holder_is_dead(row: &LeaseRow) -> bool {
+    process_has_ended(&row.host, row.pid)
+}
+
+/// True when `holder` (an id made by [`new_holder`], `host:pid:uuid`) names
+/// a process of this host that has ended. Anything else — another host, a
+/// live or reused pid, a claim that is not a process's (such as a deferral
+/// marker) — is never assumed dead: its claim runs out with its TTL.
+pub fn holder_id_is_dead(holder: &str) -> bool {
+    let mut parts = holder.rsplitn(3, ':');
+    let (Some(uuid), Some(pid), Some(host)) = (parts.next(), parts.next(), parts.next()) else {
+        return false;
+    };
+    let Ok(pid) = pid.parse::<i64>() else {
+        return false;
+    };
+    uuid.len() == 32 && uuid.chars().all(|c| c.is_ascii_hexdigit()) && process_has_ended(host, pid)
+}
+
+fn process_has_ended(host: &str, pid: i64) -> bool {
     cfg!(target_os = "linux")
-        && row.host == host_name()
-        && row.pid != i64::from(std::process::id())
+        && pid > 0
+        && host == host_name()
+        && pid != i64::from(std::process::id())
         && std::path::Path::new("/proc/self").exists()
-        && !std::path::Path::new(&format!("/proc/{}", row.pid)).exists()
+        && !std::path::Path::new(&format!("/proc/{pid}")).exists()
 }
 
 fn time_text(t: DateTime<Utc>) -> String {

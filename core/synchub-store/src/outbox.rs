@@ -295,6 +295,39 @@ impl Store {
         Ok(out)
     }
 
+    /// Ends the claims on one target's and object's pending entries whose
+    /// drain was a process of this host that has ended (a `synchub run`
+    /// killed mid-push), so the next drain pushes them at once instead of
+    /// after the claim's TTL. Their idempotency keys are kept: a create the
+    /// dead drain sent is found, not made twice. Returns how many holders'
+    /// claims were ended.
+    pub async fn release_dead_claims(
+        &self,
+        connection: &str,
+        object: ObjectKind,
+    ) -> Result<usize, StoreError> {
+        const CTX: &str = "reading outbox claims";
+        let rows = sqlx::query(
+            "SELECT DISTINCT claimed_by FROM outbox WHERE connection = $1 AND object = $2 \
+             AND done_at IS NULL AND claimed_by IS NOT NULL",
+        )
+        .bind(connection)
+        .bind(object.as_str())
+        .fetch_all(&self.pool)
+        .await
+        .ctx(CTX)?;
+        let mut ended = 0;
+        for r in rows {
+            let holder: String = r.try_get("claimed_by").ctx(CTX)?;
+            if crate::leases::holder_id_is_dead(&holder) {
+                tracing::info!(%connection, %object, %holder, "taking over the outbox claims of an ended process");
+                self.release_claims(&holder).await?;
+                ended += 1;
+            }
+        }
+        Ok(ended)
+    }
+
     /// Ends every claim `holder` still has on pending entries (done ones
     /// keep theirs as a record of who pushed them).
     pub async fn release_claims(&self, holder: &str) -> Result<(), StoreError> {

@@ -33,6 +33,11 @@ pub(crate) async fn drain(
     object: ObjectKind,
     report: &mut RunReport,
 ) -> Result<(), EngineError> {
+    // A drain killed on this host (a `synchub run` SIGKILLed mid-push) left
+    // its claims; they are taken over now rather than after CLAIM_TTL.
+    if let Err(e) = engine.store.release_dead_claims(&conn.name, object).await {
+        tracing::warn!(connection = %conn.name, %object, error = %e, "reading outbox claims of ended processes failed");
+    }
     let holder = leases::new_holder();
     let result = drain_claimed(engine, conn, object, report, &holder).await;
     if let Err(e) = engine.store.release_claims(&holder).await {

@@ -714,20 +714,19 @@ async fn kill_at_each_point_then_one_sale(erp: Erp) {
             );
         }
 
-        // The dead run still claims the push: a claim lasts 10 minutes
-        // (the engine's CLAIM_TTL) so that no other process pushes it
-        // meanwhile. Let it lapse as if that time had passed.
-        let lapsed = sqlx::query(
-            "UPDATE outbox SET claim_until = '2000-01-01T00:00:00.000000Z' \
+        // The dead run still claims the push (a claim lasts 10 minutes, the
+        // engine's CLAIM_TTL, so that no other live process pushes it); the
+        // re-run below sees that its process has ended and takes it over.
+        let claimed = sqlx::query_scalar::<_, i64>(
+            "SELECT COUNT(*) FROM outbox \
              WHERE connection = 'erp' AND done_at IS NULL AND claimed_by IS NOT NULL",
         )
-        .execute(store.pool())
+        .fetch_one(store.pool())
         .await
-        .unwrap()
-        .rows_affected();
+        .unwrap();
         if point.sale_exists.is_some() {
             assert_eq!(
-                lapsed, 1,
+                claimed, 1,
                 "{erp:?} / {}: the killed run's claim",
                 point.name
             );
