@@ -13,6 +13,7 @@ pub mod config;
 pub mod fuzzy;
 pub mod local;
 pub mod merges;
+mod plan;
 mod push;
 mod remote;
 pub mod report;
