@@ -683,6 +683,7 @@ pub(crate) fn dead_letter(
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use proptest::prelude::*;
