@@ -19,6 +19,7 @@ pub mod links;
 pub mod match_pass;
 pub mod merges;
 pub mod outbox;
+pub mod page;
 pub mod records;
 pub mod relations;
 pub mod reviews;

@@ -110,6 +110,83 @@ pub async fn by_crm_ids(
 /// Inserts or replaces links.
 pub async fn upsert_many(conn: &mut AnyConnection, links: &[Link]) -> Result<(), StoreError> {
     let now = now_text();
+    if crate::sql::is_postgres(conn) {
+        let mut rest = Vec::new();
+        for chunk in links.chunks(crate::records::PG_CHUNK) {
+            if !upsert_packed(conn, chunk, &now).await? {
+                rest.extend_from_slice(chunk);
+            }
+        }
+        return upsert_values(conn, &rest, now).await;
+    }
+    upsert_values(conn, links, now).await
+}
+
+/// PostgreSQL: the links as packed columns, one statement. False (nothing
+/// written) when a value cannot be packed.
+async fn upsert_packed(
+    conn: &mut AnyConnection,
+    links: &[Link],
+    now: &str,
+) -> Result<bool, StoreError> {
+    use crate::sql::{pack, unpacked};
+    let snapshots: Vec<Option<String>> = links
+        .iter()
+        .map(|l| {
+            l.snapshot
+                .as_ref()
+                .map(|s| serde_json::to_string(s).unwrap_or_default())
+        })
+        .collect();
+    let packed = [
+        pack(links.iter().map(|l| Some(l.connection.as_str()))),
+        pack(links.iter().map(|l| Some(l.object.as_str()))),
+        pack(links.iter().map(|l| Some(l.external_id.as_str()))),
+        pack(links.iter().map(|l| Some(l.crm_id.as_str()))),
+        pack(links.iter().map(|l| l.remote_version.as_deref())),
+        pack(links.iter().map(|l| l.remote_updated_at.as_deref())),
+        pack(snapshots.iter().map(|s| s.as_deref())),
+        pack(links.iter().map(|l| l.snapshot_hash.as_deref())),
+        pack(
+            links
+                .iter()
+                .map(|l| Some(if l.deleted { "1" } else { "0" })),
+        ),
+    ];
+    if packed.iter().any(Option::is_none) {
+        return Ok(false);
+    }
+    let cols: Vec<String> = (1..=9)
+        .map(|n| unpacked(n, if n == 9 { "bigint" } else { "text" }))
+        .collect();
+    let sql = format!(
+        "INSERT INTO id_link (connection, object, external_id, crm_id, remote_version, \
+         remote_updated_at, snapshot, snapshot_hash, deleted, updated_at) \
+         SELECT r.*, $10 FROM unnest({}) AS r(connection, object, external_id, crm_id, \
+         remote_version, remote_updated_at, snapshot, snapshot_hash, deleted) \
+         ON CONFLICT (connection, object, external_id) DO UPDATE SET crm_id = excluded.crm_id, \
+         remote_version = excluded.remote_version, remote_updated_at = excluded.remote_updated_at, \
+         snapshot = excluded.snapshot, snapshot_hash = excluded.snapshot_hash, \
+         deleted = excluded.deleted, updated_at = excluded.updated_at",
+        cols.join(", ")
+    );
+    let mut q = sqlx::query(&sql);
+    for p in packed.into_iter().flatten() {
+        q = q.bind(p);
+    }
+    q.bind(now.to_string())
+        .execute(&mut *conn)
+        .await
+        .ctx("writing identity links")?;
+    Ok(true)
+}
+
+/// Multi-row `VALUES` statements of up to [`CHUNK`] rows.
+async fn upsert_values(
+    conn: &mut AnyConnection,
+    links: &[Link],
+    now: String,
+) -> Result<(), StoreError> {
     for chunk in links.chunks(CHUNK) {
         let mut q = Sql::new(
             "INSERT INTO id_link (connection, object, external_id, crm_id, remote_version, \

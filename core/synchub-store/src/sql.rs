@@ -9,6 +9,42 @@ pub(crate) fn is_postgres(conn: &sqlx::AnyConnection) -> bool {
 
 use std::fmt::Write;
 
+/// Separates the values of a column packed by [`pack`].
+const SEP: char = '\u{1f}';
+/// Stands for NULL in a packed column.
+const NULL_MARK: char = '\u{1e}';
+
+/// One column of many rows as one text parameter, for PostgreSQL to unpack
+/// with [`unpacked`]: a whole page's rows in one statement with a fixed
+/// text (prepared once per connection), a handful of parameters, and no
+/// per-row placeholders to bind and parse. `None` when a value holds one of
+/// the two control characters the packing uses (the caller then falls back
+/// to a multi-row `VALUES` statement).
+pub(crate) fn pack<'a, I>(values: I) -> Option<String>
+where
+    I: IntoIterator<Item = Option<&'a str>>,
+{
+    let mut out = String::new();
+    for v in values {
+        // Every value, the first too, starts with a separator, so one empty
+        // string is not read back as no value at all (`unpacked` drops the
+        // empty element before the first separator).
+        out.push(SEP);
+        match v {
+            Some(v) if v.contains([SEP, NULL_MARK]) => return None,
+            Some(v) => out.push_str(v),
+            None => out.push(NULL_MARK),
+        }
+    }
+    Some(out)
+}
+
+/// The PostgreSQL array of the column packed into parameter `$n`, cast to
+/// `ty[]` (`text`, `bigint`).
+pub(crate) fn unpacked(n: usize, ty: &str) -> String {
+    format!("((string_to_array(${n}, chr(31), chr(30)))[2:])::{ty}[]")
+}
+
 use sqlx::any::{AnyArguments, AnyQueryResult, AnyRow};
 use sqlx::{Any, AnyConnection, Arguments, Encode, Type};
 

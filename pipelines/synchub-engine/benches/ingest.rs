@@ -114,6 +114,7 @@ async fn child(backend: &str, n: u64) {
         _ => format!("sqlite://{}/bench.db", dir.display()),
     };
     let store = synchub_store::Store::connect(&url).await.expect("store");
+    let probe = store.clone();
     let conn = Connection {
         name: "gen".into(),
         connector: Arc::new(Generator {
@@ -134,13 +135,62 @@ async fn child(backend: &str, n: u64) {
     let started = Instant::now();
     let report = engine.run(&RunOptions::default()).await.expect("run");
     let secs = started.elapsed().as_secs_f64();
+    let cpu = cpu_seconds("self");
     assert_eq!(report.total().created, n, "{}", report.to_table());
+    let pg = if backend == "postgres" {
+        format!(" pg_backend_cpu_s={:.1}", pg_backend_cpu(&probe).await)
+    } else {
+        String::new()
+    };
     println!(
-        "BENCH name=ingest_{backend}_{n} records={n} seconds={secs:.2} rate={:.0} peak_rss_mb={:.1}",
+        "BENCH name=ingest_{backend}_{n} records={n} seconds={secs:.2} rate={:.0} peak_rss_mb={:.1} \
+         cpu_s={cpu:.1}{pg} load_avg={}",
         n as f64 / secs,
-        peak_rss_mb()
+        peak_rss_mb(),
+        std::fs::read_to_string("/proc/loadavg")
+            .unwrap_or_default()
+            .split_whitespace()
+            .next()
+            .unwrap_or("?")
     );
+    if backend == "postgres" {
+        probe.close().await;
+        let admin = "postgres://postgres@127.0.0.1:5432/postgres";
+        if let Ok(mut c) = sqlx::postgres::PgConnection::connect(admin).await {
+            let name = format!("synchub_bench_{}", std::process::id());
+            let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                .execute(&mut c)
+                .await;
+        }
+    }
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// User + system CPU seconds of a process, from /proc (clock ticks of
+/// 1/100 s, the Linux default).
+fn cpu_seconds(pid: &str) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name (which may hold spaces) start at state;
+    // utime and stime are fields 14 and 15 of the whole line.
+    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    (ticks(11) + ticks(12)) / 100.0
+}
+
+/// CPU seconds of the PostgreSQL backends serving the bench's database.
+async fn pg_backend_cpu(store: &synchub_store::Store) -> f64 {
+    use sqlx::Row;
+    let rows = sqlx::query(
+        "SELECT CAST(pid AS BIGINT) AS pid FROM pg_stat_activity WHERE datname = current_database()",
+    )
+    .fetch_all(store.pool())
+    .await
+    .unwrap_or_default();
+    rows.iter()
+        .filter_map(|r| r.try_get::<i64, _>("pid").ok())
+        .map(|pid| cpu_seconds(&pid.to_string()))
+        .sum()
 }
 
 fn tempfile_dir() -> std::path::PathBuf {

@@ -1,119 +1,23 @@
-//! Applying one page in one transaction.
+//! Applying one page in one transaction: screen and normalize its items,
+//! load what the store holds for them, plan the page without IO
+//! ([`crate::plan::plan_page`]) and write the plan in bulk, the cursor
+//! committed with it.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::HashMap;
 
-use chrono::{DateTime, Utc};
-use serde_json::{Map, Value};
-use synchub_core::merge::{merge3, Merged, Side, CRM_SOURCE};
-use synchub_core::model::{Contact, PartyRef};
-use synchub_core::{derive_crm_id, ObjectKind, Page, Record, RemoteRecord};
-use synchub_store::conflicts::NewConflict;
+use chrono::Utc;
+use synchub_core::model::PartyRef;
+use synchub_core::{ObjectKind, Page, Record, RemoteRecord};
 use synchub_store::dead_letters::DeadLetter;
-use synchub_store::links::Link;
-use synchub_store::records::{FieldTimes, RecordWrite, StoredRecord};
-use synchub_store::{conflicts, cursors, dead_letters, leases, links, records, StoreError, Tx};
+use synchub_store::page::PageWrites;
+use synchub_store::{cursors, leases, links, records, StoreError, Tx};
 
 use crate::local::plan_outbox;
+use crate::plan::{dead_letter, plan_page, PagePlan, PagePolicy, PageState, PreparedPage};
 use crate::report::StreamReport;
-use crate::{Connection, DeletePolicy, Engine, EngineError};
+use crate::{Connection, Engine, EngineError};
 
-/// The CRM state of one record while a page is applied.
-pub(crate) struct Current {
-    pub record: Record,
-    pub version: i64,
-    pub deleted: bool,
-    pub merged_into: Option<String>,
-    pub changed_at: Option<DateTime<Utc>>,
-    pub field_times: FieldTimes,
-}
-
-/// The field-times key of the CRM delete (its source time).
-pub(crate) const DELETED_FIELD: &str = "_deleted";
-
-impl Current {
-    /// When the record was deleted, by the deleting source's clock.
-    fn deleted_at(&self) -> Option<DateTime<Utc>> {
-        self.field_times
-            .get(DELETED_FIELD)
-            .copied()
-            .or(self.changed_at)
-    }
-
-    /// The latest source time of a live field.
-    fn last_edit(&self) -> Option<DateTime<Utc>> {
-        self.field_times
-            .iter()
-            .filter(|(k, _)| k.as_str() != DELETED_FIELD)
-            .map(|(_, t)| *t)
-            .max()
-            .or(self.changed_at)
-    }
-}
-
-impl From<StoredRecord> for Current {
-    fn from(s: StoredRecord) -> Current {
-        Current {
-            changed_at: parse_time(&s.updated_at),
-            record: s.record,
-            version: s.version,
-            deleted: s.deleted,
-            merged_into: s.merged_into,
-            field_times: s.field_times,
-        }
-    }
-}
-
-/// Field times after `old` became `new`: changed (or removed) fields get
-/// `at`, the others keep theirs.
-pub(crate) fn next_field_times(
-    times: &FieldTimes,
-    old: Option<&Map<String, Value>>,
-    new: &Map<String, Value>,
-    at: DateTime<Utc>,
-) -> FieldTimes {
-    let mut out = times.clone();
-    out.remove(DELETED_FIELD);
-    let empty = Map::new();
-    let old = old.unwrap_or(&empty);
-    for key in old.keys().chain(new.keys()) {
-        if old.get(key) != new.get(key) {
-            out.insert(key.clone(), at);
-        }
-    }
-    out
-}
-
-pub(crate) fn parse_time(s: &str) -> Option<DateTime<Utc>> {
-    DateTime::parse_from_rfc3339(s)
-        .ok()
-        .map(|t| t.with_timezone(&Utc))
-}
-
-fn time_text(t: Option<DateTime<Utc>>) -> Option<String> {
-    t.map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true))
-}
-
-/// Everything one page will write, gathered before the writes.
-#[derive(Default)]
-struct Writes {
-    current: HashMap<String, Current>,
-    dirty: BTreeSet<String>,
-    propagate_delete: BTreeSet<String>,
-    push_back: BTreeSet<String>,
-    links: BTreeMap<String, Link>,
-    /// The links as loaded: one that is written back unchanged keeps its
-    /// row (and its `updated_at`) as it was.
-    loaded_links: HashMap<String, Link>,
-    page_keys: HashMap<String, String>,
-    conflicts: Vec<NewConflict>,
-    dead: Vec<DeadLetter>,
-    /// Fuzzy key → contacts stored under it (the pull matcher's candidates).
-    fuzzy_keys: HashMap<String, Vec<String>>,
-    /// The pull matcher, when this page has contacts it may need to place.
-    matcher: Option<crate::fuzzy::pull::PullMatcher>,
-    /// Pairs the pull matcher queued for review.
-    reviews: Vec<synchub_store::reviews::NewReview>,
-}
+pub(crate) use crate::plan::{next_field_times, DELETED_FIELD};
 
 pub(crate) async fn apply_page(
     engine: &Engine,
@@ -138,21 +42,21 @@ pub(crate) async fn apply_page(
             });
         }
     }
-    let mut w = Writes::default();
+    let mut state = PageState::default();
     let region = conn.region.as_deref();
 
     // Ids that cannot be stored or that repeat within the page become dead
     // letters before anything is looked up with them.
-    let accepted = screen_ids(conn, object, &page.records, &mut w.dead);
+    let mut dead = Vec::new();
+    let accepted = screen_ids(conn, object, &page.records, &mut dead);
     if seq > 0 {
         RunIds::note(engine, conn, object, seq, &accepted, &mut counts);
     }
     let ext_ids: Vec<String> = accepted.iter().map(|r| r.external_id.clone()).collect();
     let known = links::by_external_ids(&mut tx, &conn.name, object, &ext_ids).await?;
     let ids: Vec<String> = known.values().map(|l| l.crm_id.clone()).collect();
-    load_current(&mut tx, &mut w, &ids).await?;
-    w.loaded_links = known.clone();
-    w.links = known.into_iter().collect();
+    load_current(&mut tx, &mut state, &ids).await?;
+    state.links = known;
 
     // Normalize and validate; rejected items become dead letters.
     let mut prepared: Vec<(&RemoteRecord, Option<Record>)> = Vec::with_capacity(accepted.len());
@@ -163,12 +67,12 @@ pub(crate) async fn apply_page(
         }
         match r.record.clone().map(|rec| normalize(rec, region)) {
             Some(Ok(rec)) => match oversized_key(&rec, region) {
-                Some(reason) => w.dead.push(dead_letter(conn, object, r, reason)),
+                Some(reason) => dead.push(dead_letter(&conn.name, object, r, reason)),
                 None => prepared.push((r, Some(rec))),
             },
-            Some(Err(reason)) => w.dead.push(dead_letter(conn, object, r, reason)),
-            None => w.dead.push(dead_letter(
-                conn,
+            Some(Err(reason)) => dead.push(dead_letter(&conn.name, object, r, reason)),
+            None => dead.push(dead_letter(
+                &conn.name,
                 object,
                 r,
                 "record has no content and is not a deletion".into(),
@@ -176,32 +80,25 @@ pub(crate) async fn apply_page(
         }
     }
     resolve_parties(&mut tx, conn, &mut prepared).await?;
-    preload_candidates(&mut tx, &mut w, &prepared, region).await?;
-    if engine.pull_matching && preload_fuzzy(&mut tx, &mut w, &prepared, region).await? {
+    preload_candidates(&mut tx, &mut state, &prepared, region).await?;
+    if engine.pull_matching && preload_fuzzy(&mut tx, &mut state, &prepared, region).await? {
         let cached = engine.run_ids.lock().ok().and_then(|ids| ids.live_contacts);
         let existing = match cached {
             Some(n) => n,
             None => crate::fuzzy::pull::live_contacts(&mut tx).await?,
         };
-        w.matcher = Some(crate::fuzzy::pull::PullMatcher::new(existing, region));
+        state.matcher = Some(crate::fuzzy::pull::PullMatcher::new(existing, region));
     }
-
+    // An email activity another connection brought first is one activity:
+    // its record is loaded so the plan links this copy to it.
     let mail: Vec<String> = prepared
         .iter()
-        .filter(|(r, _)| !w.links.contains_key(&r.external_id))
+        .filter(|(r, _)| !state.links.contains_key(&r.external_id))
         .filter_map(|(_, rec)| rec.as_ref().and_then(message_crm_id))
         .collect();
-    load_current(&mut tx, &mut w, &mail).await?;
-
-    counts.read = (page.records.len() + page.rejected.len()) as u64;
-    for (remote, rec) in prepared {
-        match rec {
-            None => apply_delete(engine, conn, object, remote, &mut w, &mut counts),
-            Some(rec) => apply_one(engine, conn, object, remote, rec, &mut w, &mut counts),
-        }
-    }
+    load_current(&mut tx, &mut state, &mail).await?;
     for rej in &page.rejected {
-        w.dead.push(DeadLetter {
+        dead.push(DeadLetter {
             connection: conn.name.clone(),
             object,
             external_id: rej.external_id.clone(),
@@ -210,26 +107,26 @@ pub(crate) async fn apply_page(
             payload: rej.raw.to_string(),
         });
     }
-    counts.dead_lettered += w.dead.len() as u64;
-    counts.invalid = w
-        .dead
-        .iter()
-        .take(crate::report::MAX_INVALID)
-        .map(|d| crate::report::Invalid {
-            location: d
-                .location
-                .clone()
-                .or_else(|| d.external_id.clone())
-                .unwrap_or_default(),
-            reason: d.reason.clone(),
-        })
-        .collect();
 
-    counts.matcher.clone_from(&w.matcher);
-    if let (Some(m), Ok(mut ids)) = (&w.matcher, engine.run_ids.lock()) {
-        ids.live_contacts = Some(m.existing_contacts + counts.created);
+    let policy = PagePolicy {
+        connection: &conn.name,
+        object,
+        region,
+        merge: &engine.policy,
+        delete: engine.delete_policy(object),
+        can_push: conn.can_push(object),
+    };
+    let input = PreparedPage {
+        items: prepared,
+        dead,
+        read: (page.records.len() + page.rejected.len()) as u64,
+    };
+    let plan = plan_page(input, state, &policy, Utc::now());
+    counts.absorb(&plan.counts);
+    if let (Some(m), Ok(mut ids)) = (&plan.counts.matcher, engine.run_ids.lock()) {
+        ids.live_contacts = Some(m.existing_contacts + plan.counts.created);
     }
-    write_all(engine, conn, object, &mut tx, w).await?;
+    execute(engine, conn, object, &mut tx, plan).await?;
     crate::invoices::settle_orders(engine, conn, object, &mut tx, &page.records).await?;
     if let Some(next) = &page.next {
         if !cursors::save(&mut tx, &conn.name, object, Some(next), seq).await? {
@@ -302,7 +199,7 @@ fn screen_ids<'p>(
             dead.push(DeadLetter {
                 external_id: Some(shorten(id)),
                 ..dead_letter(
-                    conn,
+                    &conn.name,
                     object,
                     r,
                     format!(
@@ -317,7 +214,7 @@ fn screen_ids<'p>(
         }
         match first.entry(id) {
             std::collections::hash_map::Entry::Occupied(e) => dead.push(dead_letter(
-                conn,
+                &conn.name,
                 object,
                 r,
                 format!(
@@ -427,25 +324,9 @@ fn oversized_key(rec: &Record, region: Option<&str>) -> Option<String> {
         })
 }
 
-fn dead_letter(
-    conn: &Connection,
-    object: ObjectKind,
-    r: &RemoteRecord,
-    reason: String,
-) -> DeadLetter {
-    DeadLetter {
-        connection: conn.name.clone(),
-        object,
-        external_id: Some(r.external_id.clone()),
-        location: None,
-        reason,
-        payload: r.raw.to_string(),
-    }
-}
-
 /// Loads these records and, following merge pointers, their survivors (a
 /// link of a merged record applies to the record it was merged into).
-async fn load_current(tx: &mut Tx, w: &mut Writes, ids: &[String]) -> Result<(), StoreError> {
+async fn load_current(tx: &mut Tx, w: &mut PageState, ids: &[String]) -> Result<(), StoreError> {
     let mut want: Vec<String> = ids.to_vec();
     for _ in 0..8 {
         let missing: Vec<String> = want
@@ -561,7 +442,7 @@ async fn resolve_parties(
 
 async fn preload_candidates(
     tx: &mut Tx,
-    w: &mut Writes,
+    w: &mut PageState,
     prepared: &[(&RemoteRecord, Option<Record>)],
     region: Option<&str>,
 ) -> Result<(), StoreError> {
@@ -588,7 +469,7 @@ async fn preload_candidates(
 /// matcher is needed).
 async fn preload_fuzzy(
     tx: &mut Tx,
-    w: &mut Writes,
+    w: &mut PageState,
     prepared: &[(&RemoteRecord, Option<Record>)],
     region: Option<&str>,
 ) -> Result<bool, StoreError> {
@@ -603,469 +484,60 @@ async fn preload_fuzzy(
     }
     keys.sort();
     keys.dedup();
-    let hits = records::find_by_keys(tx, ObjectKind::Contact, &keys).await?;
+    let (hits, crowded) =
+        records::find_by_keys_capped(tx, ObjectKind::Contact, &keys, crate::plan::FUZZY_BLOCK)
+            .await?;
     let ids: Vec<String> = hits.iter().map(|(_, id)| id.clone()).collect();
     load_current(tx, w, &ids).await?;
     for (key, id) in hits {
         w.fuzzy_keys.entry(key).or_default().push(id);
     }
+    w.crowded_keys.extend(crowded);
     Ok(true)
 }
 
-/// The pull matcher's decision for an unlinked contact no exact key placed:
-/// the existing contact it merges into or is queued for review with.
-fn fuzzy_match(
-    w: &Writes,
-    c: &Contact,
-    region: Option<&str>,
-) -> Option<(String, synchub_identity::matcher::MatchEvidence)> {
-    let matcher = w.matcher.as_ref()?;
-    let mut ids: Vec<String> = crate::fuzzy::pull::keys(c, region)
-        .iter()
-        .filter_map(|k| w.fuzzy_keys.get(k))
-        .flatten()
-        .cloned()
-        .chain(
-            synchub_identity::match_keys(c, region)
-                .iter()
-                .filter_map(|k| w.page_keys.get(k).cloned()),
-        )
-        .map(|id| survivor(w, id))
-        .collect();
-    ids.sort();
-    ids.dedup();
-    let candidates: Vec<(String, Contact)> = ids
-        .into_iter()
-        .filter_map(|id| match w.current.get(&id) {
-            Some(Current {
-                record: Record::Contact(existing),
-                deleted: false,
-                ..
-            }) => Some((id, existing.clone())),
-            _ => None,
-        })
-        .collect();
-    matcher.decide(c, &candidates, region)
-}
-
-/// Follows merge pointers to the surviving record.
-fn survivor(w: &Writes, mut id: String) -> String {
-    for _ in 0..8 {
-        match w.current.get(&id).and_then(|c| c.merged_into.clone()) {
-            Some(next) => id = next,
-            None => break,
-        }
-    }
-    id
-}
-
-fn find_match(w: &Writes, c: &Contact, region: Option<&str>) -> Option<String> {
-    for key in synchub_identity::match_keys(c, region) {
-        let Some(id) = w.page_keys.get(&key).cloned() else {
-            continue;
-        };
-        let id = survivor(w, id);
-        let Some(cur) = w.current.get(&id) else {
-            continue;
-        };
-        if cur.deleted {
-            continue;
-        }
-        if key.starts_with("email:") {
-            return Some(id);
-        }
-        if let Record::Contact(existing) = &cur.record {
-            if synchub_identity::names_compatible(existing, c) {
-                return Some(id);
-            }
-        }
-    }
-    None
-}
-
-fn apply_one(
-    engine: &Engine,
-    conn: &Connection,
-    object: ObjectKind,
-    remote: &RemoteRecord,
-    rec: Record,
-    w: &mut Writes,
-    counts: &mut StreamReport,
-) {
-    let remote_fields = rec.to_fields();
-    let remote_hash = rec.content_hash();
-    let link = w.links.get(&remote.external_id).cloned();
-    let region = conn.region.as_deref();
-
-    if let Some(link) = &link {
-        let same_version = link.remote_version.is_some() && link.remote_version == remote.version;
-        if same_version || link.snapshot_hash.as_deref() == Some(remote_hash.as_str()) {
-            counts.unchanged += 1;
-            if !same_version && remote.version.is_some() {
-                let mut l = link.clone();
-                l.remote_version = remote.version.clone();
-                l.remote_updated_at = time_text(remote.updated_at).or(l.remote_updated_at);
-                w.links.insert(remote.external_id.clone(), l);
-            }
-            return;
-        }
-        let stale = |known: Option<DateTime<Utc>>| match (remote.updated_at, known) {
-            (Some(r), Some(k)) => r <= k,
-            (None, _) => true,
-            _ => false,
-        };
-        if link.deleted && stale(link.remote_updated_at.as_deref().and_then(parse_time)) {
-            // A stale read of a record this source already deleted.
-            counts.unchanged += 1;
-            return;
-        }
-    }
-
-    let by_message = if link.is_none() {
-        message_crm_id(&rec)
-    } else {
-        None
-    };
-    if let Some(id) = &by_message {
-        if w.current.get(id).is_some_and(|c| !c.deleted) {
-            // Another connection brought this message first: one activity,
-            // linked from every mailbox that holds it.
-            counts.unchanged += 1;
-            set_link(w, conn, object, remote, id, remote_fields, remote_hash);
-            return;
-        }
-    }
-
-    let mut review = None;
-    let (crm_id, base, matched) = match &link {
-        Some(l) => (survivor(w, l.crm_id.clone()), l.snapshot.clone(), false),
-        None => match rec.as_contact().and_then(|c| find_match(w, c, region)) {
-            Some(id) => (id, None, true),
-            None => {
-                let new_id = by_message
-                    .unwrap_or_else(|| derive_crm_id(&conn.name, object, &remote.external_id));
-                match rec.as_contact().and_then(|c| fuzzy_match(w, c, region)) {
-                    Some((id, e)) if crate::fuzzy::pull::merges(&e) => {
-                        counts.fuzzy_merged += 1;
-                        (id, None, true)
-                    }
-                    Some((id, e)) => {
-                        review = Some(crate::fuzzy::pull::review(&new_id, &id, &e));
-                        (new_id, None, false)
-                    }
-                    None => (new_id, None, false),
-                }
-            }
-        },
-    };
-
-    let (new_fields, new_times): (Map<String, Value>, FieldTimes) = match w.current.get(&crm_id) {
-        Some(cur) if cur.deleted => {
-            if remote
-                .updated_at
-                .is_some_and(|r| cur.deleted_at().is_some_and(|d| r > d))
-            {
-                // An edit made after the CRM delete: keep it deleted, ask a person.
-                w.conflicts.push(NewConflict {
-                    crm_id: crm_id.clone(),
-                    object,
-                    field: "_deleted".into(),
-                    connection: conn.name.clone(),
-                    external_id: remote.external_id.clone(),
-                    base: "false".into(),
-                    local: "true".into(),
-                    remote: "false".into(),
-                });
-                counts.conflicted += 1;
-            } else {
-                counts.unchanged += 1;
-            }
-            set_link(w, conn, object, remote, &crm_id, remote_fields, remote_hash);
-            return;
-        }
-        Some(cur) => {
-            let local_fields = cur.record.to_fields();
-            let merged: Merged = merge3(
-                base.as_ref(),
-                Side {
-                    fields: &local_fields,
-                    changed_at: cur.changed_at,
-                    field_times: Some(&cur.field_times),
-                    source: CRM_SOURCE,
-                },
-                Side {
-                    fields: &remote_fields,
-                    changed_at: remote.updated_at,
-                    field_times: None,
-                    source: &conn.name,
-                },
-                &engine.policy,
-            );
-            for c in &merged.conflicts {
-                w.conflicts.push(NewConflict {
-                    crm_id: crm_id.clone(),
-                    object,
-                    field: c.field.clone(),
-                    connection: conn.name.clone(),
-                    external_id: remote.external_id.clone(),
-                    base: c.base.to_string(),
-                    local: c.local.to_string(),
-                    remote: c.remote.to_string(),
-                });
-            }
-            if !merged.conflicts.is_empty() {
-                counts.conflicted += 1;
-            }
-            if matched {
-                counts.merged += 1;
-            } else if merged.changes_local(&local_fields) {
-                counts.updated += 1;
-            } else if merged.conflicts.is_empty() {
-                counts.unchanged += 1;
-            }
-            // While a conflict waits for a person, the remote keeps its value.
-            if merged.conflicts.is_empty()
-                && merged.changes_remote(&remote_fields)
-                && conn.can_push(object)
-            {
-                w.push_back.insert(crm_id.clone());
-            }
-            if !merged.changes_local(&local_fields) {
-                set_link(w, conn, object, remote, &crm_id, remote_fields, remote_hash);
-                return;
-            }
-            let times = next_field_times(
-                &cur.field_times,
-                Some(&local_fields),
-                &merged.fields,
-                remote.updated_at.unwrap_or_else(Utc::now),
-            );
-            (merged.fields, times)
-        }
-        None => {
-            counts.created += 1;
-            let times = next_field_times(
-                &FieldTimes::new(),
-                None,
-                &remote_fields,
-                remote.updated_at.unwrap_or_else(Utc::now),
-            );
-            (remote_fields.clone(), times)
-        }
-    };
-    let record = match Record::from_fields(object, new_fields) {
-        Ok(r) => r,
-        Err(e) => {
-            w.dead.push(dead_letter(
-                conn,
-                object,
-                remote,
-                format!("merged record is invalid: {e}"),
-            ));
-            return;
-        }
-    };
-    let version = w.current.get(&crm_id).map(|c| c.version).unwrap_or(0) + 1;
-    if let Record::Contact(c) = &record {
-        for key in synchub_identity::match_keys(c, region) {
-            w.page_keys.entry(key).or_insert_with(|| crm_id.clone());
-        }
-        for key in crate::fuzzy::pull::keys(c, region) {
-            let ids = w.fuzzy_keys.entry(key).or_default();
-            if !ids.contains(&crm_id) {
-                ids.push(crm_id.clone());
-            }
-        }
-    }
-    if let Some(r) = review {
-        counts.fuzzy_queued += 1;
-        w.reviews.push(r);
-    }
-    w.current.insert(
-        crm_id.clone(),
-        Current {
-            record,
-            version,
-            deleted: false,
-            merged_into: None,
-            changed_at: Some(Utc::now()),
-            field_times: new_times,
-        },
-    );
-    w.dirty.insert(crm_id.clone());
-    set_link(w, conn, object, remote, &crm_id, remote_fields, remote_hash);
-}
-
-fn set_link(
-    w: &mut Writes,
-    conn: &Connection,
-    object: ObjectKind,
-    remote: &RemoteRecord,
-    crm_id: &str,
-    snapshot: Map<String, Value>,
-    hash: String,
-) {
-    // A link keeps the record it names: one of a merged record stays with
-    // it (its data flows to the survivor) so the merge's delete policy can
-    // still reach that copy.
-    let crm_id = w
-        .links
-        .get(&remote.external_id)
-        .map(|l| l.crm_id.clone())
-        .unwrap_or_else(|| crm_id.to_string());
-    w.links.insert(
-        remote.external_id.clone(),
-        Link {
-            connection: conn.name.clone(),
-            object,
-            external_id: remote.external_id.clone(),
-            crm_id,
-            remote_version: remote.version.clone(),
-            remote_updated_at: time_text(remote.updated_at),
-            snapshot: Some(snapshot),
-            snapshot_hash: Some(hash),
-            deleted: false,
-        },
-    );
-}
-
-fn apply_delete(
-    engine: &Engine,
-    conn: &Connection,
-    object: ObjectKind,
-    remote: &RemoteRecord,
-    w: &mut Writes,
-    counts: &mut StreamReport,
-) {
-    let Some(mut link) = w.links.get(&remote.external_id).cloned() else {
-        counts.unchanged += 1;
-        return;
-    };
-    if link.deleted {
-        counts.unchanged += 1;
-        return;
-    }
-    let policy = engine.delete_policy(object);
-    let merged_copy = w
-        .current
-        .get(&link.crm_id)
-        .is_some_and(|c| c.merged_into.is_some());
-    if merged_copy {
-        // The system dropped its copy of a record merged into another: a
-        // duplicate went away; the survivor is not deleted with it.
-        counts.unchanged += 1;
-        link.deleted = true;
-        link.remote_updated_at = time_text(remote.updated_at.or(Some(Utc::now())));
-        w.links.insert(remote.external_id.clone(), link);
-        return;
-    }
-    let crm_id = survivor(w, link.crm_id.clone());
-    let deleted_at = remote.updated_at.unwrap_or_else(Utc::now);
-    if policy != DeletePolicy::Ignore {
-        if let Some(cur) = w.current.get_mut(&crm_id) {
-            if !cur.deleted && cur.last_edit().is_some_and(|t| t > deleted_at) {
-                // Another system edited the record after this delete: keep it
-                // live, ask a person (the mirror of an edit after a delete).
-                w.conflicts.push(NewConflict {
-                    crm_id: crm_id.clone(),
-                    object,
-                    field: DELETED_FIELD.into(),
-                    connection: conn.name.clone(),
-                    external_id: remote.external_id.clone(),
-                    base: "false".into(),
-                    local: "false".into(),
-                    remote: "true".into(),
-                });
-                counts.conflicted += 1;
-            } else if !cur.deleted {
-                cur.deleted = true;
-                cur.version += 1;
-                cur.changed_at = Some(Utc::now());
-                cur.field_times.insert(DELETED_FIELD.into(), deleted_at);
-                w.dirty.insert(crm_id.clone());
-                if policy == DeletePolicy::Delete {
-                    w.propagate_delete.insert(crm_id.clone());
-                }
-            }
-        }
-    }
-    counts.deleted += 1;
-    link.deleted = true;
-    link.remote_updated_at = time_text(Some(deleted_at));
-    w.links.insert(remote.external_id.clone(), link);
-}
-
-async fn write_all(
+/// Writes a page's plan in its transaction: the store's bulk writes, then
+/// the outbox rows of the changed records.
+async fn execute(
     engine: &Engine,
     conn: &Connection,
     object: ObjectKind,
     tx: &mut Tx,
-    w: Writes,
+    plan: PagePlan,
 ) -> Result<(), EngineError> {
-    let mut writes = Vec::with_capacity(w.dirty.len());
-    let mut keys = Vec::new();
-    for id in &w.dirty {
-        if let Some(cur) = w.current.get(id) {
-            writes.push(RecordWrite {
-                id: id.clone(),
-                record: cur.record.clone(),
-                version: cur.version,
-                deleted: cur.deleted,
-                field_times: cur.field_times.clone(),
-            });
-            if let (Record::Contact(c), false) = (&cur.record, cur.deleted) {
-                keys.push((
-                    id.clone(),
-                    crate::fuzzy::pull::stored_keys(c, conn.region.as_deref()),
-                ));
-            } else if object == ObjectKind::Contact {
-                keys.push((id.clone(), Vec::new()));
-            }
-        }
-    }
-    records::upsert_many(tx, &writes).await?;
-    if object == ObjectKind::Contact {
-        records::set_keys(tx, ObjectKind::Contact, &keys).await?;
-    }
-    let loaded = w.loaded_links;
-    let link_rows: Vec<Link> = w
-        .links
-        .into_values()
-        .filter(|l| loaded.get(&l.external_id) != Some(l))
-        .collect();
-    links::upsert_many(tx, &link_rows).await?;
-    let versions: HashMap<String, (i64, bool)> = w
-        .current
-        .iter()
-        .filter(|(id, _)| w.dirty.contains(*id) || w.push_back.contains(*id))
-        .map(|(id, c)| (id.clone(), (c.version, c.deleted)))
-        .collect();
+    let writes = PageWrites {
+        object: Some(object),
+        records: plan.records,
+        new_keys: plan.new_keys,
+        replaced_keys: plan.replaced_keys,
+        links: plan.links,
+        dead: plan.dead,
+        reviews: plan.reviews,
+        conflicts: plan.conflicts,
+    };
+    synchub_store::page::write_page(tx, &writes).await?;
+    let versions: HashMap<String, (i64, bool)> = plan.versions.into_iter().collect();
     plan_outbox(
         engine,
         tx,
         object,
         Some(&conn.name),
         &versions,
-        &w.push_back,
-        &w.propagate_delete,
+        &plan.push_back,
+        &plan.propagate_delete,
     )
     .await?;
-    dead_letters::insert_many(tx, &w.dead).await?;
-    synchub_store::reviews::queue(tx, &w.reviews).await?;
-    for c in &w.conflicts {
-        conflicts::record(tx, c).await?;
-    }
     Ok(())
 }
 
 /// The CRM id of an email activity, from its Message-ID (without angle
 /// brackets): the same message read through Gmail, Outlook or IMAP is one
 /// activity, whichever connection brings it first.
-fn message_crm_id(rec: &Record) -> Option<String> {
+pub(crate) fn message_crm_id(rec: &Record) -> Option<String> {
     let Record::Activity(a) = rec else {
         return None;
     };
     let id = a.message_id.as_deref()?.trim();
     let id = id.trim_start_matches('<').trim_end_matches('>').trim();
-    (!id.is_empty()).then(|| derive_crm_id("message-id", ObjectKind::Activity, id))
+    (!id.is_empty()).then(|| synchub_core::derive_crm_id("message-id", ObjectKind::Activity, id))
 }

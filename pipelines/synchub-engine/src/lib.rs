@@ -14,6 +14,7 @@ pub mod fuzzy;
 pub mod invoices;
 pub mod local;
 pub mod merges;
+mod plan;
 mod push;
 mod remote;
 pub mod report;
